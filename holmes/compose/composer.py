@@ -1,0 +1,70 @@
+"""Compose: for each latency budget, the ensemble with the best OOF AUROC whose predicted p99 latency at the
+load fits the budget; reported with its nested-CV challenge score and the threshold a service uses."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from models.errors import InvalidFieldError
+
+from ..queueing import LatencyModel, Load
+from .genetic import genetic
+from .plan import EnsembleSpec, Plan
+from .scoring import Evaluator, nested_score
+from .search import exhaustive, greedy_accuracy, greedy_latency, random_search
+from .table import ZooTable
+
+METHODS = {
+    "genetic": genetic,
+    "exhaustive": exhaustive,
+    "greedy_accuracy": greedy_accuracy,
+    "greedy_latency": greedy_latency,
+    "random": random_search,
+}
+
+
+def latency_fn(table: ZooTable, model: LatencyModel, load: Load):
+    """bool [K, M] -> predicted p99 latency (ms) at ``load``."""
+    return lambda masks: model.predict(table, masks, load)["p99_ms"]
+
+
+def search(table: ZooTable, budget_ms: float, load: Load, model: LatencyModel, method: str = "genetic", **kw):
+    if method not in METHODS:
+        raise InvalidFieldError("method", "must be a known search method", method, list(METHODS))
+    if not budget_ms > 0:
+        raise InvalidFieldError("budget_ms", "must be > 0", budget_ms)
+    return METHODS[method](Evaluator(table), latency_fn(table, model, load), float(budget_ms), **kw)
+
+
+def compose(
+    table: ZooTable,
+    budgets_ms: Sequence[float],
+    load: Load,
+    model: LatencyModel | None = None,
+    method: str = "genetic",
+    registry: dict | None = None,
+    progress: bool = True,
+) -> Plan:
+    model = model or LatencyModel()
+    specs = []
+    for budget in tqdm(list(budgets_ms), desc=f"compose ({method})", unit="budget", disable=not progress):
+        r = search(table, budget, load, model, method)
+        members = tuple(np.asarray(table.names)[r.mask].tolist())
+        if not r.found:
+            specs.append(EnsembleSpec(f"budget_{budget:g}ms", (), budget_ms=float(budget), method=method,
+                                      n_evaluated=r.n_evaluated, search_s=r.search_s))
+            continue
+        lat = model.predict(table, r.mask[None], load)
+        sc = nested_score(table, r.mask)
+        specs.append(EnsembleSpec(
+            f"budget_{budget:g}ms", members, threshold=sc["threshold"], budget_ms=float(budget), auroc=sc["auroc"],
+            score=sc["score"], service_ms=float(lat["service_ms"][0]), p50_ms=float(lat["p50_ms"][0]),
+            p99_ms=float(lat["p99_ms"][0]), method=method, n_evaluated=r.n_evaluated, search_s=r.search_s,
+        ))
+    used = {m for s in specs for m in s.members}
+    member_lat = {n: {str(b): float(v) for b, v in zip(table.batch_sizes, row)} for n, row in zip(table.names, table.latency_ms) if n in used}
+    load_d = {"beds": load.beds, "rate_hz": load.rate_hz, "max_request_windows": load.max_request_windows, "arrival": load.arrival}
+    return Plan(tuple(specs), member_lat, model.to_dict(), load_d, registry or {})

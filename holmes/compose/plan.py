@@ -1,0 +1,106 @@
+"""A serving plan: the ensembles chosen for a set of latency budgets at a load, saved as JSON.
+
+The plan is everything the service needs besides the weights: which members to deploy, the ensembles
+(members + decision threshold) with their OOF scores, the latency model and the load they were chosen for.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from models.errors import InvalidFieldError
+
+PLAN_VERSION = 1
+
+
+@dataclass(frozen=True)
+class EnsembleSpec:
+    """One servable ensemble: mean probability of ``members``; true alarm when p >= ``threshold``."""
+
+    name: str
+    members: tuple[str, ...]
+    threshold: float = 0.5
+    budget_ms: float | None = None
+    auroc: float | None = None
+    score: float | None = None
+    service_ms: float | None = None  # predicted service time at the plan's load
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    method: str | None = None
+    n_evaluated: int | None = None
+    search_s: float | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["members"] = list(self.members)
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+@dataclass(frozen=True)
+class Plan:
+    ensembles: tuple[EnsembleSpec, ...]
+    member_latency_ms: dict  # {member: {batch_size(str): ms}}
+    latency_model: dict = field(default_factory=dict)
+    load: dict = field(default_factory=dict)
+    registry: dict = field(default_factory=dict)
+
+    @property
+    def members(self) -> list[str]:
+        """Every member some ensemble uses, in first-use order."""
+        out: list[str] = []
+        for e in self.ensembles:
+            out += [m for m in e.members if m not in out]
+        return out
+
+    def get(self, name: str) -> EnsembleSpec:
+        for e in self.ensembles:
+            if e.name == name:
+                return e
+        raise InvalidFieldError("ensemble", "must name an ensemble of the plan", name, [e.name for e in self.ensembles])
+
+    def to_dict(self) -> dict:
+        return {
+            "plan_version": PLAN_VERSION,
+            "registry": self.registry,
+            "load": self.load,
+            "latency_model": self.latency_model,
+            "member_latency_ms": self.member_latency_ms,
+            "ensembles": [e.to_dict() for e in self.ensembles],
+        }
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=1))
+        return path
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Plan":
+        if d.get("plan_version") != PLAN_VERSION:
+            raise InvalidFieldError("plan_version", f"must be {PLAN_VERSION}", d.get("plan_version"))
+        ens = []
+        fields = set(EnsembleSpec.__dataclass_fields__)
+        for i, e in enumerate(d.get("ensembles", [])):
+            unknown = set(e) - fields
+            if unknown:
+                raise InvalidFieldError(f"ensembles[{i}]", "has unknown keys", sorted(unknown), sorted(fields))
+            if not e.get("members"):
+                continue  # a budget nothing fits: kept in the JSON for the record, never served
+            ens.append(EnsembleSpec(**{**e, "members": tuple(e["members"])}))
+        if not ens:
+            raise InvalidFieldError("ensembles", "must contain at least one ensemble with members", 0)
+        lat = d.get("member_latency_ms", {})
+        missing = [m for e in ens for m in e.members if m not in lat]
+        if missing:
+            raise InvalidFieldError("member_latency_ms", "must list every member of every ensemble", sorted(set(missing)))
+        return cls(tuple(ens), lat, d.get("latency_model", {}), d.get("load", {}), d.get("registry", {}))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Plan":
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidFieldError("plan", "must be a plan JSON file written by `holmes compose`", str(path))
+        return cls.from_dict(json.loads(path.read_text()))

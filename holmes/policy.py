@@ -1,0 +1,90 @@
+"""Run-time policy: for each request batch, the most accurate ensemble of the plan that fits the slack.
+
+    slack_ms = deadline_ms - elapsed_ms (already spent before the decision) - expected queueing
+
+Expected queueing is the predicted work still ahead of this request (requests in flight in the service).
+Ensembles are tried most accurate first; the first whose predicted service time at this batch size fits the
+slack wins. Under a burst the queue term grows, so the policy falls to cheaper ensembles instead of missing
+deadlines; when even the cheapest does not fit, the cheapest is used and the answer is marked
+``fits=False``. Predictions are corrected online by the ratio measured / predicted service time (an
+exponentially weighted mean per ensemble), so a slower machine than the profiles' is learned from traffic.
+
+    >>> from holmes.compose import EnsembleSpec, Plan
+    >>> plan = Plan((EnsembleSpec("big", ("a", "b"), auroc=0.95), EnsembleSpec("small", ("a",), auroc=0.90)),
+    ...             {"a": {"1": 1.0, "64": 40.0}, "b": {"1": 2.0, "64": 90.0}})
+    >>> p = SlackPolicy(plan)
+    >>> p.choose(batch=64, deadline_ms=500).spec.name, p.choose(batch=64, deadline_ms=60).spec.name
+    ('big', 'small')
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+from models.errors import InvalidFieldError
+
+from .compose.plan import EnsembleSpec, Plan
+from .queueing import LatencyModel, interp_ms
+
+
+@dataclass(frozen=True)
+class Choice:
+    spec: EnsembleSpec
+    predicted_ms: float  # predicted service time, corrected by what was measured
+    slack_ms: float
+    fits: bool
+    requested: bool = False
+
+
+class SlackPolicy:
+    """Thread-safe; one instance per ingress replica."""
+
+    def __init__(self, plan: Plan, model: LatencyModel | None = None, ewma_alpha: float = 0.2, safety: float = 1.0):
+        self.plan = plan
+        self.model = model or (LatencyModel.from_dict(plan.latency_model) if plan.latency_model else LatencyModel())
+        self.ewma_alpha = ewma_alpha
+        self.safety = safety
+        self.menu = sorted(plan.ensembles, key=lambda e: (-(e.auroc if e.auroc is not None else -1.0), len(e.members)))
+        self._ratio = {e.name: 1.0 for e in plan.ensembles}
+        self._lock = threading.Lock()
+
+    def member_ms(self, name: str, batch: int) -> float:
+        row = self.model.member_ms.get(name) or self.plan.member_latency_ms[name]
+        return interp_ms(row, batch)
+
+    def predict_ms(self, spec: EnsembleSpec, batch: int) -> float:
+        base = self.model.ensemble_service_ms([self.member_ms(m, batch) for m in spec.members])
+        return base * self._ratio.get(spec.name, 1.0)
+
+    def choose(self, batch: int, deadline_ms: float, elapsed_ms: float = 0.0, queue_ms: float = 0.0, ensemble: str | None = None) -> Choice:
+        if not (isinstance(deadline_ms, (int, float)) and math.isfinite(deadline_ms) and deadline_ms > 0):
+            raise InvalidFieldError("deadline_ms", "must be a finite number > 0", deadline_ms)
+        if batch < 1:
+            raise InvalidFieldError("batch", "must be >= 1 window", batch)
+        slack = deadline_ms - elapsed_ms - queue_ms
+        if ensemble is not None:
+            spec = self.plan.get(ensemble)
+            pred = self.predict_ms(spec, batch)
+            return Choice(spec, pred, slack, pred * self.safety <= slack, requested=True)
+        preds = [(spec, self.predict_ms(spec, batch)) for spec in self.menu]
+        for spec, pred in preds:
+            if pred * self.safety <= slack:
+                return Choice(spec, pred, slack, True)
+        spec, pred = min(preds, key=lambda sp: sp[1])
+        return Choice(spec, pred, slack, False)
+
+    def observe(self, name: str, batch: int, measured_ms: float) -> None:
+        """Feed back a measured service time so later predictions for this ensemble follow the machine."""
+        spec = self.plan.get(name)
+        base = self.model.ensemble_service_ms([self.member_ms(m, batch) for m in spec.members])
+        if base <= 0 or not math.isfinite(measured_ms):
+            return
+        r = min(max(measured_ms / base, 0.25), 8.0)
+        with self._lock:
+            self._ratio[name] = (1 - self.ewma_alpha) * self._ratio[name] + self.ewma_alpha * r
+
+    def ratios(self) -> dict:
+        with self._lock:
+            return dict(self._ratio)

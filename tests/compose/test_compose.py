@@ -1,0 +1,153 @@
+"""Composer: scoring from OOF predictions, the search methods, the latency model, the plan and the policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from holmes.compose import Evaluator, Plan, batch_auroc, compose, ensemble_prob, nested_score, search
+from holmes.policy import SlackPolicy
+from holmes.queueing import LatencyModel, Load, latency_at_load
+from models.errors import InvalidFieldError
+from models.metrics import auroc, best_threshold, challenge_score
+
+LOAD = Load(beds=64)
+MODEL = LatencyModel()
+
+
+class TestScoring:
+    def test_batch_auroc_matches_reference(self, table):
+        rng = np.random.default_rng(1)
+        masks = rng.random((20, table.n_members)) < 0.4
+        masks[:, 0] = True
+        got = Evaluator(table).auroc(masks)
+        want = [auroc(table.y, ensemble_prob(table, m)) for m in masks]
+        np.testing.assert_allclose(got, want, atol=1e-12)
+
+    def test_ties_get_average_ranks(self):
+        assert batch_auroc(np.array([[0.5, 0.5, 0.5, 0.5]]), np.array([0, 1, 0, 1]))[0] == 0.5
+
+    def test_nested_score_thresholds_come_from_other_folds(self, table):
+        mask = np.zeros(table.n_members, bool)
+        mask[[3, 7, 11]] = True
+        got = nested_score(table, mask)
+        p = table.oof[mask].mean(0)
+        pred = np.zeros(len(p), bool)
+        for k in np.unique(table.folds):
+            te = table.folds == k
+            pred[te] = p[te] >= best_threshold(table.y[~te], p[~te])
+        assert got["score"] == pytest.approx(challenge_score(table.y, pred))
+        assert got["auroc"] == pytest.approx(auroc(table.y, p))
+        assert got["threshold"] == pytest.approx(best_threshold(table.y, p))
+
+    def test_unknown_member_named(self, table):
+        with pytest.raises(InvalidFieldError, match="ensemble .*nope"):
+            table.index(["m00", "nope"])
+
+
+class TestSearch:
+    @pytest.mark.parametrize("budget_ms", [50, 100, 250, 500, 1000])
+    def test_genetic_close_to_exhaustive(self, table, budget_ms):
+        ex = search(table, budget_ms, LOAD, MODEL, "exhaustive")
+        ga = search(table, budget_ms, LOAD, MODEL, "genetic")
+        assert ex.found and ga.found
+        assert ga.latency_ms <= budget_ms and ex.latency_ms <= budget_ms
+        assert ga.auroc >= ex.auroc - 0.005
+        assert ga.n_evaluated < ex.n_evaluated or ex.n_evaluated < 500
+
+    @pytest.mark.parametrize("method", ["greedy_accuracy", "greedy_latency", "random"])
+    def test_baselines_feasible_and_not_better_than_exhaustive(self, table, method):
+        ex = search(table, 250, LOAD, MODEL, "exhaustive")
+        r = search(table, 250, LOAD, MODEL, method)
+        assert r.found and r.latency_ms <= 250
+        assert r.auroc <= ex.auroc + 1e-12
+
+    def test_nothing_fits(self, table):
+        r = search(table, 1.0, LOAD, MODEL, "genetic")
+        assert not r.found
+
+    def test_exhaustive_refuses_large_zoo(self, table):
+        with pytest.raises(InvalidFieldError, match="zoo size"):
+            search(table, 100, LOAD, MODEL, "exhaustive", max_members=10)
+
+    def test_bad_method_and_budget(self, table):
+        with pytest.raises(InvalidFieldError, match="method"):
+            search(table, 100, LOAD, MODEL, "annealing")
+        with pytest.raises(InvalidFieldError, match="budget_ms"):
+            search(table, -5, LOAD, MODEL)
+
+
+class TestLatencyModel:
+    def test_service_time_formula(self, table):
+        mask = np.zeros(table.n_members, bool)
+        mask[[1, 2]] = True
+        s = table.latency_at(64)[[1, 2]]
+        want = MODEL.overhead_ms + 2 * MODEL.per_member_ms + max(s.max(), s.sum() / 2)
+        assert MODEL.service_ms(table, mask[None], 64)[0] == pytest.approx(want)
+
+    def test_interpolation_and_extrapolation(self, table):
+        lat = table.latency_ms[0]
+        assert table.latency_at(8)[0] == pytest.approx(lat[1])
+        assert table.latency_at(36)[0] == pytest.approx((lat[1] + lat[2]) / 2)
+        assert table.latency_at(120)[0] == pytest.approx(lat[2] + (lat[2] - lat[1]) / 56 * 56)
+
+    def test_md1_mean_wait(self):
+        # M/D/1 at rho = 0.5, S = 100 ms: Wq = rho S / (2 (1 - rho)) = 50 ms; p99 wait = (Wq/rho) ln(rho/0.01)
+        out = latency_at_load(np.array([100.0]), Load(64, rate_hz=5.0, arrival="poisson"), tail_factor=1.0)
+        assert out["rho"][0] == pytest.approx(0.5)
+        assert out["p99_ms"][0] == pytest.approx(100 + 100 * np.log(50))
+
+    def test_overload_is_infinite(self):
+        out = latency_at_load(np.array([1500.0]), Load(64))
+        assert np.isinf(out["p99_ms"][0])
+
+    def test_periodic_batches_over_64_beds(self):
+        load = Load(256)
+        assert load.requests_per_tick == 4 and load.batch == 64
+        out = latency_at_load(np.array([100.0]), load, tail_factor=1.0)
+        assert out["p99_ms"][0] == pytest.approx(100 + 100 * 2)
+
+    def test_bad_load(self):
+        with pytest.raises(InvalidFieldError, match="beds"):
+            Load(0)
+        with pytest.raises(InvalidFieldError, match="arrival"):
+            Load(4, arrival="bursty")
+
+
+class TestPlanAndPolicy:
+    def test_compose_plan_roundtrip(self, table, tmp_path):
+        plan = compose(table, [50, 250, 1000], LOAD, MODEL, progress=False)
+        assert [e.budget_ms for e in plan.ensembles] == [50, 250, 1000]
+        for e in plan.ensembles:
+            assert e.p99_ms <= e.budget_ms and 0.5 < e.auroc <= 1.0 and 0 <= e.score <= 100
+        aucs = [e.auroc for e in plan.ensembles]
+        assert aucs == sorted(aucs)  # more budget never chooses a worse ensemble
+        back = Plan.load(plan.save(tmp_path / "plan.json"))
+        assert back.ensembles == plan.ensembles and back.members == plan.members
+
+    def test_policy_falls_to_cheaper_under_queueing(self, table):
+        plan = compose(table, [50, 250, 1000], LOAD, MODEL, progress=False)
+        pol = SlackPolicy(plan)
+        relaxed = pol.choose(64, deadline_ms=1000)
+        assert relaxed.fits and relaxed.spec.name == "budget_1000ms"
+        burst = pol.choose(64, deadline_ms=1000, queue_ms=900)
+        assert burst.fits and burst.predicted_ms <= 100 and burst.spec.auroc < relaxed.spec.auroc
+        hopeless = pol.choose(64, deadline_ms=5)
+        assert not hopeless.fits and hopeless.predicted_ms == min(pol.predict_ms(e, 64) for e in plan.ensembles)
+
+    def test_policy_learns_slower_machine(self, table):
+        plan = compose(table, [250, 1000], LOAD, MODEL, progress=False)
+        pol = SlackPolicy(plan, ewma_alpha=0.5)
+        name = plan.ensembles[-1].name
+        before = pol.predict_ms(plan.get(name), 64)
+        for _ in range(10):
+            pol.observe(name, 64, 3 * before)
+        assert pol.predict_ms(plan.get(name), 64) == pytest.approx(3 * before, rel=0.01)
+
+    def test_policy_rejects_bad_deadline_and_unknown_ensemble(self, table):
+        pol = SlackPolicy(compose(table, [250], LOAD, MODEL, progress=False))
+        for bad in (-1.0, 0.0, float("nan"), float("inf")):
+            with pytest.raises(InvalidFieldError, match="deadline_ms"):
+                pol.choose(64, deadline_ms=bad)
+        with pytest.raises(InvalidFieldError, match="ensemble"):
+            pol.choose(64, deadline_ms=100, ensemble="nope")
