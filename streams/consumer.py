@@ -1,0 +1,276 @@
+"""The stream consumer: waveforms and alarms in, one scored batch per tick, risk scores out, safe commits.
+
+Loop: poll both topics -> validate every message (a bad one goes to ``icu.deadletter`` with its reason and
+original bytes; nothing else is affected) -> place chunks in per-patient ring buffers -> cut every window
+that became ready, of all patients, into ONE batch -> scorer -> publish one ``RiskScore`` per window to
+``icu.risk`` -> wait for the broker's acknowledgement -> commit offsets, held back to the oldest data a window
+not yet scored still needs. A consumer killed at any point therefore re-reads and re-scores; de-duplicating
+``icu.risk`` by (patient, window end) leaves exactly one score per window.
+
+>>> c = StreamConsumer(KafkaSettings("127.0.0.1:9092"), make_scorer("member", member=m))   # doctest: +SKIP
+>>> c.run(timeout_s=60)                                                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.errors import InvalidFieldError
+
+from .broker import ALARMS, DEADLETTER, RISK, WAVEFORMS, KafkaSettings
+from .metrics import StreamMetrics
+from .schemas import RiskScore, decode_alarm, decode_chunk, encode_risk
+from .scorer import ScoreOut, Scorer, WindowBatch, check_scores
+from .windows import WindowConfig, Windower, WindowItem
+
+log = logging.getLogger(__name__)
+MAX_DEADLETTER_COPY_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    """Kafka-side settings of the consumer (Tansu needs short session/poll intervals to assign promptly)."""
+
+    group_id: str = "holmes-scorer"
+    poll_timeout_ms: int = 50
+    max_poll_records: int = 5000
+    commit_interval_s: float = 1.0
+    session_timeout_ms: int = 6000
+    heartbeat_interval_ms: int = 1000
+    max_poll_interval_ms: int = 5000
+    fetch_max_wait_ms: int = 50
+    auto_offset_reset: str = "earliest"
+    deadline_ms: float = 1000.0
+    max_batch: int = 4096
+
+    def __post_init__(self):
+        if self.auto_offset_reset not in ("earliest", "latest"):
+            raise InvalidFieldError("auto_offset_reset", "must be earliest or latest", self.auto_offset_reset, ["earliest", "latest"])
+        for name in ("poll_timeout_ms", "max_poll_records", "commit_interval_s", "deadline_ms", "max_batch"):
+            if not getattr(self, name) > 0:
+                raise InvalidFieldError(name, "must be > 0", getattr(self, name))
+
+
+class StreamConsumer:
+    def __init__(self, settings: KafkaSettings, scorer: Scorer, window: WindowConfig | None = None,
+                 config: ConsumerConfig | None = None, metrics: StreamMetrics | None = None):
+        self.settings = settings
+        self.scorer = scorer
+        self.config = config or ConsumerConfig()
+        self.windower = Windower(window or WindowConfig())
+        self.metrics = metrics or StreamMetrics(slo_ms=self.config.deadline_ms)
+        self._consumer = None
+        self._producer = None
+        self._consumed: dict[tuple[str, int], int] = {}
+        self._committed: dict[tuple[str, int], int] = {}
+        self._last_commit = 0.0
+        self._stop = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "StreamConsumer":
+        from kafka import KafkaConsumer, KafkaProducer
+
+        kw = self.settings.client_kwargs()
+        c = self.config
+        self._producer = KafkaProducer(**kw, linger_ms=2, max_request_size=2 * MAX_DEADLETTER_COPY_BYTES)
+        self._consumer = KafkaConsumer(
+            **kw, group_id=c.group_id, enable_auto_commit=False, auto_offset_reset=c.auto_offset_reset,
+            session_timeout_ms=c.session_timeout_ms, heartbeat_interval_ms=c.heartbeat_interval_ms,
+            max_poll_interval_ms=c.max_poll_interval_ms, max_poll_records=c.max_poll_records,
+            fetch_max_wait_ms=c.fetch_max_wait_ms,
+        )
+        self._consumer.subscribe([WAVEFORMS, ALARMS], listener=_Rebalance(self))
+        return self
+
+    def request_stop(self, *_args) -> None:
+        """Ask the loop to stop after the current tick (safe from a signal handler)."""
+        self._stop = True
+
+    def close(self) -> None:
+        """Score what is ready, publish, commit what was published, close the clients."""
+        if self._consumer is None:
+            return
+        try:
+            self._tick()
+            self._producer.flush()
+            self.commit(force=True)
+        finally:
+            self._consumer.close(autocommit=False)
+            self._producer.close()
+            self._consumer = self._producer = None
+
+    def run(self, timeout_s: float | None = None, until=None) -> dict:
+        """Loop until ``request_stop()``, ``until(self)`` is true or ``timeout_s`` passed; returns the metrics."""
+        if self._consumer is None:
+            self.start()
+        t_end = None if timeout_s is None else time.monotonic() + timeout_s
+        try:
+            while not self._stop:
+                self.step()
+                if until is not None and until(self):
+                    break
+                if t_end is not None and time.monotonic() > t_end:
+                    break
+        finally:
+            self.close()
+        return self.metrics.snapshot()
+
+    # ------------------------------------------------------------------ one iteration
+    def step(self) -> int:
+        """Poll once, place what came, score and publish what is ready, commit if due; returns windows scored."""
+        polled = self._consumer.poll(timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_poll_records)
+        for tp, msgs in polled.items():
+            for m in msgs:
+                self._handle(tp.topic, tp.partition, m)
+        n = self._tick()
+        if time.monotonic() - self._last_commit >= self.config.commit_interval_s:
+            self._producer.flush()
+            self.commit()
+            for pid in self.windower.evict_idle():
+                log.info("patient %s idle for %.0f s: state released", pid, self.windower.config.idle_evict_s)
+        return n
+
+    def _handle(self, topic: str, partition: int, m) -> None:
+        self._consumed[(topic, partition)] = m.offset + 1
+        self.metrics.inc("messages")
+        try:
+            if topic == WAVEFORMS:
+                chunk = decode_chunk(m.value, m.key, self.windower.config.fs_hz)
+                status = self.windower.add_chunk(chunk, partition, m.offset)
+                if status == "too_late":
+                    raise InvalidFieldError("seq", "must arrive while its windows are still open (late chunk)", chunk.seq)
+            elif topic == ALARMS:
+                self.windower.add_alarm(decode_alarm(m.value, m.key), partition, m.offset)
+        except (InvalidFieldError, ValueError, struct.error) as e:
+            field = getattr(e, "field", "message")
+            self.dead_letter(topic, partition, m, field, str(e))
+
+    def dead_letter(self, topic: str, partition: int, m, field: str, reason: str) -> None:
+        value = m.value if isinstance(m.value, (bytes, bytearray)) else b""
+        headers = [("reason", reason[:2000].encode()), ("field", field.encode()), ("topic", topic.encode()),
+                   ("partition", str(partition).encode()), ("offset", str(m.offset).encode()),
+                   ("original_size", str(len(value)).encode())]
+        if len(value) > MAX_DEADLETTER_COPY_BYTES:
+            value = value[:MAX_DEADLETTER_COPY_BYTES]
+            headers.append(("truncated", b"1"))
+        self._producer.send(DEADLETTER, key=m.key, value=bytes(value), headers=headers)
+        self.metrics.dead_letter(field)
+        log.debug("dead letter %s[%d]@%d: %s", topic, partition, m.offset, reason)
+
+    def _tick(self) -> int:
+        items, lost = self.windower.ready()
+        if not items and not lost:
+            return 0
+        sent_at = []
+        for i in range(0, len(items), self.config.max_batch):
+            part = items[i : i + self.config.max_batch]
+            scores, score_ms = self._score(part)
+            sent_at.append(self._publish(part, scores, score_ms))
+        for ev in lost:
+            self._publish_unanswerable(ev)
+        self._producer.flush()
+        acked = time.time()
+        if items:
+            self.metrics.observe_latency((acked - np.array([it.sample_unix_s for it in items])) * 1e3)
+        self.metrics.inc("windows_scored", len(items))
+        return len(items)
+
+    def _score(self, items: list[WindowItem]) -> tuple[list[ScoreOut], float]:
+        dl = self.config.deadline_ms / 1e3
+        sample = np.array([it.sample_unix_s for it in items])
+        batch = WindowBatch(
+            patient_ids=[it.patient_id for it in items], window_end_s=np.array([it.end_s for it in items]),
+            windows=np.stack([it.window for it in items]), masks=np.stack([it.mask for it in items]),
+            alarm_types=[it.alarm_type for it in items], is_alarm=np.array([it.alarm is not None for it in items]),
+            sample_unix_s=sample, deadline_unix_s=sample + dl,
+        )
+        t0 = time.perf_counter()
+        try:
+            scores = check_scores(self.scorer.name, self.scorer.score(batch), len(items))
+        except Exception as e:  # a failing scorer must not stop the stream: every window is marked instead
+            log.exception("scorer %s failed on a batch of %d", self.scorer.name, len(items))
+            self.metrics.inc("scorer_failures")
+            scores = [ScoreOut(None, None, 1, (), f"scorer failed: {type(e).__name__}: {e}"[:300])] * len(items)
+        ms = (time.perf_counter() - t0) * 1e3
+        self.metrics.observe_batch(len(items), ms)
+        return scores, ms
+
+    def _publish(self, items: list[WindowItem], scores: list[ScoreOut], score_ms: float) -> float:
+        now = time.time()
+        cfg = self.windower.config
+        for it, s in zip(items, scores):
+            reasons = list(it.degraded_reasons) + ([s.degraded_reason] if s.degraded_reason else [])
+            verdict = None if it.alarm is None or s.positive is None else bool(s.positive)
+            risk = RiskScore(
+                patient_id=it.patient_id, window_end_s=it.end_s, window_s=cfg.window_s, stage=s.stage,
+                probability=s.probability, positive=s.positive, alarm_type=it.alarm_type, models=list(s.models),
+                scorer=self.scorer.name, verdict=verdict, alarm_time_s=None if it.alarm is None else it.alarm.time_s,
+                degraded=bool(reasons), degraded_reasons=reasons,
+                latency_ms={"wait_ms": round((it.ready_unix_s - it.sample_unix_s) * 1e3, 3),
+                            "score_ms": round(score_ms, 3), "to_send_ms": round((now - it.sample_unix_s) * 1e3, 3)},
+                sample_unix_s=it.sample_unix_s, published_unix_s=now,
+            )
+            self._producer.send(RISK, key=it.patient_id.encode(), value=encode_risk(risk))
+            if reasons:
+                self.metrics.inc("degraded")
+            if it.alarm is not None:
+                self.metrics.inc("verdicts")
+        self.metrics.inc("scores_published", len(items))
+        return now
+
+    def _publish_unanswerable(self, ev) -> None:
+        now = time.time()
+        risk = RiskScore(ev.patient_id, ev.time_s, self.windower.config.window_s, 1, None, None, ev.alarm_type, [],
+                         self.scorer.name, None, ev.time_s, True, ["alarm window not in the buffer (no data for it)"],
+                         {}, ev.capture_unix_s, now)
+        self._producer.send(RISK, key=ev.patient_id.encode(), value=encode_risk(risk))
+        self.metrics.inc("scores_published")
+        self.metrics.inc("degraded")
+
+    # ------------------------------------------------------------------ offsets
+    def commit(self, force: bool = False, only: set[tuple[str, int]] | None = None) -> dict:
+        """Commit, per assigned partition, the offset below which every message is fully handled."""
+        from kafka import TopicPartition
+        from kafka.structs import OffsetAndMetadata
+
+        self._last_commit = time.monotonic()
+        assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        offsets = self.windower.committable({k: v for k, v in self._consumed.items() if k in assigned})
+        todo = {k: v for k, v in offsets.items() if (force or self._committed.get(k) != v) and (only is None or k in only)}
+        if not todo:
+            return {}
+        self._consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in todo.items()})
+        self._committed.update(todo)
+        self.metrics.inc("commits")
+        return todo
+
+
+class _Rebalance:
+    """Before partitions move to another consumer: publish, commit, forget their patients."""
+
+    def __init__(self, owner: StreamConsumer):
+        self.owner = owner
+
+    def on_partitions_revoked(self, revoked) -> None:
+        o = self.owner
+        if not revoked or o._producer is None:
+            return
+        keys = {(tp.topic, tp.partition) for tp in revoked}
+        o._tick()
+        o._producer.flush()
+        try:
+            o.commit(force=True, only=keys)
+        except Exception as e:  # the group may already have moved on; the new owner re-reads and re-scores
+            log.warning("commit on revoke failed: %s", e)
+        o.windower.forget_partitions({p for t, p in keys if t == WAVEFORMS})
+        for k in keys:
+            o._consumed.pop(k, None)
+            o._committed.pop(k, None)
+
+    def on_partitions_assigned(self, assigned) -> None:
+        log.info("assigned %d partitions", len(assigned))

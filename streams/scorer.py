@@ -1,0 +1,151 @@
+"""The scorer interface the consumer calls once per tick, the in-process member scorer, and the factory
+registry through which higher packages (the Ray Serve ensemble, the cascade) plug in by name.
+
+A scorer gets every window that became ready at one tick, of all patients, as ONE ``WindowBatch`` and
+returns one ``ScoreOut`` per window, in order. The consumer checks that contract.
+
+    from streams import register_scorer, make_scorer
+
+    register_scorer("serve", lambda **opts: ServeScorer(**opts))   # in the package that owns it
+    scorer = make_scorer("serve", deadline_ms=800)                 # in the composition root
+
+>>> sorted(available_scorers())[:1]
+['member']
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from models.errors import InvalidFieldError
+from models.member import Member, check_batch, check_output
+
+
+@dataclass(frozen=True)
+class WindowBatch:
+    """Windows of many patients at one tick. ``windows`` float32 [B, 5, n] raw 250 Hz slots, NaN allowed."""
+
+    patient_ids: list[str]
+    window_end_s: np.ndarray  # float64 [B], stream seconds
+    windows: np.ndarray
+    masks: np.ndarray  # bool [B, 5]
+    alarm_types: list[str]  # the alarm context of each window (models.data.ALARM_TYPES)
+    is_alarm: np.ndarray  # bool [B]: this window answers a monitor alarm (a verdict is due)
+    sample_unix_s: np.ndarray  # float64 [B]: wall clock of each window's last sample
+    deadline_unix_s: np.ndarray  # float64 [B]: when the score is due (sample time + deadline)
+
+    def __len__(self) -> int:
+        return len(self.patient_ids)
+
+
+@dataclass(frozen=True)
+class ScoreOut:
+    """The score of one window. ``positive`` is the scorer's decision at its own threshold."""
+
+    probability: float | None
+    positive: bool | None
+    stage: int = 1
+    models: tuple[str, ...] = ()
+    degraded_reason: str | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    name: str
+
+    def score(self, batch: WindowBatch) -> list[ScoreOut]: ...
+
+
+def check_scores(scorer_name: str, scores: Sequence[ScoreOut], batch_size: int) -> list[ScoreOut]:
+    """Contract check on what a scorer returns: one ScoreOut per window, probabilities in [0, 1]."""
+    scores = list(scores)
+    if len(scores) != batch_size:
+        raise RuntimeError(f"scorer {scorer_name} returned {len(scores)} scores for a batch of {batch_size}")
+    for s in scores:
+        if not isinstance(s, ScoreOut):
+            raise RuntimeError(f"scorer {scorer_name} returned {type(s).__name__}, not ScoreOut")
+        if s.probability is not None and not (0.0 <= s.probability <= 1.0):
+            raise RuntimeError(f"scorer {scorer_name} returned probability {s.probability} outside [0, 1]")
+    return scores
+
+
+class MemberScorer:
+    """Scores a batch in process with any ``models.member.Member``.
+
+    The decision threshold is ``threshold`` if given, else the member's learned ``threshold_`` (a number,
+    or a dict per alarm type with an optional "default"), else 0.5.
+    """
+
+    def __init__(self, member: Member, threshold: float | dict | None = None, stage: int = 1):
+        if not isinstance(member, Member):
+            raise InvalidFieldError("member", "must implement models.member.Member (name, kind, predict_proba)", type(member).__name__)
+        self.member = member
+        self.name = f"member:{member.name}"
+        self.threshold = threshold if threshold is not None else getattr(member, "threshold_", 0.5)
+        self.stage = stage
+
+    def threshold_for(self, alarm_type: str) -> float:
+        t = self.threshold
+        if isinstance(t, dict):
+            return float(t.get(alarm_type, t.get("default", 0.5)))
+        return float(t)
+
+    def score(self, batch: WindowBatch) -> list[ScoreOut]:
+        check_batch(batch.windows, batch.masks, batch.alarm_types)
+        t0 = time.perf_counter()
+        p = check_output(self.member.name, self.member.predict_proba(batch.windows, batch.masks, batch.alarm_types), len(batch))
+        ms = (time.perf_counter() - t0) * 1e3
+        models = (self.member.name,)
+        timing = {"model_ms": ms, "batch_size": float(len(batch))}
+        return [ScoreOut(float(pi), bool(pi >= self.threshold_for(a)), self.stage, models, None, timing)
+                for pi, a in zip(p, batch.alarm_types)]
+
+
+# ---------------------------------------------------------------------- factory registry
+ScorerFactory = Callable[..., Scorer]
+_FACTORIES: dict[str, ScorerFactory] = {}
+
+
+def register_scorer(name: str, factory: ScorerFactory, *, replace: bool = False) -> None:
+    """Make ``make_scorer(name, **options)`` call ``factory(**options)``. Higher packages call this at import."""
+    if not name or not name.replace("-", "_").isidentifier():
+        raise InvalidFieldError("name", "must be an identifier-like scorer name", name)
+    if name in _FACTORIES and not replace and _FACTORIES[name] is not factory:
+        raise InvalidFieldError("name", "is already registered (pass replace=True to override)", name, sorted(_FACTORIES))
+    _FACTORIES[name] = factory
+
+
+def available_scorers() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def make_scorer(name: str, **options) -> Scorer:
+    if name not in _FACTORIES:
+        raise InvalidFieldError("scorer", "must be a registered scorer", name, sorted(_FACTORIES))
+    scorer = _FACTORIES[name](**options)
+    if not isinstance(scorer, Scorer):
+        raise RuntimeError(f"scorer factory {name!r} returned {type(scorer).__name__}, which has no name/score()")
+    return scorer
+
+
+def _member_factory(member: Member | None = None, member_path: str | None = None, threshold: float | None = None, **_ignored) -> Scorer:
+    """``member``: a Member object; or ``member_path``: a pickled Member (a trusted local file)."""
+    if member is None:
+        if member_path is None:
+            raise InvalidFieldError("member_path", "is required for the 'member' scorer (a pickled models Member)", None)
+        path = Path(member_path)
+        if not path.is_file():
+            raise InvalidFieldError("member_path", "must be an existing file", str(path))
+        with path.open("rb") as f:
+            member = pickle.load(f)
+    return MemberScorer(member, threshold)
+
+
+register_scorer("member", _member_factory)

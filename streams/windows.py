@@ -1,0 +1,210 @@
+"""Decoded messages in, batches of ready windows out: the stream-side state of every patient.
+
+``Windower`` holds one ``PatientBuffer`` per patient and the alarms waiting for their window. Every tick,
+``ready()`` returns the windows of all patients that became complete, as one list, and ``committable()``
+says up to which offset each partition may be committed without losing a window that is not scored yet.
+It knows nothing about Kafka clients, so it is tested and benchmarked without a broker.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.data import ALARM_TYPES, FS_HZ, assign_slots
+from models.errors import InvalidFieldError
+
+from .buffer import ACCEPTED, PatientBuffer
+from .schemas import AlarmEvent, WaveformChunk
+
+DEFAULT_ALARM_TYPE = "Ventricular_Tachycardia"
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """Windowing of every patient stream (all in seconds of stream time at ``fs_hz``)."""
+
+    window_s: float = 16.0
+    hop_s: float = 1.0
+    lateness_s: float = 2.0
+    ring_s: float = 40.0
+    fs_hz: float = FS_HZ
+    idle_evict_s: float = 60.0
+    default_alarm_type: str = DEFAULT_ALARM_TYPE
+
+    def __post_init__(self):
+        for name in ("window_s", "hop_s", "ring_s", "fs_hz", "idle_evict_s"):
+            if not getattr(self, name) > 0:
+                raise InvalidFieldError(name, "must be > 0", getattr(self, name))
+        if self.lateness_s < 0:
+            raise InvalidFieldError("lateness_s", "must be >= 0", self.lateness_s)
+        if self.ring_s < self.window_s + self.lateness_s + 2:
+            raise InvalidFieldError("ring_s", f"must be >= window_s + lateness_s + 2 = {self.window_s + self.lateness_s + 2}", self.ring_s)
+        if self.default_alarm_type not in ALARM_TYPES:
+            raise InvalidFieldError("default_alarm_type", "must be a CinC 2015 alarm type", self.default_alarm_type, ALARM_TYPES)
+
+    def n(self, seconds: float) -> int:
+        return int(round(seconds * self.fs_hz))
+
+
+@dataclass
+class WindowItem:
+    """One window ready to score. ``window`` is a private copy, float32 [5, window_n]."""
+
+    patient_id: str
+    end_s: float
+    window: np.ndarray
+    mask: np.ndarray
+    alarm_type: str
+    sample_unix_s: float
+    ready_unix_s: float
+    alarm: AlarmEvent | None = None
+    degraded_reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Alarm:
+    event: AlarmEvent
+    end_n: int
+    partition: int
+    offset: int
+
+
+class Windower:
+    def __init__(self, config: WindowConfig | None = None):
+        self.config = config or WindowConfig()
+        self.patients: dict[str, PatientBuffer] = {}
+        self.partition_of: dict[str, int] = {}
+        self.alarms: dict[str, list[_Alarm]] = {}
+        self.dirty: set[str] = set()  # patients that got data since the last tick
+        self.counts = {"chunks": 0, "duplicates": 0, "too_late": 0, "gap_windows": 0, "alarms": 0,
+                       "unknown_alarm_types": 0, "alarms_unanswerable": 0, "evicted": 0}
+
+    # ------------------------------------------------------------------ input
+    def add_chunk(self, chunk: WaveformChunk, partition: int = 0, offset: int = -1) -> str:
+        """Place a validated chunk. Raises InvalidFieldError when it contradicts the patient's stream."""
+        cfg = self.config
+        buf = self.patients.get(chunk.patient_id)
+        if buf is None:
+            slots_known = any(s is not None for s in assign_slots(chunk.channel_names)[0])
+            if not slots_known:
+                raise InvalidFieldError("channel_names", "must include at least one known ECG/ABP/PLETH/RESP channel", chunk.channel_names)
+            ring_chunks = -(-cfg.n(cfg.ring_s) // chunk.n_samples)
+            buf = PatientBuffer(chunk.patient_id, chunk.channel_names, chunk.n_samples, cfg.n(cfg.window_s), cfg.n(cfg.hop_s),
+                                cfg.n(cfg.lateness_s), ring_chunks)
+            self.patients[chunk.patient_id] = buf
+            self.partition_of[chunk.patient_id] = partition
+        else:
+            if chunk.channel_names != buf.channel_names:
+                raise InvalidFieldError("channel_names", f"must match the patient's stream {buf.channel_names}", chunk.channel_names)
+            if chunk.n_samples != buf.chunk_n:
+                raise InvalidFieldError("n_samples", f"must match the patient's chunk size {buf.chunk_n}", chunk.n_samples)
+        status = buf.add(chunk.seq, chunk.samples, offset, chunk.capture_unix_s)
+        buf.last_seen_unix_s = time.time()
+        if status == ACCEPTED:
+            self.counts["chunks"] += 1
+            self.dirty.add(chunk.patient_id)
+        else:
+            self.counts["duplicates" if status == "duplicate" else "too_late"] += 1
+        return status
+
+    def add_alarm(self, ev: AlarmEvent, partition: int = 0, offset: int = -1) -> None:
+        self.counts["alarms"] += 1
+        end_n = self.config.n(ev.time_s)
+        self.alarms.setdefault(ev.patient_id, []).append(_Alarm(ev, end_n, partition, offset))
+        buf = self.patients.get(ev.patient_id)
+        if ev.alarm_type in ALARM_TYPES and buf is not None:
+            buf.alarm_type = ev.alarm_type
+        self.dirty.add(ev.patient_id)
+
+    # ------------------------------------------------------------------ output
+    def _item(self, buf: PatientBuffer, end_n: int, now: float, alarm: AlarmEvent | None) -> WindowItem:
+        cfg = self.config
+        reasons = []
+        gaps = buf.gap_chunks(end_n)
+        if gaps:
+            self.counts["gap_windows"] += 1
+            reasons.append(f"gap: {gaps} chunk(s) missing, NaN-filled")
+        alarm_type = buf.alarm_type or cfg.default_alarm_type
+        if alarm is not None:
+            if alarm.alarm_type in ALARM_TYPES:
+                alarm_type = alarm.alarm_type
+            else:
+                self.counts["unknown_alarm_types"] += 1
+                reasons.append(f"unknown alarm type {alarm.alarm_type!r}: scored as {alarm_type}")
+        win = buf.cut(end_n).copy()
+        mask = buf.mask & np.isfinite(win).any(axis=1)  # a slot with no finite sample in the window is absent
+        return WindowItem(buf.patient_id, end_n / cfg.fs_hz, win, mask, alarm_type, buf.capture_of(end_n), now, alarm, reasons)
+
+    def ready(self, now: float | None = None) -> tuple[list[WindowItem], list[AlarmEvent]]:
+        """Windows of every patient that became ready, and alarms that can no longer be answered from data."""
+        now = time.time() if now is None else now
+        items: list[WindowItem] = []
+        lost: list[AlarmEvent] = []
+        for pid in self.dirty:
+            buf = self.patients.get(pid)
+            pending = self.alarms.get(pid, [])
+            if buf is None:
+                continue  # an alarm before any data: kept until the patient's data arrive
+            while buf.window_status(buf.next_end_n) == "ready":
+                end_n = buf.next_end_n
+                hit = [a for a in pending if a.end_n == end_n]
+                items.append(self._item(buf, end_n, now, hit[0].event if hit else None))
+                for a in hit[1:]:  # a repeated alarm at the same time: answered once more
+                    items.append(self._item(buf, end_n, now, a.event))
+                pending = [a for a in pending if a.end_n != end_n]
+                buf.next_end_n += buf.hop_n
+            keep = []
+            for a in pending:
+                status = buf.window_status(a.end_n)
+                if status == "ready":
+                    items.append(self._item(buf, a.end_n, now, a.event))
+                elif status == "gone":
+                    self.counts["alarms_unanswerable"] += 1
+                    lost.append(a.event)
+                else:
+                    keep.append(a)
+            if keep:
+                self.alarms[pid] = keep
+            else:
+                self.alarms.pop(pid, None)
+        self.dirty = set(p for p in self.alarms if p in self.patients and self.alarms[p])
+        return items, lost
+
+    def committable(self, consumed: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        """Offset to commit per (topic, partition): the next consumed offset, held back to the oldest data
+        or alarm that a window not scored yet still needs. ``consumed`` = last offset read + 1."""
+        from .broker import ALARMS, WAVEFORMS
+
+        out = dict(consumed)
+        for pid, buf in self.patients.items():
+            tp = (WAVEFORMS, self.partition_of[pid])
+            extra = [a.end_n for a in self.alarms.get(pid, [])]
+            need = buf.needed_offset(extra)
+            if need is not None and tp in out:
+                out[tp] = min(out[tp], need)
+        for pid, pending in self.alarms.items():
+            for a in pending:
+                tp = (ALARMS, a.partition)
+                if tp in out and a.offset >= 0:
+                    out[tp] = min(out[tp], a.offset)
+        return out
+
+    def evict_idle(self, now: float | None = None) -> list[str]:
+        """Forget patients silent for ``idle_evict_s`` (their stream ended); returns their ids."""
+        now = time.time() if now is None else now
+        gone = [p for p, b in self.patients.items() if now - b.last_seen_unix_s > self.config.idle_evict_s]
+        for p in gone:
+            del self.patients[p]
+            self.partition_of.pop(p, None)
+            self.counts["evicted"] += 1
+        return gone
+
+    def forget_partitions(self, partitions: set[int]) -> None:
+        """Drop the state of patients whose waveform partition was revoked (another consumer owns them now)."""
+        for p in [p for p, part in self.partition_of.items() if part in partitions]:
+            self.patients.pop(p, None)
+            self.partition_of.pop(p, None)
+            self.alarms.pop(p, None)
