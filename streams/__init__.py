@@ -10,7 +10,7 @@ Public surface:
     metrics   StreamMetrics
 """
 
-from .broker import ALARMS, DEADLETTER, RISK, WAVEFORMS, EmbeddedBroker, KafkaSettings, ensure_topics
+from .broker import ALARMS, DEADLETTER, RISK, WAVEFORMS, EmbeddedBroker, KafkaSettings, Topics, ensure_topics
 from .consumer import ConsumerConfig, StreamConsumer
 from .metrics import StreamMetrics
 from .replay import PatientStream, ReplayStats, build_streams, replay
@@ -20,7 +20,7 @@ from .scorer import MemberScorer, Scorer, ScoreOut, WindowBatch, available_score
 from .windows import WindowConfig, Windower, WindowItem
 
 __all__ = [
-    "ALARMS", "DEADLETTER", "RISK", "WAVEFORMS", "EmbeddedBroker", "KafkaSettings", "ensure_topics",
+    "ALARMS", "DEADLETTER", "RISK", "WAVEFORMS", "EmbeddedBroker", "KafkaSettings", "Topics", "ensure_topics",
     "ConsumerConfig", "StreamConsumer", "StreamMetrics", "PatientStream", "ReplayStats", "build_streams", "replay",
     "AlarmEvent", "RiskScore", "WaveformChunk", "decode_alarm", "decode_chunk", "decode_risk", "encode_alarm",
     "encode_chunk", "encode_risk", "MemberScorer", "Scorer", "ScoreOut", "WindowBatch", "available_scorers",

@@ -33,6 +33,29 @@ SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
 @dataclass(frozen=True)
+class Topics:
+    """The four topic names; ``Topics.with_prefix("ward7")`` namespaces them (tests, several wards per cluster)."""
+
+    waveforms: str = WAVEFORMS
+    alarms: str = ALARMS
+    risk: str = RISK
+    deadletter: str = DEADLETTER
+
+    @classmethod
+    def with_prefix(cls, prefix: str | None) -> "Topics":
+        if not prefix:
+            return cls()
+        if not all(ch.isalnum() or ch in "._-" for ch in prefix):
+            raise InvalidFieldError("topic_prefix", "must use only letters, digits, '.', '_' and '-'", prefix)
+        return cls(*(f"{prefix}.{t}" for t in (WAVEFORMS, ALARMS, RISK, DEADLETTER)))
+
+    def partitions(self, counts: dict[str, int] | None = None) -> dict[str, int]:
+        """Partition count per topic name (waveforms and alarms equal, so one consumer owns both of a patient)."""
+        c = {**DEFAULT_PARTITIONS, **(counts or {})}
+        return {self.waveforms: c[WAVEFORMS], self.alarms: c[ALARMS], self.risk: c[RISK], self.deadletter: c[DEADLETTER]}
+
+
+@dataclass(frozen=True)
 class KafkaSettings:
     """Where the cluster is and how to authenticate; ``client_kwargs()`` feeds every kafka-python client."""
 
@@ -98,13 +121,15 @@ def wait_ready(settings: KafkaSettings, timeout_s: float = 20.0) -> None:
     raise TimeoutError(f"Kafka at {settings.bootstrap_servers} not ready after {timeout_s} s: {last}")
 
 
-def ensure_topics(settings: KafkaSettings, partitions: dict[str, int] | None = None) -> dict[str, int]:
-    """Create the ICU topics that do not exist yet, with explicit partition counts; returns the counts."""
+def ensure_topics(settings: KafkaSettings, topics: "Topics | None" = None, partitions: dict[str, int] | None = None) -> dict[str, int]:
+    """Create the ICU topics that do not exist yet, with explicit partition counts; returns the counts.
+
+    ``partitions`` is keyed by the unprefixed names (``icu.waveforms``: 8, ...)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    partitions = {**DEFAULT_PARTITIONS, **(partitions or {})}
+    partitions = (topics or Topics()).partitions(partitions)
     admin = KafkaAdminClient(**settings.client_kwargs())
     try:
         existing = set(admin.list_topics())
@@ -153,7 +178,7 @@ class EmbeddedBroker:
             log_file.close()
         try:
             wait_ready(self.settings, timeout_s)
-            ensure_topics(self.settings, topics)
+            ensure_topics(self.settings, partitions=topics)
         except BaseException:
             self.stop()
             raise

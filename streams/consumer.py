@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
 import time
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from models.errors import InvalidFieldError
 
-from .broker import ALARMS, DEADLETTER, RISK, WAVEFORMS, KafkaSettings
+from .broker import KafkaSettings, Topics
 from .metrics import StreamMetrics
 from .schemas import RiskScore, decode_alarm, decode_chunk, encode_risk
 from .scorer import ScoreOut, Scorer, WindowBatch, check_scores
@@ -58,8 +59,9 @@ class ConsumerConfig:
 
 class StreamConsumer:
     def __init__(self, settings: KafkaSettings, scorer: Scorer, window: WindowConfig | None = None,
-                 config: ConsumerConfig | None = None, metrics: StreamMetrics | None = None):
+                 config: ConsumerConfig | None = None, metrics: StreamMetrics | None = None, topics: Topics | None = None):
         self.settings = settings
+        self.topics = topics or Topics()
         self.scorer = scorer
         self.config = config or ConsumerConfig()
         self.windower = Windower(window or WindowConfig())
@@ -70,6 +72,9 @@ class StreamConsumer:
         self._committed: dict[tuple[str, int], int] = {}
         self._last_commit = 0.0
         self._stop = False
+        self.last_scored_monotonic = time.monotonic()
+        self._revoked: list[tuple[str, int]] = []  # appended by the rebalance listener (IO thread)
+        self._revoked_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "StreamConsumer":
@@ -84,7 +89,7 @@ class StreamConsumer:
             max_poll_interval_ms=c.max_poll_interval_ms, max_poll_records=c.max_poll_records,
             fetch_max_wait_ms=c.fetch_max_wait_ms,
         )
-        self._consumer.subscribe([WAVEFORMS, ALARMS], listener=_Rebalance(self))
+        self._consumer.subscribe([self.topics.waveforms, self.topics.alarms], listener=_rebalance_listener(self))
         return self
 
     def request_stop(self, *_args) -> None:
@@ -124,6 +129,8 @@ class StreamConsumer:
     def step(self) -> int:
         """Poll once, place what came, score and publish what is ready, commit if due; returns windows scored."""
         polled = self._consumer.poll(timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_poll_records)
+        if self._revoked:
+            self._forget_revoked()
         for tp, msgs in polled.items():
             for m in msgs:
                 self._handle(tp.topic, tp.partition, m)
@@ -139,12 +146,12 @@ class StreamConsumer:
         self._consumed[(topic, partition)] = m.offset + 1
         self.metrics.inc("messages")
         try:
-            if topic == WAVEFORMS:
+            if topic == self.topics.waveforms:
                 chunk = decode_chunk(m.value, m.key, self.windower.config.fs_hz)
                 status = self.windower.add_chunk(chunk, partition, m.offset)
                 if status == "too_late":
                     raise InvalidFieldError("seq", "must arrive while its windows are still open (late chunk)", chunk.seq)
-            elif topic == ALARMS:
+            elif topic == self.topics.alarms:
                 self.windower.add_alarm(decode_alarm(m.value, m.key), partition, m.offset)
         except (InvalidFieldError, ValueError, struct.error) as e:
             field = getattr(e, "field", "message")
@@ -158,7 +165,7 @@ class StreamConsumer:
         if len(value) > MAX_DEADLETTER_COPY_BYTES:
             value = value[:MAX_DEADLETTER_COPY_BYTES]
             headers.append(("truncated", b"1"))
-        self._producer.send(DEADLETTER, key=m.key, value=bytes(value), headers=headers)
+        self._producer.send(self.topics.deadletter, key=m.key, value=bytes(value), headers=headers)
         self.metrics.dead_letter(field)
         log.debug("dead letter %s[%d]@%d: %s", topic, partition, m.offset, reason)
 
@@ -178,6 +185,7 @@ class StreamConsumer:
         if items:
             self.metrics.observe_latency((acked - np.array([it.sample_unix_s for it in items])) * 1e3)
         self.metrics.inc("windows_scored", len(items))
+        self.last_scored_monotonic = time.monotonic()
         return len(items)
 
     def _score(self, items: list[WindowItem]) -> tuple[list[ScoreOut], float]:
@@ -215,7 +223,7 @@ class StreamConsumer:
                             "score_ms": round(score_ms, 3), "to_send_ms": round((now - it.sample_unix_s) * 1e3, 3)},
                 sample_unix_s=it.sample_unix_s, published_unix_s=now,
             )
-            self._producer.send(RISK, key=it.patient_id.encode(), value=encode_risk(risk))
+            self._producer.send(self.topics.risk, key=it.patient_id.encode(), value=encode_risk(risk))
             if reasons:
                 self.metrics.inc("degraded")
             if it.alarm is not None:
@@ -228,9 +236,21 @@ class StreamConsumer:
         risk = RiskScore(ev.patient_id, ev.time_s, self.windower.config.window_s, 1, None, None, ev.alarm_type, [],
                          self.scorer.name, None, ev.time_s, True, ["alarm window not in the buffer (no data for it)"],
                          {}, ev.capture_unix_s, now)
-        self._producer.send(RISK, key=ev.patient_id.encode(), value=encode_risk(risk))
+        self._producer.send(self.topics.risk, key=ev.patient_id.encode(), value=encode_risk(risk))
         self.metrics.inc("scores_published")
         self.metrics.inc("degraded")
+
+    def _forget_revoked(self) -> None:
+        with self._revoked_lock:
+            keys, self._revoked = set(self._revoked), []
+        assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        keys -= assigned  # revoked and given back to us in the same rebalance: keep the state
+        self.windower.forget_partitions({p for t, p in keys if t == self.topics.waveforms})
+        for k in keys:
+            self._consumed.pop(k, None)
+            self._committed.pop(k, None)
+        if keys:
+            log.info("released %d revoked partitions", len(keys))
 
     # ------------------------------------------------------------------ offsets
     def commit(self, force: bool = False, only: set[tuple[str, int]] | None = None) -> dict:
@@ -240,7 +260,8 @@ class StreamConsumer:
 
         self._last_commit = time.monotonic()
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
-        offsets = self.windower.committable({k: v for k, v in self._consumed.items() if k in assigned})
+        offsets = self.windower.committable({k: v for k, v in self._consumed.items() if k in assigned},
+                                            self.topics.waveforms, self.topics.alarms)
         todo = {k: v for k, v in offsets.items() if (force or self._committed.get(k) != v) and (only is None or k in only)}
         if not todo:
             return {}
@@ -250,27 +271,26 @@ class StreamConsumer:
         return todo
 
 
-class _Rebalance:
+def _rebalance_listener(owner: StreamConsumer):
+    from kafka import ConsumerRebalanceListener
+
+    class _Rebalance(_RebalanceHandlers, ConsumerRebalanceListener):
+        pass
+
+    return _Rebalance(owner)
+
+
+class _RebalanceHandlers:
     """Before partitions move to another consumer: publish, commit, forget their patients."""
 
     def __init__(self, owner: StreamConsumer):
         self.owner = owner
 
     def on_partitions_revoked(self, revoked) -> None:
-        o = self.owner
-        if not revoked or o._producer is None:
-            return
-        keys = {(tp.topic, tp.partition) for tp in revoked}
-        o._tick()
-        o._producer.flush()
-        try:
-            o.commit(force=True, only=keys)
-        except Exception as e:  # the group may already have moved on; the new owner re-reads and re-scores
-            log.warning("commit on revoke failed: %s", e)
-        o.windower.forget_partitions({p for t, p in keys if t == WAVEFORMS})
-        for k in keys:
-            o._consumed.pop(k, None)
-            o._committed.pop(k, None)
+        # Runs on kafka-python's IO thread: no blocking calls here. The loop forgets these partitions'
+        # patients at its next step; their uncommitted windows are re-read and re-scored by the new owner.
+        with self.owner._revoked_lock:
+            self.owner._revoked.extend((tp.topic, tp.partition) for tp in revoked)
 
     def on_partitions_assigned(self, assigned) -> None:
         log.info("assigned %d partitions", len(assigned))

@@ -21,7 +21,7 @@ import numpy as np
 from models.data import ALARM_S, Record
 from models.errors import InvalidFieldError
 
-from .broker import ALARMS, WAVEFORMS, KafkaSettings
+from .broker import KafkaSettings, Topics
 from .schemas import AlarmEvent, WaveformChunk, encode_alarm, encode_chunk
 
 log = logging.getLogger(__name__)
@@ -90,12 +90,12 @@ def make_producer(settings: KafkaSettings, realtime: bool):
     from kafka import KafkaProducer
 
     return KafkaProducer(**settings.client_kwargs(), linger_ms=2 if realtime else 20, batch_size=512 * 1024,
-                         max_request_size=4 * 1024 * 1024, buffer_memory=256 * 1024 * 1024)
+                         max_request_size=4 * 1024 * 1024)
 
 
 def replay(settings: KafkaSettings, streams: list[PatientStream], speed: float | None = 1.0, start_s: float = 0.0,
            end_s: float | None = None, chunk_s: float = 1.0, alarm_s: float = ALARM_S, progress: bool = True,
-           producer=None, stop=None) -> ReplayStats:
+           producer=None, stop=None, topics: Topics | None = None) -> ReplayStats:
     """Send every stream from ``start_s`` to ``end_s`` (record seconds) at ``speed`` x real time (None: max).
 
     ``stop``: optional callable polled between chunk steps; returning True ends the replay early.
@@ -113,6 +113,7 @@ def replay(settings: KafkaSettings, streams: list[PatientStream], speed: float |
     first = int(round(start_s / chunk_s))
     if last <= first:
         raise InvalidFieldError("end_s", f"must be after start_s={start_s} and inside the records", end_s)
+    topics = topics or Topics()
     own = producer is None
     producer = producer or make_producer(settings, speed is not None)
     stats = ReplayStats()
@@ -122,7 +123,7 @@ def replay(settings: KafkaSettings, streams: list[PatientStream], speed: float |
         from tqdm import tqdm
 
         bar = tqdm(total=(last - first) * len(streams), unit="chunk", desc="replay", smoothing=0.05)
-    t_start = time.time() + 0.05
+    t_start = time.time() + (0.05 if speed else 0.0)
     try:
         for seq in range(first, last):
             if stop is not None and stop():
@@ -140,12 +141,12 @@ def replay(settings: KafkaSettings, streams: list[PatientStream], speed: float |
                 else:
                     capture = time.time()
                 value = encode_chunk(s.chunk(seq, chunk_n, capture))
-                producer.send(WAVEFORMS, key=s.patient_id.encode(), value=value)
+                producer.send(topics.waveforms, key=s.patient_id.encode(), value=value)
                 stats.chunks += 1
                 stats.bytes += len(value)
                 if seq == alarm_seq:
                     ev = encode_alarm(AlarmEvent(s.patient_id, alarm_s, s.record.alarm_type, capture))
-                    producer.send(ALARMS, key=s.patient_id.encode(), value=ev)
+                    producer.send(topics.alarms, key=s.patient_id.encode(), value=ev)
                     stats.alarms += 1
                     stats.bytes += len(ev)
             if bar is not None:

@@ -173,21 +173,20 @@ class Windower:
         self.dirty = set(p for p in self.alarms if p in self.patients and self.alarms[p])
         return items, lost
 
-    def committable(self, consumed: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+    def committable(self, consumed: dict[tuple[str, int], int], waveforms: str = "icu.waveforms",
+                    alarms: str = "icu.alarms") -> dict[tuple[str, int], int]:
         """Offset to commit per (topic, partition): the next consumed offset, held back to the oldest data
         or alarm that a window not scored yet still needs. ``consumed`` = last offset read + 1."""
-        from .broker import ALARMS, WAVEFORMS
-
         out = dict(consumed)
         for pid, buf in self.patients.items():
-            tp = (WAVEFORMS, self.partition_of[pid])
+            tp = (waveforms, self.partition_of[pid])
             extra = [a.end_n for a in self.alarms.get(pid, [])]
             need = buf.needed_offset(extra)
             if need is not None and tp in out:
                 out[tp] = min(out[tp], need)
         for pid, pending in self.alarms.items():
             for a in pending:
-                tp = (ALARMS, a.partition)
+                tp = (alarms, a.partition)
                 if tp in out and a.offset >= 0:
                     out[tp] = min(out[tp], a.offset)
         return out

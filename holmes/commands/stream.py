@@ -1,0 +1,230 @@
+"""``holmes broker``, ``holmes replay`` and ``holmes consume``: the Kafka side of the pipeline.
+
+    holmes broker                                   # embedded Kafka-compatible broker; prints its address
+    holmes replay DATA --bootstrap-servers H:P --speed 1 --beds 100
+    holmes consume --bootstrap-servers H:P --scorer features
+    holmes consume                                  # no cluster given: embedded broker + replay + consumer
+
+Scorers are chosen by name from the ``streams.scorer`` registry; packages above ``streams`` register theirs
+when imported (``SCORER_PLUGINS``), so ``--scorer serve`` / ``--scorer cascade`` work once those exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+
+log = logging.getLogger("holmes.stream")
+
+# scorer name -> module that registers it (imported on demand, so streams never imports upward)
+SCORER_PLUGINS = {"features": "streams.feature_scorer", "serve": "deploy.scorer", "cascade": "unfold.scorer"}
+
+
+def _speed(value: str) -> float | None:
+    if value == "max":
+        return None
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--speed must be a positive number or 'max', got {value!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"--speed must be > 0 or 'max', got {value!r}")
+    return v
+
+
+def _kafka_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Kafka cluster (default: start the embedded broker)")
+    g.add_argument("--bootstrap-servers", help="HOST:PORT[,HOST:PORT] of an existing cluster")
+    g.add_argument("--security-protocol", default="PLAINTEXT", help="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    g.add_argument("--sasl-mechanism", help="e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
+    g.add_argument("--sasl-plain-username")
+    g.add_argument("--sasl-plain-password", help="or set HOLMES_KAFKA_PASSWORD")
+    g.add_argument("--ssl-cafile")
+    g.add_argument("--ssl-certfile")
+    g.add_argument("--ssl-keyfile")
+    g.add_argument("--topic-prefix", help="namespace the icu.* topics as PREFIX.icu.* (several wards on one cluster)")
+
+
+def _replay_args(p: argparse.ArgumentParser, positional: bool) -> None:
+    g = p.add_argument_group("replay")
+    if positional:
+        g.add_argument("data", nargs="?", help="CinC-2015-style folder (default: --data, $HOLMES_DATA, shared data)")
+    g.add_argument("--data", dest="data_opt", help="data folder (same as the positional DATA)")
+    g.add_argument("--records", nargs="+", help="record names (default: every record in the folder)")
+    g.add_argument("--limit", type=int, help="only the first N records")
+    g.add_argument("--beds", type=int, help="N simultaneous patients cycling through the records (distinct ids)")
+    g.add_argument("--speed", type=_speed, default=1.0, help="x real time, or 'max' (default 1)")
+    g.add_argument("--start-s", type=float, default=0.0, help="record second to start from (default 0)")
+    g.add_argument("--end-s", type=float, help="record second to stop at (default: record end)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("broker", help="run the embedded Kafka-compatible broker (Tansu) in the foreground")
+    p.add_argument("--port", type=int, help="listen port on 127.0.0.1 (default: a free port)")
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("replay", help="replay WFDB records into Kafka as live patient streams")
+    _replay_args(p, positional=True)
+    _kafka_args(p)
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("consume", help="score every patient window from Kafka and publish risk scores")
+    _kafka_args(p)
+    p.add_argument("--scorer", default="features", help="registered scorer name: features, member, serve, cascade")
+    p.add_argument("--registry", help="model registry folder (default: $HOLMES_REGISTRY or artifacts/registry)")
+    p.add_argument("--member-path", help="pickled Member for --scorer member")
+    p.add_argument("--group-id", default="holmes-scorer")
+    p.add_argument("--window-s", type=float, default=16.0)
+    p.add_argument("--hop-s", type=float, default=1.0)
+    p.add_argument("--deadline-ms", type=float, default=1000.0, help="latency SLO from sample time to score published")
+    p.add_argument("--duration-s", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--metrics-json", help="write the final metrics here")
+    _replay_args(p, positional=False)
+    p.set_defaults(func=cmd_consume)
+
+
+def _settings(args):
+    import os
+
+    from streams.broker import KafkaSettings
+
+    return KafkaSettings(args.bootstrap_servers, security_protocol=args.security_protocol, sasl_mechanism=args.sasl_mechanism,
+                         sasl_plain_username=args.sasl_plain_username,
+                         sasl_plain_password=args.sasl_plain_password or os.environ.get("HOLMES_KAFKA_PASSWORD"),
+                         ssl_cafile=args.ssl_cafile, ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
+
+
+def _on_signals(handler) -> None:
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, handler)
+
+
+def cmd_broker(args) -> int:
+    from streams.broker import DEFAULT_PARTITIONS, EmbeddedBroker
+
+    broker = EmbeddedBroker(port=args.port).start()
+    stop = threading.Event()
+    _on_signals(lambda *_: stop.set())
+    print(f"bootstrap servers: {broker.bootstrap_servers}", flush=True)
+    print(f"topics: {', '.join(f'{t} ({n} partitions)' for t, n in DEFAULT_PARTITIONS.items())}", flush=True)
+    print("Ctrl-C stops the broker (all data is in memory and is lost).", flush=True)
+    while not stop.wait(0.5):
+        if not broker.running:
+            print("holmes: error: the broker exited; see its log: " + str(broker.log_path), file=sys.stderr)
+            return 1
+    broker.stop()
+    return 0
+
+
+def _load_streams(args):
+    from models.data import list_records, load_dataset, resolve_data_dir
+    from streams.replay import build_streams
+
+    data_dir = resolve_data_dir(getattr(args, "data", None) or args.data_opt)
+    names = args.records or [i.name for i in list_records(data_dir)]
+    if args.limit:
+        names = names[: args.limit]
+    records, skipped = load_dataset(data_dir, names, progress=len(names) > 20)
+    for name, reason in skipped:
+        log.warning("record %s skipped: %s", name, reason)
+    if args.beds is not None and args.beds < 1:
+        from models.errors import InvalidFieldError
+
+        raise InvalidFieldError("--beds", "must be >= 1", args.beds)
+    return build_streams(records, beds=args.beds)
+
+
+def cmd_replay(args) -> int:
+    from streams.broker import EmbeddedBroker, Topics, ensure_topics
+    from streams.replay import replay
+
+    streams = _load_streams(args)
+    topics = Topics.with_prefix(args.topic_prefix)
+    broker = None
+    if args.bootstrap_servers:
+        settings = _settings(args)
+        ensure_topics(settings, topics)
+    else:
+        broker = EmbeddedBroker().start()
+        settings = broker.settings
+        ensure_topics(settings, topics)
+        print(f"no --bootstrap-servers: embedded broker at {settings.bootstrap_servers} (stops when the replay ends)")
+    stop = threading.Event()
+    _on_signals(lambda *_: stop.set())
+    try:
+        stats = replay(settings, streams, speed=args.speed, start_s=args.start_s, end_s=args.end_s, stop=stop.is_set,
+                       topics=topics)
+    finally:
+        if broker is not None:
+            broker.stop()
+    print(json.dumps({"patients": len(streams), **stats.as_dict()}, indent=2))
+    return 0
+
+
+def build_scorer(args):
+    from streams.scorer import available_scorers, make_scorer
+
+    if args.scorer not in available_scorers() and args.scorer in SCORER_PLUGINS:
+        importlib.import_module(SCORER_PLUGINS[args.scorer])  # registers the scorer
+    opts = {"registry": args.registry, "member_path": args.member_path, "deadline_ms": args.deadline_ms,
+            "data": getattr(args, "data_opt", None)}
+    return make_scorer(args.scorer, **{k: v for k, v in opts.items() if v is not None})
+
+
+def cmd_consume(args) -> int:
+    from streams.broker import EmbeddedBroker, Topics, ensure_topics
+    from streams.consumer import ConsumerConfig, StreamConsumer
+    from streams.replay import replay
+    from streams.windows import WindowConfig
+
+    scorer = build_scorer(args)
+    topics = Topics.with_prefix(args.topic_prefix)
+    broker = feeder = None
+    done = threading.Event()
+    if args.bootstrap_servers:
+        settings = _settings(args)
+        ensure_topics(settings, topics)
+    else:
+        streams = _load_streams(args)
+        broker = EmbeddedBroker().start()
+        settings = broker.settings
+        ensure_topics(settings, topics)
+        print(f"no --bootstrap-servers: embedded broker at {settings.bootstrap_servers}, replaying {len(streams)} patients")
+        feeder = threading.Thread(target=lambda: (replay(settings, streams, speed=args.speed, start_s=args.start_s,
+                                                         end_s=args.end_s, progress=False, stop=done.is_set, topics=topics),
+                                                  done.set()),
+                                  daemon=True)
+    consumer = StreamConsumer(settings, scorer, WindowConfig(window_s=args.window_s, hop_s=args.hop_s),
+                              ConsumerConfig(group_id=args.group_id, deadline_ms=args.deadline_ms), topics=topics)
+    _on_signals(consumer.request_stop)
+    consumer.start()
+    if feeder is not None:
+        feeder.start()
+    last_report = [time.monotonic()]
+
+    def until(c) -> bool:
+        if time.monotonic() - last_report[0] >= 10:
+            last_report[0] = time.monotonic()
+            s = c.metrics.snapshot()
+            log.info("windows %d, dead letters %d, e2e p50/p99 %s/%s ms", s["counters"].get("windows_scored", 0),
+                     s["counters"].get("dead_letters", 0), s["e2e_ms"].get("p50"), s["e2e_ms"].get("p99"))
+        # embedded demo: stop once the replay is over and nothing became ready for a few seconds
+        return feeder is not None and done.is_set() and time.monotonic() - c.last_scored_monotonic > 3.0
+
+    try:
+        metrics = consumer.run(timeout_s=args.duration_s, until=until)
+    finally:
+        done.set()
+        if broker is not None:
+            broker.stop()
+    print(json.dumps(metrics, indent=2))
+    if args.metrics_json:
+        with open(args.metrics_json, "w") as f:
+            json.dump(metrics, f, indent=2)
+    return 0
