@@ -1,0 +1,144 @@
+"""The ingress deployment: HTTP (FastAPI) and Python-handle entry point holding the composer's plan and the
+run-time slack policy. Per request batch it picks the ensemble that fits the slack, fans the windows out to
+the member deployments concurrently, averages their probabilities and answers with the latency breakdown.
+
+    POST /v1/score      {windows | windows_b64+shape, masks?, alarm_types, deadline_ms?, ensemble?}
+    GET  /v1/ensembles  the plan's ensembles with their CV scores and predicted latency
+    GET  /healthz       ok + deployed members
+Handle API: ``handle.score.remote(windows, masks, alarm_types, deadline_ms, ensemble=None)``.
+"""
+
+
+import asyncio
+import itertools
+import time
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from ray import serve
+
+from holmes.compose.plan import Plan
+from holmes.policy import SlackPolicy
+from models.errors import HolmesInputError, InvalidFieldError
+
+from .config import ServeConfig
+from .schema import ScoreRequest, as_serve_error, check_deadline, check_request, decode_windows
+
+api = FastAPI(title="HOLMES-ICU ensemble service", version="1")
+
+
+def _error(status: int, e: HolmesInputError) -> JSONResponse:
+    body = {"error": type(e).__name__, "message": str(e)}
+    if isinstance(e, InvalidFieldError):
+        body.update(field=e.field, rule=e.rule, value=repr(e.value)[:200], options=e.options)
+    return JSONResponse(status_code=status, content={"detail": body})
+
+
+@api.exception_handler(RequestValidationError)
+async def _validation_error(request: Request, exc: RequestValidationError):
+    errs = exc.errors()
+    first = errs[0] if errs else {}
+    field = ".".join(str(x) for x in first.get("loc", ())[1:]) or "body"
+    msg = f"{field} {first.get('msg', 'is invalid')}"
+    return JSONResponse(status_code=422, content={"detail": {"error": "InvalidFieldError", "field": field, "message": msg, "errors": [
+        {"loc": list(map(str, e.get("loc", ()))), "msg": e.get("msg")} for e in errs[:5]]}})
+
+
+@serve.deployment(max_ongoing_requests=64)
+@serve.ingress(api)
+class Ingress:
+    def __init__(self, members: dict, plan: dict, config: dict):
+        self.config = ServeConfig(**config)
+        self.plan = Plan.from_dict(plan)
+        self.policy = SlackPolicy(self.plan)
+        self.members = members  # name -> DeploymentHandle
+        missing = [m for m in self.plan.members if m not in members]
+        if missing:
+            raise InvalidFieldError("plan", "uses members that are not deployed", missing, sorted(members))
+        self._inflight: dict[int, tuple[float, float]] = {}  # id -> (start, predicted ms)
+        self._ids = itertools.count()
+        self.n_served = 0
+        self.n_rejected = 0
+
+    def _queue_ms(self, now: float) -> float:
+        """Predicted work still ahead of a new request: remaining predicted time of requests in flight."""
+        return sum(max(pred - (now - t0) * 1000.0, 0.0) for t0, pred in self._inflight.values())
+
+    async def score(self, windows, masks, alarm_types, deadline_ms=None, ensemble=None, _t_arrive=None) -> dict:
+        """Score one batch of windows (the handle API); raises InvalidFieldError on bad input."""
+        try:
+            return await self._score(windows, masks, alarm_types, deadline_ms, ensemble, _t_arrive)
+        except InvalidFieldError as e:
+            raise as_serve_error(e) from None
+
+    async def _score(self, windows, masks, alarm_types, deadline_ms, ensemble, _t_arrive) -> dict:
+        t0 = _t_arrive or time.perf_counter()
+        deadline_ms = check_deadline(self.config.default_deadline_ms if deadline_ms is None else deadline_ms)
+        windows, masks, alarm_types = check_request(windows, masks, alarm_types, self.config.max_request_windows, self.config.window_s)
+        t_valid = time.perf_counter()
+        now = time.perf_counter()
+        queue_ms = self._queue_ms(now)
+        choice = self.policy.choose(len(windows), deadline_ms, (now - t0) * 1000.0, queue_ms, ensemble)
+        rid = next(self._ids)
+        self._inflight[rid] = (now, choice.predicted_ms)
+        t_fan = time.perf_counter()
+        try:
+            outs = await asyncio.gather(*[self.members[m].predict.remote(windows, masks, alarm_types) for m in choice.spec.members])
+        finally:
+            self._inflight.pop(rid, None)
+        t_back = time.perf_counter()
+        probs = np.mean(np.vstack([o[0] for o in outs]), axis=0)
+        fanout_ms = (t_back - t_fan) * 1000.0
+        self.policy.observe(choice.spec.name, len(windows), fanout_ms)
+        self.n_served += 1
+        t_end = time.perf_counter()
+        return {
+            "probabilities": probs,
+            "verdicts": (probs >= choice.spec.threshold),
+            "threshold": choice.spec.threshold,
+            "ensemble": {"name": choice.spec.name, "members": list(choice.spec.members), "auroc": choice.spec.auroc, "score": choice.spec.score},
+            "fits_deadline": bool(choice.fits),
+            "requested_ensemble": choice.requested,
+            "deadline_ms": deadline_ms,
+            "slack_ms": choice.slack_ms,
+            "predicted_ms": choice.predicted_ms,
+            "latency_ms": {
+                "validate": (t_valid - t0) * 1000.0,
+                "expected_queue": queue_ms,
+                "fanout": fanout_ms,
+                "members": {m: o[1] for m, o in zip(choice.spec.members, outs)},
+                "merged_requests": {m: o[2] for m, o in zip(choice.spec.members, outs)},
+                "aggregate": (t_end - t_back) * 1000.0,
+                "ingress_total": (t_end - t0) * 1000.0,
+            },
+        }
+
+    @api.post("/v1/score")
+    async def http_score(self, req: ScoreRequest):  # (no postponed annotations in this module: FastAPI reads them)
+        t0 = time.perf_counter()
+        try:
+            windows = decode_windows(req)
+            masks = np.asarray(req.masks, dtype=bool) if req.masks is not None else None
+            if req.masks is not None and np.asarray(req.masks).shape != (len(windows), windows.shape[1] if windows.ndim == 3 else -1):
+                raise InvalidFieldError("masks", "must have shape [batch, 5]", list(np.asarray(req.masks).shape))
+            out = await self.score(windows, masks, req.alarm_types, req.deadline_ms, req.ensemble, _t_arrive=t0)
+        except HolmesInputError as e:
+            self.n_rejected += 1
+            return _error(422, e)
+        out["probabilities"] = out["probabilities"].tolist()
+        out["verdicts"] = out["verdicts"].tolist()
+        return out
+
+    @api.get("/v1/ensembles")
+    def ensembles(self) -> dict:
+        ratios = self.policy.ratios()
+        return {
+            "load": self.plan.load,
+            "ensembles": [{**e.to_dict(), "measured_over_predicted": ratios.get(e.name)} for e in self.plan.ensembles],
+        }
+
+    @api.get("/healthz")
+    def healthz(self) -> dict:
+        return {"status": "ok", "members": sorted(self.members), "served": self.n_served, "rejected": self.n_rejected}
