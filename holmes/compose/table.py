@@ -71,24 +71,36 @@ class ZooTable:
         return lat[:, -1] + slope * (batch - bs[-1])
 
     @classmethod
-    def from_profiles(cls, profiles: Sequence[Mapping], labels: Mapping[str, int], folds: Mapping[str, int]) -> "ZooTable":
-        """Build from registry profiles (``{"name","kind","latency_ms":{"1","8","64"},"oof":{"records","prob"}}``).
+    def from_profiles(cls, profiles: Sequence[Mapping], labels: Mapping[str, int] | None = None,
+                      folds: Mapping[str, int] | None = None) -> "ZooTable":
+        """Build from registry profiles (``{"name","kind","latency_ms":{"1","8","64"},"oof":{"records","prob",
+        "label","fold"}}``).
 
-        ``labels`` and ``folds`` map record name -> label / fold id. Records are those every member has an OOF
-        prediction for; a member without OOF predictions is refused by name.
+        ``labels`` / ``folds`` (record name -> label / fold id) default to the ones the profiles carry; every
+        member must agree on them (the same folds). Records are those every member has an OOF prediction for;
+        a member without OOF predictions is refused by name.
         """
         if not profiles:
             raise InvalidFieldError("profiles", "must contain at least one member", 0)
+        labels = dict(labels) if labels is not None else {}
+        folds = dict(folds) if folds is not None else {}
+        given_labels, given_folds = bool(labels), bool(folds)
         common: set[str] | None = None
         for p in profiles:
             oof = p.get("oof") or {}
-            if not oof.get("records"):
-                raise InvalidFieldError(f"profiles[{p.get('name')}].oof", "must hold out-of-fold predictions", None)
+            if not oof.get("records") or len(oof.get("prob", ())) != len(oof["records"]):
+                raise InvalidFieldError(f"profiles[{p.get('name')}].oof", "must hold one out-of-fold prediction per record", None)
+            for key, table, given in (("label", labels, given_labels), ("fold", folds, given_folds)):
+                if given or key not in oof:
+                    continue
+                for r, v in zip(oof["records"], oof[key]):
+                    if table.setdefault(r, int(v)) != int(v):
+                        raise InvalidFieldError(f"profiles[{p['name']}].oof.{key}", "must agree with the other members (same folds)", f"{r}: {v} vs {table[r]}")
             recs = set(oof["records"])
             common = recs if common is None else common & recs
-        records = tuple(sorted(r for r in (common or set()) if r in labels and labels[r] is not None))
+        records = tuple(sorted(r for r in (common or set()) if labels.get(r) is not None and r in folds))
         if len(records) < 10:
-            raise InvalidFieldError("profiles.oof.records", "must share at least 10 labelled records", len(records))
+            raise InvalidFieldError("profiles.oof.records", "must share at least 10 records with labels and folds", len(records))
         batch_sizes = tuple(sorted(int(b) for b in profiles[0]["latency_ms"]))
         names, kinds, lat, oof_rows = [], [], [], []
         for p in profiles:
@@ -105,3 +117,12 @@ class ZooTable:
             tuple(names), tuple(kinds), np.asarray(lat), batch_sizes, np.vstack(oof_rows),
             np.array([int(labels[r]) for r in records]), np.array([int(folds[r]) for r in records]), records,
         )
+
+    @classmethod
+    def from_registry(cls, path=None, version: str | None = None) -> tuple["ZooTable", dict]:
+        """The table of a registry version, and ``{"path", "version"}`` to record where it came from."""
+        from models.registry import Registry
+
+        reg = Registry(path)
+        v = version or reg.latest()
+        return cls.from_profiles(reg.profiles(v)), {"path": str(reg.path), "version": v}

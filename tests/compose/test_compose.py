@@ -151,3 +151,34 @@ class TestPlanAndPolicy:
                 pol.choose(64, deadline_ms=bad)
         with pytest.raises(InvalidFieldError, match="ensemble"):
             pol.choose(64, deadline_ms=100, ensemble="nope")
+
+
+class TestTableFromProfiles:
+    def _profiles(self, table, n=3):
+        return [{"name": table.names[j], "kind": "cnn", "latency_ms": {str(b): float(v) for b, v in zip(table.batch_sizes, table.latency_ms[j])},
+                 "oof": {"records": list(table.records), "prob": table.oof[j].tolist(), "label": table.y.tolist(), "fold": table.folds.tolist(), "seed": 0}}
+                for j in range(n)]
+
+    def test_roundtrip(self, table):
+        from holmes.compose import ZooTable
+
+        t = ZooTable.from_profiles(self._profiles(table))
+        order = np.argsort(table.records)
+        np.testing.assert_allclose(t.oof, table.oof[:3][:, order])
+        assert t.y.tolist() == table.y[order].tolist() and t.folds.tolist() == table.folds[order].tolist()
+
+    def test_disagreeing_folds_refused(self, table):
+        from holmes.compose import ZooTable
+
+        ps = self._profiles(table)
+        ps[1]["oof"]["fold"] = [(f + 1) % 5 for f in ps[1]["oof"]["fold"]]
+        with pytest.raises(InvalidFieldError, match="same folds"):
+            ZooTable.from_profiles(ps)
+
+    def test_missing_oof_refused(self, table):
+        from holmes.compose import ZooTable
+
+        ps = self._profiles(table)
+        del ps[2]["oof"]
+        with pytest.raises(InvalidFieldError, match="m02"):
+            ZooTable.from_profiles(ps)
