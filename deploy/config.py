@@ -18,7 +18,7 @@ class ServeConfig(BaseModel):
     ingress_num_cpus: float = Field(0.25, gt=0, le=0.5, description="CPUs reserved by the ingress replica")
     torch_threads: int = Field(1, ge=1, le=4, description="torch intra-op threads per replica")
     max_batch_size: int = Field(8, ge=1, le=64, description="requests merged into one member call by @serve.batch")
-    batch_wait_timeout_s: float = Field(0.002, ge=0, le=1, description="how long @serve.batch waits to fill a batch")
+    batch_wait_timeout_s: float = Field(0.0, ge=0, le=1, description="how long @serve.batch waits to fill a batch")
     max_request_windows: int = Field(256, ge=1, le=4096, description="largest batch of windows one request may carry")
     default_deadline_ms: float = Field(1000.0, gt=0, description="deadline when a request names none")
     window_s: float | None = Field(None, gt=0, description="required window length (s) at 250 Hz; None: any length")

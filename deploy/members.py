@@ -34,7 +34,7 @@ def set_torch_threads(n: int) -> None:
 
 @serve.deployment(max_ongoing_requests=64)
 class MemberModel:
-    def __init__(self, source: Any, torch_threads: int = 1, max_batch_size: int = 8, batch_wait_timeout_s: float = 0.002):
+    def __init__(self, source: Any, torch_threads: int = 1, max_batch_size: int = 8, batch_wait_timeout_s: float = 0.0):
         set_torch_threads(torch_threads)
         self.member = load_member(source)
         self.name = self.member.name
@@ -44,7 +44,7 @@ class MemberModel:
     def info(self) -> dict:
         return {"name": self.name, "kind": getattr(self.member, "kind", "?")}
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.002)
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0)
     async def predict(self, windows: list, masks: list, alarm_types: list) -> list:
         """Each argument is a list over merged requests; returns per request (probabilities, service_ms, merged)."""
         sizes = [len(w) for w in windows]

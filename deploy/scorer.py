@@ -20,7 +20,7 @@ from streams.scorer import ScoreOut, WindowBatch, register_scorer
 
 class ServeScorer:
     def __init__(self, app_name: str = "holmes", ray_address: str | None = "auto", deadline_ms: float | None = None,
-                 min_deadline_ms: float = 1.0, handle=None, timeout_s: float = 30.0, **_ignored):
+                 min_deadline_ms: float = 1.0, handle=None, timeout_s: float = 30.0):
         if handle is None:
             import ray
             from ray import serve
@@ -44,7 +44,10 @@ class ServeScorer:
 
     def score_arrays(self, windows: np.ndarray, masks: np.ndarray, alarm_types, deadline_ms: float, ensemble: str | None = None) -> dict:
         """The raw service answer for one batch (probabilities, verdicts, ensemble, latency breakdown)."""
-        return self.handle.score.remote(windows, masks, list(alarm_types), deadline_ms, ensemble).result(timeout_s=self.timeout_s)
+        import ray
+
+        ref = ray.put(np.ascontiguousarray(windows, dtype=np.float32))  # one copy into the object store, read zero-copy
+        return self.handle.score.remote(ref, masks, list(alarm_types), deadline_ms, ensemble).result(timeout_s=self.timeout_s)
 
     def score(self, batch: WindowBatch) -> list[ScoreOut]:
         if len(batch) == 0:
@@ -59,11 +62,15 @@ class ServeScorer:
         return [ScoreOut(float(p), bool(v), 1, models, reason, timings) for p, v in zip(out["probabilities"], out["verdicts"])]
 
 
+_OPTIONS = {"app_name", "ray_address", "deadline_ms", "min_deadline_ms", "handle", "timeout_s"}
+_IGNORED = {"member", "member_path", "threshold", "registry", "data"}  # other scorers' options the CLI may pass
+
+
 def _serve_factory(**options) -> ServeScorer:
-    unknown = set(options) - {"app_name", "ray_address", "deadline_ms", "min_deadline_ms", "handle", "timeout_s"}
-    if unknown - {"member", "member_path", "threshold"}:
-        raise InvalidFieldError("scorer options", "has unknown keys for the serve scorer", sorted(unknown))
-    return ServeScorer(**options)
+    unknown = set(options) - _OPTIONS - _IGNORED
+    if unknown:
+        raise InvalidFieldError("scorer options", "has unknown keys for the serve scorer", sorted(unknown), sorted(_OPTIONS))
+    return ServeScorer(**{k: v for k, v in options.items() if k in _OPTIONS})
 
 
 register_scorer("serve", _serve_factory, replace=True)

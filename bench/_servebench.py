@@ -1,0 +1,62 @@
+"""Shared pieces of the serve benchmarks: a Ray instance sized for 2 cores, real windows, percentiles."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def start_ray(port: int = 8011):
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+    from ray import serve
+
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024**2, log_to_driver=False,
+             runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled"}})
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    return ray, serve
+
+
+def real_windows(n: int = 64, window_s: float = 16.0, seed: int = 0):
+    """``n`` real alarm windows (records drawn at random, with repetition when n > records)."""
+    from models.data import alarm_window, list_records, load_dataset, resolve_data_dir
+
+    data = resolve_data_dir()
+    infos = list_records(data)
+    rng = np.random.default_rng(seed)
+    names = [infos[i].name for i in rng.choice(len(infos), size=min(n, len(infos)), replace=False)]
+    recs, _ = load_dataset(data, names)
+    idx = np.arange(n) % len(recs)
+    w = np.stack([alarm_window(recs[i], window_s) for i in idx])
+    m = np.stack([recs[i].mask for i in idx])
+    a = [recs[i].alarm_type for i in idx]
+    return w, m, a
+
+
+def pct(xs, q) -> float:
+    return float(np.percentile(np.asarray(xs, dtype=float), q)) if len(xs) else float("nan")
+
+
+def machine() -> dict:
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "load_avg_1m": os.getloadavg()[0], "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def write_json(name: str, obj: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / name
+    path.write_text(json.dumps(obj, indent=1, default=float))
+    return path
+
+
+def member_window_s(profiles: dict, names) -> float:
+    ws = {float(profiles[n].get("inputs", {}).get("window_s", 16.0)) for n in names}
+    if len(ws) != 1:
+        raise SystemExit(f"members need different window lengths {sorted(ws)}: benchmark them separately")
+    return ws.pop()
