@@ -17,12 +17,12 @@ from .replay import PatientStream, ReplayStats, build_streams, replay
 from .schemas import (AlarmEvent, RiskScore, WaveformChunk, decode_alarm, decode_chunk, decode_risk, encode_alarm,
                       encode_chunk, encode_risk)
 from .scorer import MemberScorer, Scorer, ScoreOut, WindowBatch, available_scorers, make_scorer, register_scorer
-from .windows import WindowConfig, Windower, WindowItem
+from .windows import LostWindow, WindowConfig, Windower, WindowItem
 
 __all__ = [
     "ALARMS", "DEADLETTER", "RISK", "WAVEFORMS", "EmbeddedBroker", "KafkaSettings", "Topics", "ensure_topics",
     "ConsumerConfig", "StreamConsumer", "StreamMetrics", "PatientStream", "ReplayStats", "build_streams", "replay",
     "AlarmEvent", "RiskScore", "WaveformChunk", "decode_alarm", "decode_chunk", "decode_risk", "encode_alarm",
     "encode_chunk", "encode_risk", "MemberScorer", "Scorer", "ScoreOut", "WindowBatch", "available_scorers",
-    "make_scorer", "register_scorer", "WindowConfig", "Windower", "WindowItem",
+    "make_scorer", "register_scorer", "LostWindow", "WindowConfig", "Windower", "WindowItem",
 ]

@@ -123,7 +123,13 @@ class StreamConsumer:
                     break
         finally:
             self.close()
-        return self.metrics.snapshot()
+        return self.snapshot()
+
+    def snapshot(self) -> dict:
+        """Metrics plus the windower's counts (duplicates, late chunks, gap windows, alarms, evictions)."""
+        snap = self.metrics.snapshot()
+        snap["windows"] = dict(self.windower.counts, patients=len(self.windower.patients))
+        return snap
 
     # ------------------------------------------------------------------ one iteration
     def step(self) -> int:
@@ -178,8 +184,8 @@ class StreamConsumer:
             part = items[i : i + self.config.max_batch]
             scores, score_ms = self._score(part)
             sent_at.append(self._publish(part, scores, score_ms))
-        for ev in lost:
-            self._publish_unanswerable(ev)
+        for lw in lost:
+            self._publish_lost(lw)
         self._producer.flush()
         acked = time.time()
         if items:
@@ -231,26 +237,16 @@ class StreamConsumer:
         self.metrics.inc("scores_published", len(items))
         return now
 
-    def _publish_unanswerable(self, ev) -> None:
+    def _publish_lost(self, lw) -> None:
         now = time.time()
-        risk = RiskScore(ev.patient_id, ev.time_s, self.windower.config.window_s, 1, None, None, ev.alarm_type, [],
-                         self.scorer.name, None, ev.time_s, True, ["alarm window not in the buffer (no data for it)"],
-                         {}, ev.capture_unix_s, now)
-        self._producer.send(self.topics.risk, key=ev.patient_id.encode(), value=encode_risk(risk))
+        ev = lw.alarm
+        risk = RiskScore(lw.patient_id, lw.end_s, self.windower.config.window_s, 1, None, None,
+                         ev.alarm_type if ev else self.windower.config.default_alarm_type, [], self.scorer.name, None,
+                         ev.time_s if ev else None, True, [lw.reason], {}, lw.sample_unix_s, now)
+        self._producer.send(self.topics.risk, key=lw.patient_id.encode(), value=encode_risk(risk))
         self.metrics.inc("scores_published")
         self.metrics.inc("degraded")
-
-    def _forget_revoked(self) -> None:
-        with self._revoked_lock:
-            keys, self._revoked = set(self._revoked), []
-        assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
-        keys -= assigned  # revoked and given back to us in the same rebalance: keep the state
-        self.windower.forget_partitions({p for t, p in keys if t == self.topics.waveforms})
-        for k in keys:
-            self._consumed.pop(k, None)
-            self._committed.pop(k, None)
-        if keys:
-            log.info("released %d revoked partitions", len(keys))
+        self.metrics.inc("lost_windows")
 
     # ------------------------------------------------------------------ offsets
     def commit(self, force: bool = False, only: set[tuple[str, int]] | None = None) -> dict:

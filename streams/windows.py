@@ -64,6 +64,17 @@ class WindowItem:
     degraded_reasons: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class LostWindow:
+    """A window (or an alarm's window) that cannot be scored from data; published as a degraded score."""
+
+    patient_id: str
+    end_s: float
+    reason: str
+    alarm: AlarmEvent | None
+    sample_unix_s: float
+
+
 @dataclass
 class _Alarm:
     event: AlarmEvent
@@ -79,8 +90,10 @@ class Windower:
         self.partition_of: dict[str, int] = {}
         self.alarms: dict[str, list[_Alarm]] = {}
         self.dirty: set[str] = set()  # patients that got data since the last tick
+        self._backlog: list[WindowItem] = []  # cut early (before the ring would overwrite them), not yet returned
+        self._lost: list[LostWindow] = []
         self.counts = {"chunks": 0, "duplicates": 0, "too_late": 0, "gap_windows": 0, "alarms": 0,
-                       "unknown_alarm_types": 0, "alarms_unanswerable": 0, "evicted": 0}
+                       "unknown_alarm_types": 0, "alarms_unanswerable": 0, "windows_lost": 0, "evicted": 0}
 
     # ------------------------------------------------------------------ input
     def add_chunk(self, chunk: WaveformChunk, partition: int = 0, offset: int = -1) -> str:
@@ -101,6 +114,8 @@ class Windower:
                 raise InvalidFieldError("channel_names", f"must match the patient's stream {buf.channel_names}", chunk.channel_names)
             if chunk.n_samples != buf.chunk_n:
                 raise InvalidFieldError("n_samples", f"must match the patient's chunk size {buf.chunk_n}", chunk.n_samples)
+        if buf.first_seq >= 0 and (chunk.seq + 1) * buf.chunk_n > buf.next_end_n - buf.window_n + buf.cap_n:
+            self._drain(chunk.patient_id, time.time())  # this chunk would overwrite data of windows not cut yet
         status = buf.add(chunk.seq, chunk.samples, offset, chunk.capture_unix_s)
         buf.last_seen_unix_s = time.time()
         if status == ACCEPTED:
@@ -138,39 +153,51 @@ class Windower:
         mask = buf.mask & np.isfinite(win).any(axis=1)  # a slot with no finite sample in the window is absent
         return WindowItem(buf.patient_id, end_n / cfg.fs_hz, win, mask, alarm_type, buf.capture_of(end_n), now, alarm, reasons)
 
-    def ready(self, now: float | None = None) -> tuple[list[WindowItem], list[AlarmEvent]]:
-        """Windows of every patient that became ready, and alarms that can no longer be answered from data."""
-        now = time.time() if now is None else now
-        items: list[WindowItem] = []
-        lost: list[AlarmEvent] = []
-        for pid in self.dirty:
-            buf = self.patients.get(pid)
-            pending = self.alarms.get(pid, [])
-            if buf is None:
-                continue  # an alarm before any data: kept until the patient's data arrive
-            while buf.window_status(buf.next_end_n) == "ready":
-                end_n = buf.next_end_n
-                hit = [a for a in pending if a.end_n == end_n]
-                items.append(self._item(buf, end_n, now, hit[0].event if hit else None))
-                for a in hit[1:]:  # a repeated alarm at the same time: answered once more
-                    items.append(self._item(buf, end_n, now, a.event))
-                pending = [a for a in pending if a.end_n != end_n]
-                buf.next_end_n += buf.hop_n
-            keep = []
-            for a in pending:
-                status = buf.window_status(a.end_n)
-                if status == "ready":
-                    items.append(self._item(buf, a.end_n, now, a.event))
-                elif status == "gone":
-                    self.counts["alarms_unanswerable"] += 1
-                    lost.append(a.event)
-                else:
-                    keep.append(a)
-            if keep:
-                self.alarms[pid] = keep
+    def _drain(self, pid: str, now: float) -> None:
+        """Cut every window of ``pid`` that is ready (or lost) into the backlog."""
+        buf = self.patients.get(pid)
+        if buf is None:
+            return  # an alarm before any data: kept until the patient's data arrive
+        pending = self.alarms.get(pid, [])
+        while True:
+            status = buf.window_status(buf.next_end_n)
+            if status == "wait":
+                break
+            end_n = buf.next_end_n
+            hit = [a for a in pending if a.end_n == end_n]
+            if status == "ready":
+                for a in hit or [None]:
+                    self._backlog.append(self._item(buf, end_n, now, a.event if a else None))
+            else:  # overwritten before it could be cut: said so, never dropped silently
+                self.counts["windows_lost"] += 1
+                for a in hit or [None]:
+                    self._lost.append(LostWindow(pid, end_n / self.config.fs_hz, "window data no longer in the ring buffer",
+                                                 a.event if a else None, buf.capture_of(end_n)))
+            pending = [a for a in pending if a.end_n != end_n]
+            buf.next_end_n += buf.hop_n
+        keep = []
+        for a in pending:
+            status = buf.window_status(a.end_n)
+            if status == "ready":
+                self._backlog.append(self._item(buf, a.end_n, now, a.event))
+            elif status == "gone":
+                self.counts["alarms_unanswerable"] += 1
+                self._lost.append(LostWindow(pid, a.event.time_s, "alarm window not in the buffer (no data for it)", a.event,
+                                             a.event.capture_unix_s))
             else:
-                self.alarms.pop(pid, None)
+                keep.append(a)
+        if keep:
+            self.alarms[pid] = keep
+        else:
+            self.alarms.pop(pid, None)
+
+    def ready(self, now: float | None = None) -> tuple[list[WindowItem], list[LostWindow]]:
+        """Windows of every patient that became ready since the last call, and windows that cannot be cut."""
+        now = time.time() if now is None else now
+        for pid in self.dirty:
+            self._drain(pid, now)
         self.dirty = set(p for p in self.alarms if p in self.patients and self.alarms[p])
+        items, lost, self._backlog, self._lost = self._backlog, self._lost, [], []
         return items, lost
 
     def committable(self, consumed: dict[tuple[str, int], int], waveforms: str = "icu.waveforms",

@@ -28,7 +28,7 @@ def data_dir():
 @pytest.fixture(scope="session")
 def records(data_dir):
     infos = list_records(data_dir)
-    recs, skipped = load_dataset(data_dir, [i.name for i in infos[: TRAIN_RECORDS + 40]])
+    recs, skipped = load_dataset(data_dir, [i.name for i in infos[: TRAIN_RECORDS + 120]])
     assert not skipped
     return recs
 

@@ -73,6 +73,17 @@ class TestWindower:
                 assert not it.degraded_reasons
             assert np.array_equal(it.window, ref, equal_nan=True)
 
+    def test_a_backlog_longer_than_the_ring_loses_no_window(self, stream_records):
+        """A consumer catching up gets minutes of one patient in one poll: windows are cut before overwritten."""
+        w = Windower(WindowConfig(ring_s=20.0, lateness_s=2.0))
+        s = build_streams(stream_records[:1])[0]
+        _feed(w, s, range(200, 300))  # 100 s of chunks, ring of 20 s, no ready() call in between
+        got = _cut_all(w)
+        assert sorted(e for _, e in got) == [float(e) for e in range(216, 301)]
+        for (_, e), it in got.items():
+            assert np.array_equal(it.window, window(s.record, e), equal_nan=True)
+        assert w.counts["windows_lost"] == 0
+
     def test_commit_offset_holds_back_to_the_next_windows_data(self, stream_records):
         w = Windower(WindowConfig())
         s = build_streams(stream_records[:1])[0]
