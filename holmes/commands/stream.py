@@ -126,16 +126,20 @@ def _load_streams(args):
     from models.data import list_records, load_dataset, resolve_data_dir
     from streams.replay import build_streams
 
+    from models.errors import InvalidFieldError
+
     data_dir = resolve_data_dir(getattr(args, "data", None) or args.data_opt)
-    names = args.records or [i.name for i in list_records(data_dir)]
+    known = [i.name for i in list_records(data_dir)]
+    unknown = sorted(set(args.records or []) - set(known))
+    if unknown:
+        raise InvalidFieldError("--records", f"must name records listed in {data_dir}/RECORDS", unknown, known[:5] + ["..."])
+    names = args.records or known
     if args.limit:
         names = names[: args.limit]
     records, skipped = load_dataset(data_dir, names, progress=len(names) > 20)
     for name, reason in skipped:
         log.warning("record %s skipped: %s", name, reason)
     if args.beds is not None and args.beds < 1:
-        from models.errors import InvalidFieldError
-
         raise InvalidFieldError("--beds", "must be >= 1", args.beds)
     return build_streams(records, beds=args.beds)
 
@@ -144,11 +148,11 @@ def cmd_replay(args) -> int:
     from streams.broker import EmbeddedBroker, Topics, ensure_topics
     from streams.replay import replay
 
-    streams = _load_streams(args)
     topics = Topics.with_prefix(args.topic_prefix)
+    settings = _settings(args) if args.bootstrap_servers else None
+    streams = _load_streams(args)
     broker = None
-    if args.bootstrap_servers:
-        settings = _settings(args)
+    if settings is not None:
         ensure_topics(settings, topics)
     else:
         broker = EmbeddedBroker().start()
@@ -207,6 +211,7 @@ def cmd_consume(args) -> int:
     if feeder is not None:
         feeder.start()
     last_report = [time.monotonic()]
+    done_at: dict[str, float] = {}
 
     def until(c) -> bool:
         if time.monotonic() - last_report[0] >= 10:
@@ -215,7 +220,11 @@ def cmd_consume(args) -> int:
             log.info("windows %d, dead letters %d, e2e p50/p99 %s/%s ms", s["counters"].get("windows_scored", 0),
                      s["counters"].get("dead_letters", 0), s["e2e_ms"].get("p50"), s["e2e_ms"].get("p99"))
         # embedded demo: stop once the replay is over and nothing became ready for a few seconds
-        return feeder is not None and done.is_set() and time.monotonic() - c.last_scored_monotonic > 3.0
+        if feeder is None or not done.is_set():
+            return False
+        done_at.setdefault("t", time.monotonic())
+        idle_s = time.monotonic() - max(c.last_scored_monotonic, done_at["t"])
+        return idle_s > (3.0 if c.metrics.counters["windows_scored"] else 30.0)
 
     try:
         metrics = consumer.run(timeout_s=args.duration_s, until=until)

@@ -62,6 +62,6 @@ class TestBatchReference:
             offline_p = member.predict_proba(alarm_window(r)[None], r.mask[None], [r.alarm_type])[0]
             assert got.alarm_time_s == ALARM_S and got.alarm_type == r.alarm_type and not got.degraded
             assert got.verdict == bool(offline_p >= member.threshold_)
-            assert abs(got.probability - offline_p) < 1e-9
+            assert got.probability == offline_p
             assert got.latency_ms["score_ms"] > 0 and got.published_unix_s >= got.sample_unix_s
         assert sum(sc.verdict is not None for sc in latest.values()) == len(streams)

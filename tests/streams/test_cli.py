@@ -1,0 +1,80 @@
+"""The stream commands as a user runs them: `holmes broker`, `holmes replay`, `holmes consume`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from streams.testing import read_scores
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _holmes(*args, **kw):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    return subprocess.run([sys.executable, "-m", "holmes.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120, **kw)
+
+
+class TestStreamCommands:
+    def test_broker_runs_in_the_foreground_and_stops_on_ctrl_c(self):
+        p = subprocess.Popen([sys.executable, "-m", "holmes.cli", "broker"], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            line = p.stdout.readline()
+            assert line.startswith("bootstrap servers: 127.0.0.1:"), line
+            from streams.broker import KafkaSettings, wait_ready
+
+            wait_ready(KafkaSettings(line.split(": ")[1].strip()), timeout_s=10)
+        finally:
+            p.send_signal(signal.SIGINT)
+            assert p.wait(20) == 0
+
+    def test_replay_then_consume_on_a_given_cluster(self, kafka_broker, stream_records, member_path):
+        bs = kafka_broker.bootstrap_servers
+        names = [r.name for r in stream_records[:2]]
+        r = _holmes("replay", "--bootstrap-servers", bs, "--topic-prefix", "cli", "--records", *names, "--speed", "max",
+                    "--start-s", "280", "--beds", "4")
+        assert r.returncode == 0, r.stderr[-2000:]
+        stats = json.loads(r.stdout[r.stdout.index("{"):])
+        assert stats["patients"] == 4 and stats["chunks"] == 4 * 20 and stats["alarms"] == 4
+        p = subprocess.Popen([sys.executable, "-m", "holmes.cli", "consume", "--bootstrap-servers", bs, "--topic-prefix", "cli",
+                              "--scorer", "member", "--member-path", str(member_path)], cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(read_scores(kafka_broker.settings, "cli.icu.risk", idle_s=0.0, timeout_s=2)) < 4 * 5:
+                time.sleep(0.5)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            out, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err[-2000:]
+        metrics = json.loads(out[out.index("{"):])
+        assert metrics["counters"]["windows_scored"] == 4 * 5 and metrics["counters"]["verdicts"] == 4
+        ids = {s.patient_id for s in read_scores(kafka_broker.settings, "cli.icu.risk")}
+        assert len(ids) == 4 and all(i.startswith("bed0000") or i.startswith("bed000") for i in ids)
+
+    def test_consume_without_a_cluster_runs_the_embedded_pipeline(self, stream_records, member_path, tmp_path):
+        out = tmp_path / "metrics.json"
+        r = _holmes("consume", "--scorer", "member", "--member-path", str(member_path), "--records", stream_records[0].name,
+                    "--speed", "max", "--start-s", "270", "--metrics-json", str(out))
+        assert r.returncode == 0, r.stderr[-2000:]
+        m = json.loads(out.read_text())
+        assert m["counters"]["windows_scored"] == 300 - 270 - 16 + 1 + (stream_records[0].n_samples // 250 - 300)
+        assert m["counters"]["verdicts"] == 1
+
+    def test_bad_arguments_are_rejected_with_the_value(self):
+        r = _holmes("replay", "--speed", "0", "--bootstrap-servers", "127.0.0.1:1")
+        assert r.returncode == 2 and "--speed" in r.stderr
+        r = _holmes("consume", "--scorer", "nope", "--bootstrap-servers", "127.0.0.1:1")
+        assert r.returncode == 2 and "scorer" in r.stderr and "member" in r.stderr
+        r = _holmes("replay", "--bootstrap-servers", "localhost", "--records", "a103l")
+        assert r.returncode == 2 and "bootstrap_servers" in r.stderr and "localhost" in r.stderr
+        r = _holmes("replay", "--bootstrap-servers", "127.0.0.1:1", "--records", "no_such_record")
+        assert r.returncode == 2 and "--records" in r.stderr and "no_such_record" in r.stderr
