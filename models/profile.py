@@ -75,11 +75,13 @@ def example_batch(batch: int, member=None, seed: int = 0):
 def measure_latency_ms(
     member, batch_sizes: Sequence[int] = BATCH_SIZES, repeats: int = 15, min_time_s: float = 0.3, threads: int = 1
 ) -> dict[str, float]:
-    """Median wall time (ms) of one ``predict_proba`` call per batch size, with ``threads`` torch threads."""
+    """Median wall time (ms) of one ``predict_proba`` call per batch size, with ``threads`` threads (torch, OpenMP, BLAS)."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
+    limits = threadpool_limits(limits=threads)  # OpenMP/BLAS pools of scikit-learn models too
     out: dict[str, float] = {}
     try:
         for b in batch_sizes:
@@ -94,6 +96,7 @@ def measure_latency_ms(
             out[str(b)] = round(statistics.median(times), 4)
     finally:
         torch.set_num_threads(old)
+        limits.restore_original_limits()
     return out
 
 

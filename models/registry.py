@@ -112,6 +112,13 @@ class Registry:
     def ensembles(self, version: str | None = None) -> dict:
         return self.index(version).get("ensembles", {})
 
+    def thresholds(self, version: str | None = None) -> dict[str, float]:
+        """Decision threshold per member and per ensemble row (chosen on all out-of-fold predictions)."""
+        v = version or self.latest()
+        out = {p["name"]: float(p["cv"]["threshold"]) for p in self.profiles(v)}
+        out.update({k: float(e["cv"]["threshold"]) for k, e in self.ensembles(v).items()})
+        return out
+
     def load(self, name: str, version: str | None = None, fallback: bool = True):
         """The member ``name`` (a ``models.member.Member``) with its profile's threshold as ``threshold_``.
 
@@ -239,7 +246,7 @@ def _save_member(member, path: Path) -> None:
         try:
             import joblib
 
-            joblib.dump(member, path)
+            joblib.dump(member, path, compress=3)
         except ImportError:  # pragma: no cover - joblib ships with scikit-learn
             path.write_bytes(pickle.dumps(member))
 

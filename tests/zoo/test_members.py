@@ -25,7 +25,8 @@ class TestMemberContract:
         assert set(prof["latency_ms"]) == {"1", "8", "64"}
         assert all(v > 0 for v in prof["latency_ms"].values())
         assert prof["latency_ms"]["64"] > prof["latency_ms"]["1"]
-        assert prof["macs"] > 0 and prof["params"] > 0
+        assert prof["params"] > 0
+        assert prof["macs"] > 0 if member.kind == "cnn" else prof["macs"] >= 0
         assert 0.5 < prof["cv"]["auroc"] <= 1.0 and 0.0 < prof["cv"]["score"] <= 100.0
         oof = prof["oof"]
         assert len(oof["records"]) == len(oof["prob"]) == len(oof["fold"]) >= 50
