@@ -71,10 +71,12 @@ def best_threshold(y_true, prob, grid: Sequence[float] | None = None) -> float:
     den = tp + tn + fp + FN_COST * fn
     s = np.where(den > 0, (tp + tn) / np.maximum(den, 1), 0.0)
     best = np.flatnonzero(s >= s.max() - 1e-12)
-    lo, hi = cand[best[0]], cand[best[-1]]
-    if best[-1] - best[0] == len(best) - 1 and best[-1] + 1 < len(cand):
-        hi = cand[best[-1] + 1]  # plateau extends up to (not including) the next candidate
-    return float((lo + hi) / 2.0) if best[-1] - best[0] == len(best) - 1 else float(lo)
+    # "p >= t" is constant for t in (cand[i-1], cand[i]]: take the middle of the first best plateau
+    end = best[0]
+    while end + 1 < len(cand) and end + 1 in set(best.tolist()):
+        end += 1
+    lo = cand[best[0] - 1] if best[0] > 0 else cand[best[0]] - 1e-6
+    return float((lo + cand[end]) / 2.0)
 
 
 def summarize(y_true, prob, pred, alarm_types: Sequence[str] | None = None) -> dict:
