@@ -211,8 +211,10 @@ def train_zoo(configs: Sequence[CNNConfig], cache: SegmentCache, folds: np.ndarr
             if not fold_path(c, k).is_file():
                 tr, te = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
                 jobs.append((c.to_dict(), asdict(tcfg), k, tr, te, None, _member_seed(c, tcfg.seed) + k))
+    t = time.perf_counter()
     _run(jobs, workers, threads, progress, "cv fits",
          lambda r: (staging / "folds" / f"{r['name']}.fold{r['fold']}.json").write_text(json.dumps(r)))
+    _add_wall(staging, "cv_s", time.perf_counter() - t, len(jobs))
 
     fold_res = {c.name: [json.loads(fold_path(c, k).read_text()) for k in range(n_splits)] for c in configs}
     refit_epochs = {n: max(tcfg.min_epochs, int(np.median([f["best_epoch"] for f in fr]))) for n, fr in fold_res.items()}
@@ -221,7 +223,9 @@ def train_zoo(configs: Sequence[CNNConfig], cache: SegmentCache, folds: np.ndarr
         for c in order
         if not (staging / f"{c.name}.pt").is_file()
     ]
+    t = time.perf_counter()
     _run(jobs, workers, threads, progress, "refits", lambda r: _save_refit(staging, r))
+    _add_wall(staging, "refit_s", time.perf_counter() - t, len(jobs))
 
     results = []
     for c in configs:
@@ -248,6 +252,22 @@ def train_zoo(configs: Sequence[CNNConfig], cache: SegmentCache, folds: np.ndarr
         })
     log.info("zoo of %d members trained in %.1f s (this run)", len(configs), time.perf_counter() - t_start)
     return results
+
+
+def _add_wall(staging: Path, key: str, seconds: float, n_jobs: int) -> None:
+    """Accumulate the wall time of the phases that really trained (a resumed run adds only what it ran)."""
+    f = staging / "wall_s.json"
+    wall = json.loads(f.read_text()) if f.is_file() else {}
+    if n_jobs:
+        wall[key] = round(wall.get(key, 0.0) + seconds, 1)
+        wall[key.replace("_s", "_fits")] = wall.get(key.replace("_s", "_fits"), 0) + n_jobs
+        f.write_text(json.dumps(wall))
+
+
+def zoo_wall_s(staging: str | os.PathLike) -> dict:
+    """Wall time spent training in ``staging`` so far: {"cv_s", "refit_s", "cv_fits", "refit_fits"}."""
+    f = Path(staging) / "wall_s.json"
+    return json.loads(f.read_text()) if f.is_file() else {}
 
 
 def _save_refit(staging: Path, r: dict) -> None:

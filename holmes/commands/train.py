@@ -60,7 +60,7 @@ def run(args) -> int:
 
     if args.only in (None, "cnn"):
         from models.segments import build_cache
-        from models.train_cnn import TrainConfig, train_zoo, zoo_configs
+        from models.train_cnn import TrainConfig, train_zoo, zoo_configs, zoo_wall_s
         from models.zoo_build import cnn_entries
 
         tcfg = TrainConfig(max_epochs=3, min_epochs=1, patience=2) if args.tiny else TrainConfig()
@@ -71,6 +71,7 @@ def run(args) -> int:
         staging = args.staging or tempfile.mkdtemp(prefix="holmes-train-")
         results = train_zoo(zoo_configs(tiny=args.tiny), cache, folds, staging, tcfg, workers=args.workers)
         timings["cnn_train_s"] = round(time.perf_counter() - t, 1)
+        timings["cnn_staging_wall_s"] = zoo_wall_s(staging)  # all runs that trained into this staging folder
         entries += cnn_entries(results, names, labels, folds, args.seed, latency_repeats=5 if args.tiny else 15)
 
     if args.only in (None, "features"):
