@@ -151,6 +151,8 @@ class StreamConsumer:
     def _handle(self, topic: str, partition: int, m) -> None:
         self._consumed[(topic, partition)] = m.offset + 1
         self.metrics.inc("messages")
+        if self.metrics.first_message_unix_s is None:
+            self.metrics.first_message_unix_s = time.time()
         try:
             if topic == self.topics.waveforms:
                 chunk = decode_chunk(m.value, m.key, self.windower.config.fs_hz)
@@ -192,6 +194,7 @@ class StreamConsumer:
             self.metrics.observe_latency((acked - np.array([it.sample_unix_s for it in items])) * 1e3)
         self.metrics.inc("windows_scored", len(items))
         self.last_scored_monotonic = time.monotonic()
+        self.metrics.last_scored_unix_s = acked
         return len(items)
 
     def _score(self, items: list[WindowItem]) -> tuple[list[ScoreOut], float]:

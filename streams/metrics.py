@@ -62,6 +62,8 @@ class StreamMetrics:
         self.score_ms = LatencyReservoir(50_000)
         self.batch_sizes = LatencyReservoir(50_000)
         self.started = time.time()
+        self.first_message_unix_s: float | None = None
+        self.last_scored_unix_s: float | None = None
 
     def inc(self, name: str, n: int = 1) -> None:
         self.counters[name] += n
@@ -85,4 +87,6 @@ class StreamMetrics:
             "e2e_ms": self.e2e_ms.summary(self.slo_ms),
             "score_batch_ms": self.score_ms.summary(),
             "batch_size": self.batch_sizes.summary(),
+            "active_s": round((self.last_scored_unix_s or 0.0) - (self.first_message_unix_s or 0.0), 3)
+            if self.first_message_unix_s and self.last_scored_unix_s else 0.0,
         }

@@ -69,12 +69,20 @@ class TestStreamCommands:
         assert m["counters"]["windows_scored"] == 300 - 270 - 16 + 1 + (stream_records[0].n_samples // 250 - 300)
         assert m["counters"]["verdicts"] == 1
 
-    def test_bad_arguments_are_rejected_with_the_value(self):
-        r = _holmes("replay", "--speed", "0", "--bootstrap-servers", "127.0.0.1:1")
-        assert r.returncode == 2 and "--speed" in r.stderr
-        r = _holmes("consume", "--scorer", "nope", "--bootstrap-servers", "127.0.0.1:1")
-        assert r.returncode == 2 and "scorer" in r.stderr and "member" in r.stderr
-        r = _holmes("replay", "--bootstrap-servers", "localhost", "--records", "a103l")
-        assert r.returncode == 2 and "bootstrap_servers" in r.stderr and "localhost" in r.stderr
-        r = _holmes("replay", "--bootstrap-servers", "127.0.0.1:1", "--records", "no_such_record")
-        assert r.returncode == 2 and "--records" in r.stderr and "no_such_record" in r.stderr
+    def test_bad_arguments_are_rejected_with_the_value(self, capsys):
+        import pytest
+
+        from holmes.cli import main
+
+        with pytest.raises(SystemExit) as e:
+            main(["replay", "--speed", "0", "--bootstrap-servers", "127.0.0.1:1"])
+        assert e.value.code == 2 and "--speed" in capsys.readouterr().err
+        assert main(["consume", "--scorer", "nope", "--bootstrap-servers", "127.0.0.1:1"]) == 2
+        err = capsys.readouterr().err
+        assert "scorer" in err and "member" in err
+        assert main(["replay", "--bootstrap-servers", "localhost", "--records", "a103l"]) == 2
+        err = capsys.readouterr().err
+        assert "bootstrap_servers" in err and "localhost" in err
+        assert main(["replay", "--bootstrap-servers", "127.0.0.1:1", "--records", "no_such_record"]) == 2
+        err = capsys.readouterr().err
+        assert "--records" in err and "no_such_record" in err
