@@ -10,7 +10,10 @@ Registered in the stream scorer registry as ``serve`` when this module is import
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -18,51 +21,81 @@ from models.errors import InvalidFieldError
 from streams.scorer import ScoreOut, WindowBatch, register_scorer
 
 
+SERVICE_FILE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "holmes-icu" / "serve.json"
+
+
+def write_service_file(ray_address: str, app_name: str, http_url: str) -> Path:
+    """Written by ``holmes serve`` so a consumer on this machine finds the Ray cluster holding the app."""
+    SERVICE_FILE.parent.mkdir(parents=True, exist_ok=True)
+    SERVICE_FILE.write_text(json.dumps({"ray_address": ray_address, "app_name": app_name, "http": http_url, "pid": os.getpid()}))
+    return SERVICE_FILE
+
+
+def find_ray_address() -> str:
+    """$HOLMES_RAY_ADDRESS, else the address ``holmes serve`` wrote, else Ray's own "auto"."""
+    if os.environ.get("HOLMES_RAY_ADDRESS"):
+        return os.environ["HOLMES_RAY_ADDRESS"]
+    try:
+        return json.loads(SERVICE_FILE.read_text())["ray_address"]
+    except (OSError, ValueError, KeyError):
+        return "auto"
+
+
 class ServeScorer:
-    def __init__(self, app_name: str = "holmes", ray_address: str | None = "auto", deadline_ms: float | None = None,
-                 min_deadline_ms: float = 1.0, handle=None, timeout_s: float = 30.0):
+    def __init__(self, app_name: str = "holmes", ray_address: str | None = None, deadline_ms: float | None = None,
+                 min_deadline_ms: float = 1.0, handle=None, timeout_s: float = 30.0, max_request_windows: int = 64):
         if handle is None:
             import ray
             from ray import serve
 
             if not ray.is_initialized():
-                ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=False)
+                os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+                ray.init(address=ray_address or find_ray_address(), ignore_reinit_error=True, log_to_driver=False)
             handle = serve.get_app_handle(app_name)
         self.handle = handle
         self.name = f"serve:{app_name}"
         self.deadline_ms = deadline_ms
         self.min_deadline_ms = min_deadline_ms
         self.timeout_s = timeout_s
+        self.max_request_windows = max_request_windows
 
     def _deadline_ms(self, batch: WindowBatch) -> float:
-        if self.deadline_ms is not None:
-            return float(self.deadline_ms)
+        """Time left until the earliest window of the batch is due; ``deadline_ms`` when the batch has none."""
         due = np.asarray(batch.deadline_unix_s, dtype=np.float64)
         if len(due) == 0 or not np.isfinite(due).any():
-            return 1000.0
+            return float(self.deadline_ms or 1000.0)
         return max((float(np.nanmin(due)) - time.time()) * 1000.0, self.min_deadline_ms)
 
-    def score_arrays(self, windows: np.ndarray, masks: np.ndarray, alarm_types, deadline_ms: float, ensemble: str | None = None) -> dict:
-        """The raw service answer for one batch (probabilities, verdicts, ensemble, latency breakdown)."""
+    def score_arrays(self, windows: np.ndarray, masks: np.ndarray, alarm_types, deadline_ms: float, ensemble: str | None = None) -> list[dict]:
+        """Service answers (probabilities, verdicts, ensemble, latency breakdown), one per request of at most
+        ``max_request_windows`` windows; the requests of one batch are in flight together."""
         import ray
 
-        ref = ray.put(np.ascontiguousarray(windows, dtype=np.float32))  # one copy into the object store, read zero-copy
-        return self.handle.score.remote(ref, masks, list(alarm_types), deadline_ms, ensemble).result(timeout_s=self.timeout_s)
+        windows = np.ascontiguousarray(windows, dtype=np.float32)
+        n, step = len(windows), self.max_request_windows
+        resps = []
+        for s in range(0, n, step):
+            ref = ray.put(windows[s : s + step])  # one copy into the object store, read zero-copy by the replicas
+            resps.append(self.handle.score.remote(ref, masks[s : s + step], list(alarm_types[s : s + step]), deadline_ms, ensemble))
+        return [r.result(timeout_s=self.timeout_s) for r in resps]
 
     def score(self, batch: WindowBatch) -> list[ScoreOut]:
         if len(batch) == 0:
             return []
         t0 = time.perf_counter()
-        out = self.score_arrays(batch.windows, batch.masks, batch.alarm_types, self._deadline_ms(batch))
+        outs = self.score_arrays(batch.windows, batch.masks, batch.alarm_types, self._deadline_ms(batch))
         call_ms = (time.perf_counter() - t0) * 1000.0
-        models = tuple(out["ensemble"]["members"])
-        reason = None if out["fits_deadline"] else "deadline_unreachable_cheapest_ensemble"
-        timings = {"serve_call_ms": call_ms, "fanout_ms": out["latency_ms"]["fanout"],
-                   "expected_queue_ms": out["latency_ms"]["expected_queue"], "batch_size": float(len(batch))}
-        return [ScoreOut(float(p), bool(v), 1, models, reason, timings) for p, v in zip(out["probabilities"], out["verdicts"])]
+        scores = []
+        for out in outs:
+            models = tuple(out["ensemble"]["members"])
+            reason = None if out["fits_deadline"] else "deadline_unreachable_cheapest_ensemble"
+            timings = {"serve_call_ms": call_ms, "fanout_ms": out["latency_ms"]["fanout"],
+                       "expected_queue_ms": out["latency_ms"]["expected_queue"], "batch_size": float(len(batch))}
+            scores += [ScoreOut(float(p), bool(v), 1, models, reason, timings) for p, v in zip(out["probabilities"], out["verdicts"])]
+        return scores
 
 
-_OPTIONS = {"app_name", "ray_address", "deadline_ms", "min_deadline_ms", "handle", "timeout_s"}
+_OPTIONS = {"app_name", "ray_address", "deadline_ms", "min_deadline_ms", "handle", "timeout_s", "max_request_windows"}
 _IGNORED = {"member", "member_path", "threshold", "registry", "data"}  # other scorers' options the CLI may pass
 
 

@@ -48,6 +48,9 @@ def run(args) -> int:
                  runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled"}})
     serve.start(http_options={"host": args.host, "port": args.port})
     serve.run(build(config, plan), name=args.app_name, route_prefix="/")
+    from deploy.scorer import write_service_file
+
+    write_service_file(ray.get_runtime_context().gcs_address, args.app_name, f"http://{args.host}:{args.port}")
     print(f"HOLMES service '{args.app_name}' on http://{args.host}:{args.port}  (members: {', '.join(plan.members)})")
     print("  POST /v1/score   GET /v1/ensembles   GET /healthz   Ctrl-C stops")
     stop = threading.Event()

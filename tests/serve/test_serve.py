@@ -68,7 +68,7 @@ class TestHandle:
         now = time.time()
         wb = WindowBatch([f"p{i}" for i in range(16)], np.arange(16.0), w[:16], m[:16], a[:16], np.zeros(16, bool),
                          np.full(16, now), np.full(16, now + 10.0))
-        scorer = make_scorer("serve", handle=handle)
+        scorer = make_scorer("serve", handle=handle, max_request_windows=6)  # 3 requests in flight together
         assert isinstance(scorer, ServeScorer)
         scores = scorer.score(wb)
         ref = _reference(members, ["stats_all", "stats_ecg"], w[:16], m[:16], a[:16])
