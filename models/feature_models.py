@@ -91,6 +91,7 @@ class FeatureModel:
         self.threshold_ = best_threshold(y, inner)
         self.estimator_ = self._fit_estimator(X, y)
         self.n_features_in_ = X.shape[1]
+        self.feature_names_ = FEATURE_NAMES
         return self
 
     def inner_oof(self, features: np.ndarray, alarm_types: Sequence[str], y) -> np.ndarray:
@@ -109,6 +110,11 @@ class FeatureModel:
     def proba_from_features(self, features: np.ndarray, alarm_types: Sequence[str]) -> np.ndarray:
         if not hasattr(self, "estimator_"):
             raise RuntimeError(f"{self.name} is not fitted: call fit() first")
+        if getattr(self, "feature_names_", None) != FEATURE_NAMES:
+            raise InvalidFieldError(
+                "feature_names_", f"of {self.name} must match this version's {len(FEATURE_NAMES)} features (retrain it)",
+                len(getattr(self, "feature_names_", ()) or ()),
+            )
         X = design_matrix(features, alarm_types)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)

@@ -26,7 +26,8 @@ from .data import ALARM_TYPES, FS_HZ
 
 RHYTHM = ("n_beats", "hr_bpm", "min_hr5_bpm", "max_hr17_bpm", "max_hr5_bpm", "max_gap_s", "rr_cv")
 QUALITY = ("nan_frac", "flat_frac", "sat_frac")
-ECG_EXTRA = ("kurtosis", "qrs_power_ratio", "dom_freq_hz", "spec_conc", "low_high_ratio")
+ECG_EXTRA = ("kurtosis", "qrs_power_ratio", "dom_freq_hz", "spec_conc", "low_high_ratio", "qrs_width_s",
+             "qrs_width_last_ratio", "low_high_change", "amp_last_ratio")
 PULSE_EXTRA = ("amp", "amp_drop_last4s", "mean_level")
 CONSENSUS = ("cons_max_gap_s", "cons_min_hr5_bpm", "cons_max_hr17_bpm", "cons_max_hr5_bpm", "ecg_minus_pulse_bpm", "ecg_agreement", "n_good_sources")
 SOURCES = ("ECG1", "ECG2", "ABP", "PPG")
@@ -81,6 +82,29 @@ def _quality(raw: np.ndarray, nan_frac: float, fs_hz: int) -> list[float]:
     return [nan_frac, flat, sat]
 
 
+def _morphology(filled: np.ndarray, bp: np.ndarray, t: np.ndarray, w: np.ndarray, fs_hz: int) -> list[float]:
+    """QRS width (s), widest 4-beat run in the last 8 s relative to the window, band-ratio and amplitude change."""
+    span = len(bp) / fs_hz
+    if len(w) >= 2:
+        med = float(np.median(w))
+        last = w[t >= span - LAST_S]
+        run = np.convolve(last, np.full(min(4, len(last)), 1.0 / min(4, len(last))), mode="valid").max() if len(last) else med
+        width_ratio = float(run / med) if med > 0 else np.nan
+    else:
+        med, width_ratio = np.nan, np.nan
+
+    def band_ratio(seg):
+        spec = np.abs(np.fft.rfft(seg - seg.mean())) ** 2
+        f = np.fft.rfftfreq(len(seg), 1.0 / fs_hz)
+        return np.log10((spec[(f >= 1) & (f < 7)].sum() + 1e-12) / (spec[(f >= 7) & (f <= 30)].sum() + 1e-12))
+
+    n4, n8 = int(4 * fs_hz), int(LAST_S * fs_hz)
+    change = float(band_ratio(filled[-n4:]) - band_ratio(filled[:n8]))
+    a_first = np.subtract(*np.percentile(bp[:n8], [99, 1]))
+    a_last = np.subtract(*np.percentile(bp[-n4:], [99, 1]))
+    return [med, width_ratio, change, float(a_last / a_first) if a_first > 0 else np.nan]
+
+
 def _ecg_extra(filled: np.ndarray, bp: np.ndarray, fs_hz: int) -> list[float]:
     x = filled - filled.mean()
     sd = x.std()
@@ -133,14 +157,17 @@ def extract(window: np.ndarray, mask: np.ndarray, fs_hz: int = FS_HZ) -> np.ndar
             continue
         q = _quality(window[i], float(nan_frac[i]), fs_hz)
         if is_ecg:
-            t = ecg_peaks(bp[i], fs_hz)
+            t, widths = ecg_peaks(bp[i], fs_hz, widths=True)
         else:
             t = pulse_peaks(bp[i], fs_hz, floor=5.0 if s == "ABP" else 1e-3)
         beats[s] = t
         good[s] = q[0] < 0.2 and q[1] < 0.5
         last0 = span - LAST_S
         out += q + _rhythm(t, span) + _rhythm(t[t >= last0] - last0, LAST_S)
-        out += _ecg_extra(filled[i], bp[i], fs_hz) if is_ecg else _pulse_extra(filled[i], bp[i], fs_hz)
+        if is_ecg:
+            out += _ecg_extra(filled[i], bp[i], fs_hz) + _morphology(filled[i], bp[i], t, widths, fs_hz)
+        else:
+            out += _pulse_extra(filled[i], bp[i], fs_hz)
     rh = {s: _rhythm(t, span) for s, t in beats.items() if good[s]}
     if rh:
         col = {k: np.array([v[j] for v in rh.values()]) for j, k in enumerate(RHYTHM)}
