@@ -40,6 +40,27 @@ def periodic(handle, ray, w, m, a, n: int, period_s: float, deadline_ms: float, 
     return out
 
 
+def burst_test(handle, ray, w, m, a, plan, n: int, deadline_ms: float) -> dict:
+    """``n`` requests at once: the policy (which sees the queue) against always the best ensemble."""
+    from collections import Counter
+
+    best = max(plan.ensembles, key=lambda e: (e.auroc or 0.0, -len(e.members)))
+    out = {}
+    for mode, ens in (("policy", None), (f"always {best.name}", best.name)):
+        time.sleep(1.0)
+        ref = ray.put(w)
+        t0 = time.perf_counter()
+        resps = [handle.score.remote(ref, m, a, deadline_ms, ens) for _ in range(n)]
+        done = []
+        for r in resps:
+            res = r.result()
+            done.append(((time.perf_counter() - t0) * 1000.0, res["ensemble"]["name"]))
+        ms = [d[0] for d in done]
+        out[mode] = {"within_deadline": float(np.mean(np.array(ms) <= deadline_ms)), "p50_ms": pct(ms, 50), "max_ms": max(ms),
+                     "chosen": dict(Counter(d[1] for d in done))}
+    return out
+
+
 def inprocess_ms(members: list, w, m, a, reps: int, threads: int) -> float:
     import torch
 
@@ -60,6 +81,8 @@ def main(argv=None) -> int:
     ap.add_argument("--policy-requests", type=int, default=20, help="requests per budget with the policy choosing (0: skip)")
     ap.add_argument("--rate-hz", type=float, default=1.0)
     ap.add_argument("--overhead-reps", type=int, default=15)
+    ap.add_argument("--burst", type=int, default=8, help="requests fired at once in the burst test (0: skip)")
+    ap.add_argument("--burst-deadline-ms", type=float, default=1000.0)
     ap.add_argument("--out", default="serve_budgets.json")
     args = ap.parse_args(argv)
 
@@ -93,6 +116,7 @@ def main(argv=None) -> int:
                 chosen = sorted({r["ensemble"] for r in res})
                 policy_rows.append({"deadline_ms": e.budget_ms, "chosen": chosen, "measured_p50_ms": pct(ms, 50), "measured_p99_ms": pct(ms, 99),
                                     "within_deadline": float(np.mean(np.array(ms) <= e.budget_ms)), "n": len(ms)})
+        burst = burst_test(handle, ray, w, m, a, plan, args.burst, args.burst_deadline_ms) if args.burst else {}
         # Ray overhead: the largest ensemble at batch 64, back to back, then the same compute in process
         big = max(plan.ensembles, key=lambda e: (len(e.members), e.budget_ms or 0))
         wb, mb, ab = w[:64], m[:64], a[:64]
@@ -115,7 +139,7 @@ def main(argv=None) -> int:
 
     path = write_json(args.out, {"plan": args.plan, "registry": {"path": str(reg.path), "version": version}, "machine": machine(),
                                  "load": {"beds": beds, "rate_hz": args.rate_hz, "windows_per_request": beds}, "deploy_s": deploy_s,
-                                 "budgets": rows, "policy": policy_rows, "ray_overhead": overhead})
+                                 "budgets": rows, "policy": policy_rows, "burst": burst, "ray_overhead": overhead})
     print(f"\n{'budget':>6} {'AUROC':>6} {'score':>5} {'pred p99':>8} {'p50':>7} {'p99':>7} {'<=budget':>8}  members")
     for r in rows:
         print(f"{r['budget_ms']:6g} {r['auroc']:6.3f} {r['score']:5.1f} {r['p99_ms']:8.1f} {r['measured_p50_ms']:7.1f} {r['measured_p99_ms']:7.1f} "
@@ -123,6 +147,9 @@ def main(argv=None) -> int:
     for r in policy_rows:
         print(f"policy, deadline {r['deadline_ms']:g} ms: chose {', '.join(r['chosen'])}; p50 {r['measured_p50_ms']:.1f} p99 {r['measured_p99_ms']:.1f} ms, "
               f"{r['within_deadline']:.0%} within")
+    for mode, r in burst.items():
+        print(f"burst of {args.burst} x 64 windows, deadline {args.burst_deadline_ms:g} ms, {mode}: {r['within_deadline']:.0%} within, "
+              f"p50 {r['p50_ms']:.0f} max {r['max_ms']:.0f} ms, ensembles {r['chosen']}")
     o = overhead
     print(f"Ray overhead, {o['ensemble']} ({len(o['members'])} members) at batch 64: Serve {o['serve_ms']:.1f} ms vs in-process "
           f"{o['inprocess_1thread_ms']:.1f} ms (1 thread) / {o['inprocess_2threads_ms']:.1f} ms (2 threads): ratio {o['ratio_vs_best_inprocess']:.2f}")
