@@ -81,7 +81,10 @@ def run_level(bs: str, beds: int, member_path: Path, stream_s: float, speed: str
     return {"beds": beds, "speed": speed, "produce": produce, "windows_scored": m["counters"].get("windows_scored", 0),
             "windows_expected": expected, "e2e_ms": m["e2e_ms"], "score_batch_ms": m["score_batch_ms"],
             "batch_size": m["batch_size"], "dead_letters": m["counters"].get("dead_letters", 0),
-            "consume_messages_per_s": round(m["counters"].get("messages", 0) / busy_s, 1)}
+            "consume_messages_per_s": round(m["counters"].get("messages", 0) / busy_s, 1),
+            "consumer_cpu_s": m.get("process_cpu_s"), "load_avg_1m": m.get("load_avg_1m"),
+            "consumer_cpu_ms_per_window": round(1e3 * m["process_cpu_s"] / max(m["counters"].get("windows_scored", 0), 1), 3)
+            if m.get("process_cpu_s") else None}
 
 
 def main() -> int:
@@ -104,7 +107,8 @@ def main() -> int:
             rows.append(r)
             e = r["e2e_ms"]
             print(f"beds {beds:5d}  windows {r['windows_scored']:6d}/{r['windows_expected']:<6d}  e2e p50 {e.get('p50')} ms"
-                  f"  p99 {e.get('p99')} ms  batch p50 {r['batch_size'].get('p50')}  score p50 {r['score_batch_ms'].get('p50')} ms",
+                  f"  p99 {e.get('p99')} ms  batch p50 {r['batch_size'].get('p50')}  score p50 {r['score_batch_ms'].get('p50')} ms"
+                  f"  cpu/window {r['consumer_cpu_ms_per_window']} ms  load {r['load_avg_1m']}",
                   flush=True)
         thr = run_level(broker.bootstrap_servers, args.throughput_beds, member_path, 30.0, "max", "tmax", tmp)
     out = {"scorer": args.scorer, "member": name, "window_s": 16.0, "hop_s": 1.0, "signals": 4, "fs_hz": 250,

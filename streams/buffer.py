@@ -46,7 +46,6 @@ class PatientBuffer:
         self.first_seq = -1
         self.missing: set[int] = set()
         self.next_end_n = -1
-        self.alarm_type: str | None = None
         self.last_seen_unix_s = 0.0
 
     # ------------------------------------------------------------------ placement

@@ -47,7 +47,8 @@ class ConsumerConfig:
     fetch_max_wait_ms: int = 50
     auto_offset_reset: str = "earliest"
     deadline_ms: float = 1000.0
-    max_batch: int = 4096
+    max_batch: int = 512
+    tick_budget_s: float = 1.0  # scoring time per loop step before polling again (keeps the group membership)
 
     def __post_init__(self):
         if self.auto_offset_reset not in ("earliest", "latest"):
@@ -75,6 +76,7 @@ class StreamConsumer:
         self.last_scored_monotonic = time.monotonic()
         self._revoked: list[tuple[str, int]] = []  # appended by the rebalance listener (IO thread)
         self._revoked_lock = threading.Lock()
+        self._pending: list[WindowItem] = []  # cut, not scored yet (their data offsets hold commits back)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "StreamConsumer":
@@ -101,7 +103,7 @@ class StreamConsumer:
         if self._consumer is None:
             return
         try:
-            self._tick()
+            self._tick(budget_s=float("inf"))
             self._producer.flush()
             self.commit(force=True)
         finally:
@@ -177,25 +179,30 @@ class StreamConsumer:
         self.metrics.dead_letter(field)
         log.debug("dead letter %s[%d]@%d: %s", topic, partition, m.offset, reason)
 
-    def _tick(self) -> int:
+    def _tick(self, budget_s: float | None = None) -> int:
+        """Score ready windows in batches of ``max_batch`` until ``budget_s`` is spent (the rest waits for the
+        next step, so the loop keeps polling within ``max_poll_interval_ms`` under overload)."""
         items, lost = self.windower.ready()
-        if not items and not lost:
+        self._pending.extend(items)
+        if not self._pending and not lost:
             return 0
-        sent_at = []
-        for i in range(0, len(items), self.config.max_batch):
-            part = items[i : i + self.config.max_batch]
+        budget_s = self.config.tick_budget_s if budget_s is None else budget_s
+        t0, done = time.monotonic(), []
+        while self._pending and (not done or time.monotonic() - t0 < budget_s):
+            part, self._pending = self._pending[: self.config.max_batch], self._pending[self.config.max_batch :]
             scores, score_ms = self._score(part)
-            sent_at.append(self._publish(part, scores, score_ms))
+            self._publish(part, scores, score_ms)
+            done.extend(part)
         for lw in lost:
             self._publish_lost(lw)
         self._producer.flush()
         acked = time.time()
-        if items:
-            self.metrics.observe_latency((acked - np.array([it.sample_unix_s for it in items])) * 1e3)
-        self.metrics.inc("windows_scored", len(items))
-        self.last_scored_monotonic = time.monotonic()
-        self.metrics.last_scored_unix_s = acked
-        return len(items)
+        if done:
+            self.metrics.observe_latency((acked - np.array([it.sample_unix_s for it in done])) * 1e3)
+            self.metrics.inc("windows_scored", len(done))
+            self.last_scored_monotonic = time.monotonic()
+            self.metrics.last_scored_unix_s = acked
+        return len(done)
 
     def _score(self, items: list[WindowItem]) -> tuple[list[ScoreOut], float]:
         dl = self.config.deadline_ms / 1e3
@@ -261,10 +268,24 @@ class StreamConsumer:
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
         offsets = self.windower.committable({k: v for k, v in self._consumed.items() if k in assigned},
                                             self.topics.waveforms, self.topics.alarms)
+        for it in self._pending:  # windows cut but not scored yet: their first chunk must be re-read after a crash
+            tp = (self.topics.waveforms, it.partition)
+            if tp in offsets and it.first_offset >= 0:
+                offsets[tp] = min(offsets[tp], it.first_offset)
+            if it.alarm_offset >= 0 and (self.topics.alarms, it.alarm_partition) in offsets:
+                tpa = (self.topics.alarms, it.alarm_partition)
+                offsets[tpa] = min(offsets[tpa], it.alarm_offset)
         todo = {k: v for k, v in offsets.items() if (force or self._committed.get(k) != v) and (only is None or k in only)}
         if not todo:
             return {}
-        self._consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in todo.items()})
+        from kafka.errors import CommitFailedError, KafkaError
+
+        try:
+            self._consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in todo.items()})
+        except (CommitFailedError, KafkaError) as e:  # left the group (e.g. a rebalance): the new owner re-reads
+            log.warning("offset commit failed, will re-read from the last commit: %s", e)
+            self.metrics.inc("commit_failures")
+            return {}
         self._committed.update(todo)
         self.metrics.inc("commits")
         return todo

@@ -9,6 +9,7 @@ moment its score was acknowledged by the broker. ``snapshot()`` is a plain dict 
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 
@@ -82,6 +83,8 @@ class StreamMetrics:
     def snapshot(self) -> dict:
         return {
             "uptime_s": round(time.time() - self.started, 2),
+            "process_cpu_s": round(time.process_time(), 2),  # CPU of this process (all threads): capacity under a shared CPU
+            "load_avg_1m": round(os.getloadavg()[0], 2),
             "counters": dict(sorted(self.counters.items())),
             "dead_letters_by_field": dict(sorted(self.dead_letter_reasons.items())),
             "e2e_ms": self.e2e_ms.summary(self.slo_ms),

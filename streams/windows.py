@@ -62,6 +62,10 @@ class WindowItem:
     ready_unix_s: float
     alarm: AlarmEvent | None = None
     degraded_reasons: list[str] = field(default_factory=list)
+    partition: int = 0
+    first_offset: int = -1  # Kafka offset of the earliest chunk of the window held (re-read from here after a crash)
+    alarm_partition: int = 0
+    alarm_offset: int = -1
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class Windower:
         self.patients: dict[str, PatientBuffer] = {}
         self.partition_of: dict[str, int] = {}
         self.alarms: dict[str, list[_Alarm]] = {}
+        self.alarm_context: dict[str, list[tuple[int, str]]] = {}  # (alarm sample, type) per patient
         self.dirty: set[str] = set()  # patients that got data since the last tick
         self._backlog: list[WindowItem] = []  # cut early (before the ring would overwrite them), not yet returned
         self._lost: list[LostWindow] = []
@@ -129,29 +134,39 @@ class Windower:
         self.counts["alarms"] += 1
         end_n = self.config.n(ev.time_s)
         self.alarms.setdefault(ev.patient_id, []).append(_Alarm(ev, end_n, partition, offset))
-        buf = self.patients.get(ev.patient_id)
-        if ev.alarm_type in ALARM_TYPES and buf is not None:
-            buf.alarm_type = ev.alarm_type
+        if ev.alarm_type in ALARM_TYPES:
+            hist = self.alarm_context.setdefault(ev.patient_id, [])
+            hist.append((end_n, ev.alarm_type))
+            hist.sort()
         self.dirty.add(ev.patient_id)
 
     # ------------------------------------------------------------------ output
-    def _item(self, buf: PatientBuffer, end_n: int, now: float, alarm: AlarmEvent | None) -> WindowItem:
+    def _item(self, buf: PatientBuffer, end_n: int, now: float, alarm: "_Alarm | None") -> WindowItem:
         cfg = self.config
         reasons = []
         gaps = buf.gap_chunks(end_n)
         if gaps:
             self.counts["gap_windows"] += 1
             reasons.append(f"gap: {gaps} chunk(s) missing, NaN-filled")
-        alarm_type = buf.alarm_type or cfg.default_alarm_type
+        # context: the latest known alarm at or before this window's end (causal, so arrival order cannot matter)
+        alarm_type = cfg.default_alarm_type
+        for t_n, kind in self.alarm_context.get(buf.patient_id, ()):
+            if t_n <= end_n:
+                alarm_type = kind
         if alarm is not None:
-            if alarm.alarm_type in ALARM_TYPES:
-                alarm_type = alarm.alarm_type
+            if alarm.event.alarm_type in ALARM_TYPES:
+                alarm_type = alarm.event.alarm_type
             else:
                 self.counts["unknown_alarm_types"] += 1
-                reasons.append(f"unknown alarm type {alarm.alarm_type!r}: scored as {alarm_type}")
+                reasons.append(f"unknown alarm type {alarm.event.alarm_type!r}: scored as {alarm_type}")
         win = buf.cut(end_n).copy()
         mask = buf.mask & np.isfinite(win).any(axis=1)  # a slot with no finite sample in the window is absent
-        return WindowItem(buf.patient_id, end_n / cfg.fs_hz, win, mask, alarm_type, buf.capture_of(end_n), now, alarm, reasons)
+        a, b = (end_n - buf.window_n) // buf.chunk_n, (end_n - 1) // buf.chunk_n
+        offs = buf.offsets[np.arange(a, b + 1) % buf.cap]
+        offs = offs[offs >= 0]
+        return WindowItem(buf.patient_id, end_n / cfg.fs_hz, win, mask, alarm_type, buf.capture_of(end_n), now,
+                          alarm.event if alarm else None, reasons, self.partition_of.get(buf.patient_id, 0),
+                          int(offs.min()) if len(offs) else -1, alarm.partition if alarm else 0, alarm.offset if alarm else -1)
 
     def _drain(self, pid: str, now: float) -> None:
         """Cut every window of ``pid`` that is ready (or lost) into the backlog."""
@@ -167,7 +182,7 @@ class Windower:
             hit = [a for a in pending if a.end_n == end_n]
             if status == "ready":
                 for a in hit or [None]:
-                    self._backlog.append(self._item(buf, end_n, now, a.event if a else None))
+                    self._backlog.append(self._item(buf, end_n, now, a))
             else:  # overwritten before it could be cut: said so, never dropped silently
                 self.counts["windows_lost"] += 1
                 for a in hit or [None]:
@@ -179,7 +194,7 @@ class Windower:
         for a in pending:
             status = buf.window_status(a.end_n)
             if status == "ready":
-                self._backlog.append(self._item(buf, a.end_n, now, a.event))
+                self._backlog.append(self._item(buf, a.end_n, now, a))
             elif status == "gone":
                 self.counts["alarms_unanswerable"] += 1
                 self._lost.append(LostWindow(pid, a.event.time_s, "alarm window not in the buffer (no data for it)", a.event,
@@ -225,6 +240,7 @@ class Windower:
         for p in gone:
             del self.patients[p]
             self.partition_of.pop(p, None)
+            self.alarm_context.pop(p, None)
             self.counts["evicted"] += 1
         return gone
 
