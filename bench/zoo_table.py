@@ -82,26 +82,26 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(11, 5))
     markers = {"ecg": "o", "ecgpulse": "s", "all": "^"}
     for group, marker in markers.items():
         pts = [p for p in cnn if p["config"]["inputs"] == group]
         if pts:
             ax.scatter([p["macs"] / 1e6 for p in pts], [p["cv"]["auroc"] for p in pts], marker=marker, s=[12 + p["config"]["depth"] * 10 for p in pts],
-                       label=f"CNN inputs={group}", alpha=0.8)
+                       label=f"CNN inputs={group} (size = depth)", alpha=0.8)
     colors = iter(["tab:red", "tab:purple", "tab:brown", "tab:gray"])
     for name, e in ens.items():
         ax.axhline(e["cv"]["auroc"], color=next(colors), ls="--", lw=1, label=f"{name} ({e['cv']['auroc']:.3f}, score {e['cv']['score']:.1f})")
     for p in feat:
-        ax.axhline(p["cv"]["auroc"], color="tab:green", ls=":", lw=1)
+        ax.axhline(p["cv"]["auroc"], color="tab:olive", ls=":", lw=1)
     if best_feat:
-        ax.plot([], [], color="tab:green", ls=":", label=f"feature models (best {best_feat['name']} {best_feat['cv']['auroc']:.3f})")
+        ax.plot([], [], color="tab:olive", ls=":", label=f"feature models (best {best_feat['name']} {best_feat['cv']['auroc']:.3f})")
     ax.set_xscale("log")
     ax.set_xlabel("multiply-accumulates per 16 s window (millions, log)")
     ax.set_ylabel("5-fold CV AUROC (out of fold)")
     ax.set_title(f"HOLMES-ICU model zoo {v}: cost vs accuracy (CinC 2015, {len(cnn[0]['oof']['records']) if cnn else '?'} records)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=120)
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
