@@ -73,6 +73,10 @@ def run(args) -> int:
         timings["cnn_train_s"] = round(time.perf_counter() - t, 1)
         timings["cnn_staging_wall_s"] = zoo_wall_s(staging)  # all runs that trained into this staging folder
         entries += cnn_entries(results, names, labels, folds, args.seed, latency_repeats=5 if args.tiny else 15)
+        if not args.staging:  # a temporary staging folder is not needed once the members are in memory
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
 
     if args.only in (None, "features"):
         from models.zoo_features import feature_entries, features_available
