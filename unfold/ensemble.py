@@ -1,0 +1,114 @@
+"""The costly rung: a registry ensemble, referenced by name, with its OOF probability, cost and an
+in-process member for offline use (in the stream the service runs it; ``unfold`` never imports deploy).
+
+Rules (as in ``models.zoo_eval``):
+    "mean"  mean probability of the members (the composer's ensembles)
+    "zoo"   mean of the CNN-ensemble probability and each feature model's probability
+            (the registry's ``cnn+features-ensemble`` row)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.errors import InvalidFieldError
+from models.member import check_batch, check_output
+
+RULES = ("mean", "zoo")
+BATCH = "64"  # cost per window at the batch size the stream sends
+
+
+@dataclass(frozen=True)
+class EnsembleRef:
+    name: str
+    members: tuple[str, ...]
+    rule: str = "mean"
+    registry: str | None = None
+    version: str | None = None
+
+    @classmethod
+    def from_registry(cls, name: str = "cnn+features-ensemble", registry=None, version: str | None = None) -> "EnsembleRef":
+        from models.registry import Registry
+
+        reg = Registry(registry)
+        v = version or reg.latest()
+        rows = reg.ensembles(v)
+        if name in rows:
+            members = tuple(rows[name]["members"])
+            rule = "zoo" if name == "cnn+features-ensemble" else "mean"
+        elif name == "all":
+            members, rule = tuple(reg.members(v)), "mean"
+        else:
+            raise InvalidFieldError("ensemble", f"must be an ensemble row of registry {reg.path}/{v} or 'all'", name, sorted(rows) + ["all"])
+        return cls(name, members, rule, str(reg.path), v)
+
+    def _registry(self):
+        from models.registry import Registry
+
+        return Registry(self.registry)
+
+    def profiles(self) -> dict:
+        reg = self._registry()
+        return {n: reg.profile(n, self.version) for n in self.members}
+
+    def combine(self, probs: dict[str, np.ndarray], kinds: dict[str, str]) -> np.ndarray:
+        if self.rule not in RULES:
+            raise InvalidFieldError("rule", "must be a known ensemble rule", self.rule, RULES)
+        if self.rule == "mean":
+            return np.mean([probs[n] for n in self.members], axis=0)
+        cnn = [probs[n] for n in self.members if kinds[n] == "cnn"]
+        feat = [probs[n] for n in self.members if kinds[n] != "cnn"]
+        parts = ([np.mean(cnn, axis=0)] if cnn else []) + feat
+        return np.mean(parts, axis=0)
+
+    def oof(self, records) -> tuple[np.ndarray, np.ndarray]:
+        """(OOF probability, fold) per record name, from the members' registry profiles."""
+        profs = self.profiles()
+        probs, folds = {}, None
+        for n, p in profs.items():
+            pos = {r: i for i, r in enumerate(p["oof"]["records"])}
+            missing = [r for r in records if r not in pos]
+            if missing:
+                raise InvalidFieldError("records", f"must have out-of-fold predictions of {n} in the registry", missing[:5])
+            probs[n] = np.array([p["oof"]["prob"][pos[r]] for r in records], dtype=np.float64)
+            f = np.array([p["oof"]["fold"][pos[r]] for r in records])
+            if folds is not None and not np.array_equal(f, folds):
+                raise InvalidFieldError("folds", "must be the same for every member of the ensemble", n)
+            folds = f
+        return self.combine(probs, {n: p["kind"] for n, p in profs.items()}), folds
+
+    def cost(self) -> dict:
+        """{"ms", "macs"} per window: the sum over members of the measured latency at batch 64 / 64."""
+        profs = self.profiles()
+        ms = sum(float(p["latency_ms"][BATCH]) / int(BATCH) for p in profs.values())
+        return {"ms": ms, "macs": float(sum(p.get("macs", 0) for p in profs.values())),
+                "note": f"{self.name}: sum of {len(profs)} members' registry latency at batch {BATCH} / {BATCH}"}
+
+    def load(self) -> "EnsembleMember":
+        reg = self._registry()
+        return EnsembleMember(self, [reg.load(n, self.version) for n in self.members])
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "members": list(self.members), "rule": self.rule, "registry": self.registry, "version": self.version}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EnsembleRef":
+        return cls(d["name"], tuple(d["members"]), d.get("rule", "mean"), d.get("registry"), d.get("version"))
+
+
+class EnsembleMember:
+    """The ensemble in process (a ``models.member.Member``): every member on the batch, combined by the rule."""
+
+    kind = "ensemble"
+
+    def __init__(self, ref: EnsembleRef, members):
+        self.ref = ref
+        self.name = ref.name
+        self.members = list(members)
+
+    def predict_proba(self, windows, masks, alarm_types) -> np.ndarray:
+        check_batch(windows, masks, alarm_types)
+        probs = {m.name: check_output(m.name, m.predict_proba(windows, masks, alarm_types), len(windows)) for m in self.members}
+        return check_output(self.name, self.ref.combine(probs, {m.name: m.kind for m in self.members}), len(windows))

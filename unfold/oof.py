@@ -1,0 +1,150 @@
+"""Out-of-fold inputs of the cascade on real records: every rung's probability per alarm window, the stage
+labels, and the measured cost of each compute component.
+
+Stages (fixed here, documented in ``unfold/__init__``):
+
+    stage 1  "life-threatening arrhythmia present"   every window          label = true alarm
+    stage 2  "ventricular arrhythmia"                 ventricular alarms    label = true alarm (a true VT/VF)
+
+Stage 2 runs only for ``Ventricular_Tachycardia`` / ``Ventricular_Flutter_Fib`` alarms; for the other
+types "ventricular arrhythmia" is not what the monitor claimed, so a stage-1 ICK1 is final there. Its
+rungs are fitted on ventricular records only (specialists), and its last rung is the same ensemble
+(paid once per window).
+
+Rungs 1-2 of each stage are fitted here on ``models.data.cv_folds`` (5 folds, seed 0: the folds of every
+registry member); rung 3 is the ensemble, whose out-of-fold probability comes from the registry's
+profiles (the members' OOF predictions on the same folds).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+import numpy as np
+
+from models.errors import InvalidFieldError
+
+from .ensemble import EnsembleRef
+
+VENTRICULAR = ("Ventricular_Tachycardia", "Ventricular_Flutter_Fib")
+
+
+@dataclass
+class CascadeData:
+    records: list[str]
+    alarm_types: np.ndarray
+    y: np.ndarray
+    folds: np.ndarray
+    lead_X: np.ndarray
+    feat_X: np.ndarray
+    ensemble_prob: np.ndarray
+    ensemble: EnsembleRef
+    extract_ms: dict = field(default_factory=dict)  # component -> per-window ms measured on these windows
+
+    @property
+    def ventricular(self) -> np.ndarray:
+        return np.isin(self.alarm_types, VENTRICULAR)
+
+    def labels(self) -> list[np.ndarray]:
+        """Stage labels: stage 1 true alarm; stage 2 true alarm of a ventricular type (0 elsewhere)."""
+        return [self.y.astype(bool), self.y.astype(bool) & self.ventricular]
+
+
+def build_data(records, ensemble: EnsembleRef, progress: bool = True) -> CascadeData:
+    """Features of every labelled record's alarm window (timed per window) and the ensemble's OOF."""
+    from models.data import alarm_window, cv_folds
+    from models.features import extract
+
+    from .lead import lead_features
+
+    recs = [r for r in records if r.label is not None]
+    names = [r.name for r in recs]
+    prob, folds_reg = ensemble.oof(names)
+    folds = cv_folds([r.info for r in recs], 5, seed=0)
+    if not np.array_equal(folds, folds_reg):
+        raise InvalidFieldError("folds", "of the registry's OOF must equal models.data.cv_folds(records, 5, seed=0)",
+                                int((folds != folds_reg).sum()))
+    it = recs
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(recs, desc="features (lead, multi-signal)", unit="rec")
+    lead, feat, t_lead, t_feat = [], [], [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for r in it:
+            w = alarm_window(r, 16.0)
+            t0 = time.perf_counter()
+            lead.append(lead_features(w, r.mask))
+            t1 = time.perf_counter()
+            feat.append(extract(w, r.mask))
+            t2 = time.perf_counter()
+            t_lead.append((t1 - t0) * 1e3)
+            t_feat.append((t2 - t1) * 1e3)
+    return CascadeData(names, np.array([r.alarm_type for r in recs]), np.array([int(r.label) for r in recs]), folds,
+                       np.stack(lead), np.stack(feat), prob, ensemble,
+                       {"lead_features": float(np.median(t_lead)), "features": float(np.median(t_feat))})
+
+
+def make_rung_models(stage: int, feature_model: str = "features-gbm", seed: int = 0):
+    """(lead model, multi-signal feature model) of one stage, unfitted."""
+    from models.feature_models import make_feature_model
+
+    from .lead import LeadModel
+
+    suffix = "" if stage == 1 else "-v"
+    fm = make_feature_model(feature_model, seed=seed)
+    fm.name = f"{feature_model}{suffix}"
+    fm.inner_splits = 3
+    return LeadModel(f"lead-logreg{suffix}"), fm
+
+
+def fit_rungs(data: CascadeData, train: np.ndarray, feature_model: str = "features-gbm", seed: int = 0):
+    """Rung models of both stages fitted on the windows ``train`` (bool [N]); stage 2 on ventricular ones."""
+    out = []
+    for stage, rows in ((1, train), (2, train & data.ventricular)):
+        lead, fm = make_rung_models(stage, feature_model, seed)
+        at = list(data.alarm_types[rows])
+        lead.fit(data.lead_X[rows], at, data.y[rows])
+        fm.fit(data.feat_X[rows], at, data.y[rows])
+        out.append((lead, fm))
+    return out
+
+
+def rung_probs(models, data: CascadeData, rows: np.ndarray) -> list[list[np.ndarray]]:
+    """probs[stage][rung] on the windows ``rows`` (rung 3 = the ensemble's OOF)."""
+    at = list(data.alarm_types[rows])
+    out = []
+    for lead, fm in models:
+        out.append([lead.proba_from_features(data.lead_X[rows], at), fm.proba_from_features(data.feat_X[rows], at),
+                    data.ensemble_prob[rows]])
+    return out
+
+
+def oof_probs(data: CascadeData, feature_model: str = "features-gbm", seed: int = 0, progress: bool = True):
+    """Out-of-fold probs[stage][rung] [N] over all windows (fold k's rungs fitted on the other folds)."""
+    n = len(data.y)
+    probs = [[np.zeros(n) for _ in range(3)] for _ in range(2)]
+    ks = np.unique(data.folds)
+    it = ks
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(ks, desc="rung models, out of fold", unit="fold")
+    for k in it:
+        test = data.folds == k
+        models = fit_rungs(data, ~test, feature_model, seed)
+        part = rung_probs(models, data, test)
+        for s in range(2):
+            for r in range(3):
+                probs[s][r][test] = part[s][r]
+    return probs
+
+
+def subset(probs, rows) -> list[list[np.ndarray]]:
+    return [[np.asarray(p)[rows] for p in stage] for stage in probs]
+
+
+__all__ = ["CascadeData", "VENTRICULAR", "build_data", "fit_rungs", "rung_probs", "oof_probs", "subset", "make_rung_models"]
+
