@@ -19,6 +19,24 @@ from scipy import signal
 ECG_FLAT_MV = 0.05  # a band-passed ECG whose robust range is below this has no detectable QRS
 
 
+def percentiles(x: np.ndarray, qs) -> np.ndarray:
+    """``np.percentile(x, qs)`` (linear method, same values) for a 1-D array, without its per-call overhead.
+
+    >>> x = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0])
+    >>> bool(np.allclose(percentiles(x, [1, 50, 99]), np.percentile(x, [1, 50, 99])))
+    True
+    """
+    n = x.shape[0]
+    pos = np.asarray(qs, dtype=np.float64) / 100.0 * (n - 1)
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, n - 1)
+    part = np.partition(x, np.unique(np.concatenate([lo, hi])))
+    a, b = part[lo], part[hi]
+    t = pos - lo
+    d = b - a
+    return np.where(t >= 0.5, b - d * (1 - t), a + d * t)
+
+
 @lru_cache(maxsize=8)
 def _sos(kind: str, fs_hz: int):
     if kind == "ecg":
@@ -57,13 +75,13 @@ def ecg_peaks(bp: np.ndarray, fs_hz: int, widths: bool = False):
     The width is the time the integrated slope stays above half its peak: wide ventricular beats (VT)
     give larger widths than narrow supraventricular ones.
     """
-    lo, hi = np.percentile(bp, [1, 99])
+    lo, hi = percentiles(bp, [1, 99])
     if hi - lo < ECG_FLAT_MV:
         return (np.empty(0), np.empty(0)) if widths else np.empty(0)
     slope = np.diff(bp, prepend=bp[0]) ** 2
     n = max(1, int(0.12 * fs_hz))
     integ = np.convolve(slope, np.full(n, 1.0 / n), mode="same")
-    ref = np.percentile(integ, 99)
+    ref = percentiles(integ, [99])[0]
     peaks, _ = signal.find_peaks(integ, height=0.2 * ref, distance=int(0.2 * fs_hz))
     if not widths:
         return peaks / fs_hz
@@ -73,7 +91,7 @@ def ecg_peaks(bp: np.ndarray, fs_hz: int, widths: bool = False):
 
 def pulse_peaks(bp: np.ndarray, fs_hz: int, floor: float) -> np.ndarray:
     """Pulse times (s) in one band-passed ABP/PPG row; ``floor`` is the smallest prominence accepted."""
-    lo, hi = np.percentile(bp, [2, 98])
+    lo, hi = percentiles(bp, [2, 98])
     amp = hi - lo
     if amp < floor:
         return np.empty(0)

@@ -19,9 +19,11 @@ ECG rate minus pulse rate.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from .beats import ecg_peaks, fill_nan, filtered, match_fraction, pulse_peaks
+from .beats import ecg_peaks, fill_nan, filtered, match_fraction, percentiles, pulse_peaks
 from .data import ALARM_TYPES, FS_HZ
 
 RHYTHM = ("n_beats", "hr_bpm", "min_hr5_bpm", "max_hr17_bpm", "max_hr5_bpm", "max_gap_s", "rr_cv")
@@ -68,18 +70,49 @@ def _rhythm(t: np.ndarray, span_s: float) -> list[float]:
     return [n, hr, slowest, extreme_rate(16, True), extreme_rate(4, True), max_gap, float(rr.std() / rr.mean())]
 
 
-def _quality(raw: np.ndarray, nan_frac: float, fs_hz: int) -> list[float]:
-    x = raw[np.isfinite(raw)]
-    if x.size < fs_hz:
-        return [nan_frac, 1.0, 0.0]
-    nblk = raw.size // fs_hz
-    blocks = raw[: nblk * fs_hz].reshape(nblk, fs_hz)
-    with np.errstate(invalid="ignore"):
-        rng = np.nanmax(blocks, axis=1) - np.nanmin(blocks, axis=1)
-    flat = float(np.mean(~(rng > 1e-6 * max(1.0, np.abs(x).max()))))
-    lo, hi = x.min(), x.max()
-    sat = float(np.mean((x <= lo) | (x >= hi))) if hi > lo else 1.0
-    return [nan_frac, flat, sat]
+def _quality_batch(raw: np.ndarray, nan_frac: np.ndarray, fs_hz: int) -> np.ndarray:
+    """[B, 4, 3]: NaN fraction, flat fraction (1 s blocks with no variation), saturation fraction per source."""
+    B, S, n = raw.shape
+    finite = np.isfinite(raw)
+    count = finite.sum(-1)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        absmax = np.nanmax(np.abs(raw), axis=-1)
+        lo, hi = np.nanmin(raw, axis=-1), np.nanmax(raw, axis=-1)
+        nblk = n // fs_hz
+        blocks = raw[..., : nblk * fs_hz].reshape(B, S, nblk, fs_hz)
+        rng = np.nanmax(blocks, axis=-1) - np.nanmin(blocks, axis=-1)
+        thr = 1e-6 * np.maximum(1.0, absmax)
+        flat = np.mean(~(rng > thr[..., None]), axis=-1)
+        sat_n = ((raw <= lo[..., None]) | (raw >= hi[..., None])).sum(-1)
+    sat = np.where(hi > lo, sat_n / np.maximum(count, 1), 1.0)
+    few = count < fs_hz
+    return np.stack([nan_frac, np.where(few, 1.0, flat), np.where(few, 0.0, sat)], axis=-1)
+
+
+def _ecg_spectral_batch(filled: np.ndarray, fs_hz: int) -> np.ndarray:
+    """[B, 2, 5]: kurtosis, QRS-band power ratio, dominant frequency (Hz), its concentration, log low/high ratio."""
+    x = filled - filled.mean(axis=-1, keepdims=True)
+    sd = x.std(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kurt = np.where(sd > 0, np.mean(x**4, axis=-1) / sd**4, 0.0)
+    last = x[..., -int(LAST_S * fs_hz) :]
+    n = last.shape[-1]
+    spec = np.abs(np.fft.rfft(last * np.hanning(n), axis=-1)) ** 2
+    f = np.fft.rfftfreq(n, 1.0 / fs_hz)
+    tot = spec[..., (f >= 0.5) & (f <= 40)].sum(-1)
+    ok = tot > 0
+    safe = np.where(ok, tot, 1.0)
+    qrs = spec[..., (f >= 5) & (f <= 15)].sum(-1) / safe
+    band = (f >= 1.5) & (f <= 10)
+    dom = f[band][np.argmax(spec[..., band], axis=-1)]
+    near = (f >= dom[..., None] - 0.5) & (f <= dom[..., None] + 0.5)
+    conc = (spec * near).sum(-1) / safe
+    low = spec[..., (f >= 1) & (f < 7)].sum(-1)
+    high = spec[..., (f >= 7) & (f <= 30)].sum(-1)
+    ratio = np.log10((low + 1e-12) / (high + 1e-12))
+    z = np.zeros_like(kurt)
+    return np.stack([kurt, np.where(ok, qrs, z), np.where(ok, dom, z), np.where(ok, conc, z), np.where(ok, ratio, z)], axis=-1)
 
 
 def _morphology(filled: np.ndarray, bp: np.ndarray, t: np.ndarray, w: np.ndarray, fs_hz: int) -> list[float]:
@@ -100,34 +133,14 @@ def _morphology(filled: np.ndarray, bp: np.ndarray, t: np.ndarray, w: np.ndarray
 
     n4, n8 = int(4 * fs_hz), int(LAST_S * fs_hz)
     change = float(band_ratio(filled[-n4:]) - band_ratio(filled[:n8]))
-    a_first = np.subtract(*np.percentile(bp[:n8], [99, 1]))
-    a_last = np.subtract(*np.percentile(bp[-n4:], [99, 1]))
+    a_first = np.subtract(*percentiles(bp[:n8], [99, 1]))
+    a_last = np.subtract(*percentiles(bp[-n4:], [99, 1]))
     return [med, width_ratio, change, float(a_last / a_first) if a_first > 0 else np.nan]
-
-
-def _ecg_extra(filled: np.ndarray, bp: np.ndarray, fs_hz: int) -> list[float]:
-    x = filled - filled.mean()
-    sd = x.std()
-    kurt = float(np.mean(x**4) / sd**4) if sd > 0 else 0.0
-    last = x[-int(LAST_S * fs_hz) :]
-    spec = np.abs(np.fft.rfft(last * np.hanning(len(last)))) ** 2
-    f = np.fft.rfftfreq(len(last), 1.0 / fs_hz)
-    tot = spec[(f >= 0.5) & (f <= 40)].sum()
-    if tot <= 0:
-        return [kurt, 0.0, 0.0, 0.0, 0.0]
-    qrs = spec[(f >= 5) & (f <= 15)].sum() / tot
-    band = (f >= 1.5) & (f <= 10)
-    fb, sb = f[band], spec[band]
-    dom = float(fb[np.argmax(sb)])
-    conc = float(spec[(f >= dom - 0.5) & (f <= dom + 0.5)].sum() / tot)
-    low = spec[(f >= 1) & (f < 7)].sum()
-    high = spec[(f >= 7) & (f <= 30)].sum()
-    return [kurt, float(qrs), dom, conc, float(np.log10((low + 1e-12) / (high + 1e-12)))]
 
 
 def _pulse_extra(filled: np.ndarray, bp: np.ndarray, fs_hz: int) -> list[float]:
     def amp(seg):
-        lo, hi = np.percentile(seg, [5, 95])
+        lo, hi = percentiles(seg, [5, 95])
         return hi - lo
 
     n4 = int(4 * fs_hz)
@@ -136,39 +149,59 @@ def _pulse_extra(filled: np.ndarray, bp: np.ndarray, fs_hz: int) -> list[float]:
 
 
 def extract(window: np.ndarray, mask: np.ndarray, fs_hz: int = FS_HZ) -> np.ndarray:
-    """Feature vector (float64 [N_FEATURES]) of one raw window [5, n]."""
-    window = np.asarray(window)
-    span = window.shape[1] / fs_hz
-    filled, nan_frac = fill_nan(window[:4])
-    present = np.asarray(mask[:4], dtype=bool) & (nan_frac < 1.0)
+    """Feature vector (float64 [N_FEATURES]) of one raw window [5, n]: a batch of one."""
+    return extract_batch(np.asarray(window)[None], np.asarray(mask)[None], fs_hz)[0]
+
+
+def extract_batch(windows: np.ndarray, masks: np.ndarray, fs_hz: int = FS_HZ) -> np.ndarray:
+    """Features of a batch [B, 5, n] -> [B, N_FEATURES]. Filtering, quality and spectra run on the whole batch."""
+    windows = np.asarray(windows)
+    if len(windows) == 0:
+        return np.empty((0, N_FEATURES))
+    B, _, n = windows.shape
+    raw = windows[:, :4]
+    filled, nan_frac = fill_nan(raw.reshape(B * 4, n))
+    filled, nan_frac = filled.reshape(B, 4, n), nan_frac.reshape(B, 4)
+    present = np.asarray(masks, dtype=bool)[:, :4] & (nan_frac < 1.0)
     bp = np.zeros_like(filled)
-    if present[:2].any():
-        bp[:2] = filtered(filled[:2], "ecg", fs_hz)
-    if present[2:].any():
-        bp[2:] = filtered(filled[2:], "pulse", fs_hz)
+    for sl, kind in ((slice(0, 2), "ecg"), (slice(2, 4), "pulse")):
+        rows = present[:, sl].any(axis=1)
+        if rows.any():
+            bp[rows, sl] = filtered(filled[rows, sl], kind, fs_hz)
+    quality = _quality_batch(raw, nan_frac, fs_hz)
+    spectral = _ecg_spectral_batch(filled[:, :2], fs_hz)
+    out = np.empty((B, N_FEATURES))
+    for b in range(B):
+        out[b] = _assemble(filled[b], bp[b], present[b], quality[b], spectral[b], n / fs_hz, fs_hz)
+    return out
+
+
+def _assemble(filled, bp, present, quality, spectral, span: float, fs_hz: int) -> list[float]:
+    """One window's vector from its batch-computed parts plus per-source beat detection."""
     out: list[float] = []
     beats: dict[str, np.ndarray] = {}
-    good: dict[str, bool] = {}
+    rh: dict[str, list[float]] = {}
+    last0 = span - LAST_S
     for i, s in enumerate(SOURCES):
         is_ecg = i < 2
         n_extra = len(ECG_EXTRA) if is_ecg else len(PULSE_EXTRA)
         if not present[i]:
             out += [np.nan] * (len(QUALITY) + 2 * len(RHYTHM) + n_extra)
             continue
-        q = _quality(window[i], float(nan_frac[i]), fs_hz)
+        q = quality[i].tolist()
         if is_ecg:
             t, widths = ecg_peaks(bp[i], fs_hz, widths=True)
         else:
             t = pulse_peaks(bp[i], fs_hz, floor=5.0 if s == "ABP" else 1e-3)
         beats[s] = t
-        good[s] = q[0] < 0.2 and q[1] < 0.5
-        last0 = span - LAST_S
-        out += q + _rhythm(t, span) + _rhythm(t[t >= last0] - last0, LAST_S)
+        whole = _rhythm(t, span)
+        if q[0] < 0.2 and q[1] < 0.5:  # good enough to vote in the consensus
+            rh[s] = whole
+        out += q + whole + _rhythm(t[t >= last0] - last0, LAST_S)
         if is_ecg:
-            out += _ecg_extra(filled[i], bp[i], fs_hz) + _morphology(filled[i], bp[i], t, widths, fs_hz)
+            out += spectral[i].tolist() + _morphology(filled[i], bp[i], t, widths, fs_hz)
         else:
             out += _pulse_extra(filled[i], bp[i], fs_hz)
-    rh = {s: _rhythm(t, span) for s, t in beats.items() if good[s]}
     if rh:
         col = {k: np.array([v[j] for v in rh.values()]) for j, k in enumerate(RHYTHM)}
         ecg_hr = [rh[s][1] for s in ("ECG1", "ECG2") if s in rh]
@@ -179,12 +212,7 @@ def extract(window: np.ndarray, mask: np.ndarray, fs_hz: int = FS_HZ) -> np.ndar
         out += [np.nan] * 5
     agree = match_fraction(beats["ECG1"], beats["ECG2"]) if "ECG1" in beats and "ECG2" in beats else np.nan
     out += [agree, float(len(rh))]
-    return np.asarray(out, dtype=np.float64)
-
-
-def extract_batch(windows: np.ndarray, masks: np.ndarray, fs_hz: int = FS_HZ) -> np.ndarray:
-    """Features of a batch [B, 5, n] -> [B, N_FEATURES]."""
-    return np.stack([extract(w, m, fs_hz) for w, m in zip(windows, masks)]) if len(windows) else np.empty((0, N_FEATURES))
+    return out
 
 
 def alarm_onehot(alarm_types) -> np.ndarray:
