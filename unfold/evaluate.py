@@ -105,7 +105,7 @@ def summary(data: CascadeData, res: CascadeResult, costs: CostTable, stages) -> 
         "mean_ms": float(res.cost_ms.mean()), "mean_macs": float(res.macs.mean()),
         "full_ensemble_ms": full_ms, "full_ensemble_macs": full_macs,
         "ms_reduction_x": full_ms / max(res.cost_ms.mean(), 1e-12),
-        "macs_reduction_x": (full_macs / res.macs.mean()) if res.macs.mean() > 0 else float("inf"),
+        "macs_reduction_x": (full_macs / res.macs.mean()) if res.macs.mean() > 0 else None,  # None: no window ran a network
         "frac_reached_ensemble": float(np.mean([any(name.endswith("/ensemble") for name, _ in p) for p in res.paths])),
         "per_stage": per_stage,
         "stage2": {"ventricular_windows": int(v.sum()), "entered": int(s2.sum()),

@@ -24,12 +24,41 @@ import numpy as np
 from models.beats import ecg_peaks, fill_nan, filtered
 from models.data import FS_HZ
 from models.errors import InvalidFieldError
-from models.features import _quality, _rhythm, alarm_onehot
+from models.features import alarm_onehot
 from models.member import check_batch, check_output
 
 LEAD_FEATURES: tuple[str, ...] = ("nan_frac", "flat_frac", "n_beats", "hr_bpm", "min_hr5_bpm", "max_hr5_bpm", "max_hr17_bpm",
                                   "max_gap_s", "rr_cv", "qrs_width_s", "dom_freq_hz", "spec_conc")
 LAST_S = 8.0
+
+
+def _quality(raw: np.ndarray, nan_frac: float, fs_hz: int) -> list[float]:
+    """[NaN fraction, flat fraction (1 s blocks without variation)] of one raw lead."""
+    x = raw[np.isfinite(raw)]
+    if x.size < fs_hz:
+        return [nan_frac, 1.0]
+    nblk = raw.size // fs_hz
+    blocks = raw[: nblk * fs_hz].reshape(nblk, fs_hz)
+    with np.errstate(invalid="ignore"):
+        rng = np.nanmax(blocks, axis=1) - np.nanmin(blocks, axis=1)
+    return [nan_frac, float(np.mean(~(rng > 1e-6 * max(1.0, np.abs(x).max()))))]
+
+
+def _rhythm(t: np.ndarray, span_s: float) -> list[float]:
+    """[n_beats, hr_bpm, min_hr5_bpm, max_hr17_bpm, max_hr5_bpm, max_gap_s, rr_cv] of QRS times ``t`` (s)."""
+    n = len(t)
+    max_gap = float(np.diff(np.concatenate([[0.0], t, [span_s]])).max())
+    if n < 2:
+        return [n, 0.0, 0.0, 0.0, 0.0, max_gap, np.nan]
+    rr = np.diff(t)
+
+    def extreme(k: int, fastest: bool) -> float:
+        k = min(k, len(rr))
+        means = np.convolve(rr, np.full(k, 1.0 / k), mode="valid")
+        return 60.0 / (means.min() if fastest else means.max())
+
+    slowest = min(extreme(4, False), 60.0 / max_gap)
+    return [n, 60.0 / np.median(rr), slowest, extreme(16, True), extreme(4, True), max_gap, float(rr.std() / rr.mean())]
 
 
 def pick_lead(window: np.ndarray, mask) -> int | None:

@@ -22,6 +22,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from models.errors import InvalidFieldError
 
@@ -96,7 +97,6 @@ def make_rung_models(stage: int, feature_model: str = "features-gbm", seed: int 
     suffix = "" if stage == 1 else "-v"
     fm = make_feature_model(feature_model, seed=seed)
     fm.name = f"{feature_model}{suffix}"
-    fm.inner_splits = 3
     return LeadModel(f"lead-logreg{suffix}"), fm
 
 
@@ -106,10 +106,25 @@ def fit_rungs(data: CascadeData, train: np.ndarray, feature_model: str = "featur
     for stage, rows in ((1, train), (2, train & data.ventricular)):
         lead, fm = make_rung_models(stage, feature_model, seed)
         at = list(data.alarm_types[rows])
-        lead.fit(data.lead_X[rows], at, data.y[rows])
-        fm.fit(data.feat_X[rows], at, data.y[rows])
+        with threadpool_limits(limits=1):
+            lead.fit(data.lead_X[rows], at, data.y[rows])
+            fit_feature_model(fm, data.feat_X[rows], at, data.y[rows])
         out.append((lead, fm))
     return out
+
+
+def fit_feature_model(fm, features: np.ndarray, alarm_types, y):
+    """Fit a ``models.feature_models.FeatureModel`` without its inner-CV threshold search: in the cascade
+    the gates decide, so ``threshold_`` is only the plain 0.5 of a stand-alone verdict."""
+    from models.feature_models import design_matrix
+    from models.features import FEATURE_NAMES
+
+    X = design_matrix(features, alarm_types)
+    fm.estimator_ = fm._fit_estimator(X, np.asarray(y, dtype=int))
+    fm.n_features_in_ = X.shape[1]
+    fm.feature_names_ = FEATURE_NAMES
+    fm.threshold_ = 0.5
+    return fm
 
 
 def rung_probs(models, data: CascadeData, rows: np.ndarray) -> list[list[np.ndarray]]:

@@ -1,0 +1,99 @@
+"""The ``cascade`` stream scorer (registered in ``streams.scorer`` on import).
+
+Per tick: every window runs the cheap rungs in the consumer process; only the windows that reach the
+costly rung (IDK at the feature rung, or a stage the feature rung could not settle) are sent, as ONE
+batch, to the costly scorer: the Ray Serve service in production (a ``deploy.scorer.ServeScorer`` that the
+composition root injects as ``costly``), or the registry ensemble in process when none is given. Every
+score carries the stage it ended at and its path (``models``: "stage/rung:DECISION", then the members the
+service used for escalated windows).
+
+    import unfold.scorer; from streams.scorer import make_scorer
+    scorer = make_scorer("cascade", costly=serve_scorer)          # cascade dir: $HOLMES_CASCADE or artifacts/cascade
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+
+from models.errors import InvalidFieldError
+from streams.scorer import MemberScorer, ScoreOut, WindowBatch, register_scorer
+
+from .cascade import CascadeResult
+from .live import LiveRunner, batch_of
+from .persist import FittedCascade, load
+
+log = logging.getLogger(__name__)
+
+
+def run_batch(fitted: FittedCascade, batch: WindowBatch, costly) -> tuple[CascadeResult, LiveRunner]:
+    c = fitted.cascade
+    runner = LiveRunner(c.stages, fitted.models, costly, batch, costly_macs=c.costs.macs("ensemble"))
+    return c.run(runner, batch.alarm_types), runner
+
+
+def local_costly(fitted: FittedCascade) -> MemberScorer:
+    """The costly rung in process: the cascade's registry ensemble (offline evaluation, no service)."""
+    return MemberScorer(fitted.ensemble.load(), threshold=0.5)
+
+
+def score_windows(fitted: FittedCascade, windows, masks, alarm_types, costly=None) -> tuple[CascadeResult, LiveRunner]:
+    """Offline: the cascade on raw windows (e.g. the alarm windows of a held-out folder)."""
+    return run_batch(fitted, batch_of(windows, masks, alarm_types), costly or local_costly(fitted))
+
+
+class CascadeScorer:
+    def __init__(self, fitted: FittedCascade, costly):
+        self.fitted = fitted
+        self.costly = costly
+        self.name = f"cascade:{fitted.version or 'unsaved'}+{getattr(costly, 'name', 'costly')}"
+        self._lock = threading.Lock()
+        self.stats = {"windows": 0, "escalated": 0, "escalation_calls": 0, "cheap_ms": 0.0, "costly_ms": 0.0}
+
+    def score(self, batch: WindowBatch) -> list[ScoreOut]:
+        if len(batch) == 0:
+            return []
+        t0 = time.perf_counter()
+        res, runner = run_batch(self.fitted, batch, self.costly)
+        total_ms = (time.perf_counter() - t0) * 1e3
+        costly_ms = sum(c["ms"] for c in runner.calls if c["component"] == "ensemble")
+        with self._lock:
+            self.stats["windows"] += len(batch)
+            self.stats["escalated"] += len(runner.costly_prob)
+            self.stats["escalation_calls"] += sum(1 for c in runner.calls if c["component"] == "ensemble")
+            self.stats["costly_ms"] += costly_ms
+            self.stats["cheap_ms"] += total_ms - costly_ms
+        out = []
+        for i in range(len(batch)):
+            path = tuple(f"{name}:{d}" for name, d in res.paths[i])
+            models = path + tuple(runner.costly_models.get(i, ()))
+            timings = {"cascade_cost_ms": float(res.cost_ms[i]), "batch_ms": total_ms, "costly_ms": costly_ms,
+                       "batch_size": float(len(batch)), "level": float(res.level[i])}
+            out.append(ScoreOut(float(res.probability[i]), bool(res.positive[i]), int(res.stage[i]), models, None, timings))
+        return out
+
+
+_OPTIONS = {"cascade", "version", "costly", "registry"}
+_IGNORED = {"member", "member_path", "threshold", "data", "deadline_ms"}
+
+
+def cascade_factory(**options) -> CascadeScorer:
+    """``cascade``: folder of fitted cascades (default $HOLMES_CASCADE / artifacts/cascade); ``costly``: the
+    scorer for escalated windows (default: the registry ensemble in process)."""
+    unknown = set(options) - _OPTIONS - _IGNORED
+    if unknown:
+        raise InvalidFieldError("scorer options", "has unknown keys for the cascade scorer", sorted(unknown), sorted(_OPTIONS))
+    fitted = load(options.get("cascade"), options.get("version"))
+    costly = options.get("costly")
+    if costly is None:
+        log.info("cascade: no service given, the costly rung runs %s in process", fitted.ensemble.name)
+        costly = local_costly(fitted)
+    return CascadeScorer(fitted, costly)
+
+
+register_scorer("cascade", cascade_factory, replace=True)
+
+__all__ = ["CascadeScorer", "cascade_factory", "run_batch", "score_windows", "local_costly"]
