@@ -42,6 +42,7 @@ def default_plan(config: ServeConfig) -> Plan:
 def build(config: ServeConfig, plan: Plan, member_objects: Mapping | None = None) -> Application:
     """The application for ``plan``; members come from ``member_objects`` (name -> Member) or the registry."""
     handles = {}
+    cpus = config.member_cpus(len(plan.members))
     for name in plan.members:
         if member_objects is not None and name in member_objects:
             source = member_objects[name]
@@ -50,7 +51,7 @@ def build(config: ServeConfig, plan: Plan, member_objects: Mapping | None = None
         else:
             raise InvalidFieldError("registry_dir", f"must be set to load member {name!r}", None)
         handles[name] = MemberModel.options(
-            name=_deployment_name(name), ray_actor_options={"num_cpus": config.member_num_cpus}
+            name=_deployment_name(name), ray_actor_options={"num_cpus": cpus}
         ).bind(source, config.torch_threads, config.max_batch_size, config.batch_wait_timeout_s)
     return Ingress.options(ray_actor_options={"num_cpus": config.ingress_num_cpus}).bind(
         handles, plan.to_dict(), config.model_dump()

@@ -73,3 +73,11 @@ def test_config_rejects_unknown_keys_and_oversized_replicas():
         ServeConfig(registy_dir="x")
     with pytest.raises(ValidationError, match="member_num_cpus"):
         ServeConfig(member_num_cpus=1.0)
+
+
+@pytest.mark.parametrize("n_members", [1, 2, 7, 10, 28])
+def test_every_replica_fits_the_cluster(n_members):
+    c = ServeConfig(cluster_cpus=2.0, ingress_num_cpus=0.25)
+    assert 0 < c.member_cpus(n_members) <= 0.25
+    assert n_members * c.member_cpus(n_members) + c.ingress_num_cpus <= 2.0
+    assert ServeConfig(member_num_cpus=0.5).member_cpus(n_members) == 0.5
