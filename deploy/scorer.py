@@ -32,9 +32,10 @@ def write_service_file(ray_address: str, app_name: str, http_url: str) -> Path:
 
 
 def find_ray_address() -> str:
-    """$HOLMES_RAY_ADDRESS, else the address ``holmes serve`` wrote, else Ray's own "auto"."""
-    if os.environ.get("HOLMES_RAY_ADDRESS"):
-        return os.environ["HOLMES_RAY_ADDRESS"]
+    """$HOLMES_RAY_ADDRESS or $RAY_ADDRESS, else the address ``holmes serve`` wrote, else Ray's own "auto"."""
+    for var in ("HOLMES_RAY_ADDRESS", "RAY_ADDRESS"):
+        if os.environ.get(var):
+            return os.environ[var]
     try:
         return json.loads(SERVICE_FILE.read_text())["ray_address"]
     except (OSError, ValueError, KeyError):
