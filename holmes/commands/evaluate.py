@@ -114,6 +114,12 @@ def _holdout(args, labelled):
         pred = prob >= t
         rows.append({"name": name, "threshold": t, "registry_version": version, "in_sample_records": overlap, **summarize(y, prob, pred, at)})
         out_probs[name] = (prob, pred)
+    from unfold.heldout import cascade_row
+
+    cascade = cascade_row(labelled)  # the fitted cascade ($HOLMES_CASCADE or artifacts/cascade), when there is one
+    if cascade is not None:
+        rows.append(cascade[0])
+        out_probs["cascade"] = cascade[1]
     return rows, out_probs
 
 

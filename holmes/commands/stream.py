@@ -178,7 +178,29 @@ def build_scorer(args):
         importlib.import_module(SCORER_PLUGINS[args.scorer])  # registers the scorer
     opts = {"registry": args.registry, "member_path": args.member_path, "deadline_ms": args.deadline_ms,
             "data": getattr(args, "data_opt", None)}
+    if args.scorer == "cascade":
+        opts["costly"] = _cascade_costly(args)
     return make_scorer(args.scorer, **{k: v for k, v in opts.items() if v is not None})
+
+
+def _cascade_costly(args):
+    """The cascade's costly rung: the Ray Serve service when one is running (``holmes serve`` wrote its address,
+    or $HOLMES_RAY_ADDRESS is set), else None: the cascade then runs its ensemble in process."""
+    import os
+
+    from deploy.scorer import SERVICE_FILE
+
+    if not (os.environ.get("HOLMES_RAY_ADDRESS") or SERVICE_FILE.is_file()):
+        log.info("cascade: no Ray Serve service found; escalated windows are scored in process")
+        return None
+    from streams.scorer import make_scorer
+
+    importlib.import_module(SCORER_PLUGINS["serve"])
+    try:
+        return make_scorer("serve", deadline_ms=args.deadline_ms)
+    except (ConnectionError, RuntimeError) as e:
+        log.warning("cascade: the Ray Serve service is not reachable (%s); escalated windows are scored in process", e)
+        return None
 
 
 def cmd_consume(args) -> int:
