@@ -1,0 +1,145 @@
+"""The cascade on the real records: OOF fitting with the committed registry, the live path on real windows
+with the real ensemble, measured cost accounting, persistence and the stream scorer."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+from models.errors import HolmesInputError
+from models.zoo_eval import alarm_batch
+
+
+@pytest.fixture(scope="module")
+def oof(records):
+    from unfold.ensemble import EnsembleRef
+    from unfold.oof import build_data, oof_probs
+
+    data = build_data(records, EnsembleRef.from_registry(), progress=False)
+    return data, oof_probs(data, "features-vote", progress=False)
+
+
+class TestFitOnRealOOF:
+    def test_oof_inputs_use_the_shared_folds(self, oof, records):
+        from models.data import cv_folds
+
+        data, probs = oof
+        assert len(data.y) == len(records) == 300
+        assert np.array_equal(data.folds, cv_folds([r.info for r in records], 5, seed=0))
+        assert all(np.all((p >= 0) & (p <= 1)) for stage in probs for p in stage)
+        assert data.extract_ms["lead_features"] < data.extract_ms["features"]  # the cheap rung is cheaper
+
+    def test_nested_cascade_is_scored_and_cheaper_than_the_ensemble(self, oof):
+        from unfold.costs import CostTable
+        from unfold.evaluate import default_stages, nested_cv, summary
+
+        data, probs = oof
+        costs = CostTable({"lead_features": {"ms": 0.8}, "features": {"ms": 3.0}, "ensemble": {"ms": 20.0, "macs": 1.2e8},
+                           "lead-logreg": {"ms": 0.01}, "features-vote": {"ms": 0.3}, "lead-logreg-v": {"ms": 0.01},
+                           "features-vote-v": {"ms": 0.3}})
+        stages = default_stages("features-vote")
+        res, fits = nested_cv(data, probs, costs, stages, [3.0, 3.0])
+        s = summary(data, res, costs, stages)
+        assert len(fits) == 5
+        for f in fits:  # every fold's gates are valid and its stage-1 training cost fits the budget
+            assert f["fit"][0]["fits_budget"] and f["fit"][0]["mean_ms"] <= 3.0 + 1e-9
+            for row in f["thresholds"]:
+                assert all(0.0 <= g["lo"] <= g["hi"] <= 1.0 for g in row)
+        assert s["score"] > 70.0
+        assert s["mean_ms"] < 20.0 / 4
+        assert 0.0 <= s["frac_reached_ensemble"] < 0.2
+        assert s["per_stage"][0]["rungs"][0]["ran"] == 300
+        assert s["stage2"]["accuracy_on_true_alarms"] > 0.8
+
+    def test_fit_sets_thresholds_on_all_oof(self, oof):
+        from unfold import Cascade
+        from unfold.evaluate import default_stages
+        from unfold.costs import CostTable
+
+        data, probs = oof
+        costs = CostTable({k: {"ms": v} for k, v in {"lead_features": 1, "features": 3, "ensemble": 20, "lead-logreg": 0,
+                                                       "features-vote": 0, "lead-logreg-v": 0, "features-vote-v": 0}.items()})
+        c = Cascade(default_stages("features-vote"), costs, [None, None]).fit(probs, data.labels(), data.alarm_types)
+        assert [len(row) for row in c.thresholds_] == [3, 3]
+        assert all(row[-1].forced for row in c.thresholds_)
+        r = c.predict(probs, data.alarm_types)
+        assert set(np.unique(r.stage)) <= {1, 2} and np.all(np.isfinite(r.probability))
+
+
+class TestLiveOnRealWindows:
+    def test_cost_accounting_sums_to_the_measured_total(self, fitted, records, ensemble_scorer):
+        from unfold import Gate
+        from unfold.scorer import score_windows
+
+        w, m, a = alarm_batch(records[::10], 16.0)
+        res, runner = score_windows(fitted, w, m, a, ensemble_scorer)
+        assert math.isclose(res.cost_ms.sum(), sum(c["ms"] for c in runner.calls), rel_tol=1e-9)
+        assert all(c["ms"] > 0 for c in runner.calls)
+        # every window ran the cheap rung's extractor, once
+        assert sum(1 for c in runner.calls if c["component"] == "lead_features") == len(w)
+        # force everything to the ensemble: the service-side share is the measured call, split over the windows
+        import copy
+
+        forced = copy.copy(fitted)
+        forced.cascade = copy.copy(fitted.cascade)
+        forced.cascade.set_thresholds([[Gate(0.0, 1.0), Gate(0.0, 1.0), Gate.final(0.5)]] + [[Gate(0.0, 1.0), Gate(0.0, 1.0), Gate.final(0.5)]])
+        res2, runner2 = score_windows(forced, w, m, a, ensemble_scorer)
+        calls = [c for c in runner2.calls if c["component"] == "ensemble"]
+        assert len(calls) == 1 and calls[0]["windows"] == len(w)  # one batched call, each window once (stage 2 reuses it)
+        assert math.isclose(res2.cost_ms.sum(), sum(c["ms"] for c in runner2.calls), rel_tol=1e-9)
+        assert np.all(res2.macs == fitted.cascade.costs.macs("ensemble"))
+        assert all(p[-1][0].endswith("/ensemble") for p in res2.paths)
+
+    def test_stream_scorer_on_real_sliding_windows(self, fitted, records, ensemble_scorer):
+        import time
+
+        from models.data import sliding_windows
+        from streams.scorer import WindowBatch, check_scores, make_scorer
+
+        import unfold.scorer  # noqa: F401  (registers "cascade")
+
+        calls = []
+
+        class Counting:  # the real ensemble scorer, counting what reaches it
+            name = "counting"
+
+            def score(self, batch):
+                calls.append(len(batch))
+                return ensemble_scorer.score(batch)
+
+        scorer = make_scorer("cascade", costly=Counting())
+        recs = [r for r in records if r.alarm_type in ("Ventricular_Tachycardia", "Asystole")][:12]
+        items = [(r, end, win) for r in recs for end, win in list(sliding_windows(r, 16.0, 30.0))[-4:]]
+        n = len(items)
+        now = time.time()
+        batch = WindowBatch([r.name for r, _, _ in items], np.array([e for _, e, _ in items]),
+                            np.stack([w for _, _, w in items]).astype(np.float32), np.stack([r.mask for r, _, _ in items]),
+                            [r.alarm_type for r, _, _ in items], np.zeros(n, dtype=bool), np.full(n, now), np.full(n, now + 1.0))
+        out = check_scores(scorer.name, scorer.score(batch), n)
+        assert all(o.stage in (1, 2) and o.models and o.models[0].startswith("stage1/lead-logreg:") for o in out)
+        assert all(0.0 <= o.probability <= 1.0 and isinstance(o.positive, bool) for o in out)
+        escalated = [o for o in out if any(m.startswith("stage1/ensemble:") or m.startswith("stage2/ensemble:") for m in o.models)]
+        assert scorer.stats["windows"] == n and scorer.stats["escalated"] == len(escalated) == sum(calls)
+        assert len(calls) <= 1  # escalated windows of a tick go in one batch
+        assert all(o.stage == 1 for o, (r, _, _) in zip(out, items) if r.alarm_type == "Asystole")
+
+
+class TestPersistence:
+    def test_round_trip_and_tampered_models_refused(self, fitted, tmp_path):
+        from unfold.persist import load, save
+
+        path = save(fitted, tmp_path)
+        again = load(tmp_path)
+        assert again.version == path.name == "v0001"
+        assert [[g.to_dict() for g in r] for r in again.cascade.thresholds_] == [[g.to_dict() for g in r] for r in fitted.cascade.thresholds_]
+        with open(path / "models.joblib", "r+b") as f:
+            f.seek(100)
+            f.write(b"\x00" * 16)
+        with pytest.raises(HolmesInputError, match="SHA-256"):
+            load(tmp_path)
+        shutil.rmtree(tmp_path / "v0001")
+        with pytest.raises(HolmesInputError):
+            load(tmp_path, "v0001")
