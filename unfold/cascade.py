@@ -157,6 +157,10 @@ class Cascade:
         positive = np.zeros(n, dtype=bool)  # verdict so far
         reach = np.ones(n, dtype=bool)
         runner = OfflineRunner(self.stages, probs, self.costs)
+        # the label of a window's verdict: that of the last stage that applies to it
+        verdict_y = np.asarray(labels[0]).astype(bool)
+        for s, stage in enumerate(self.stages):
+            verdict_y = np.where(stage.applies(at), np.asarray(labels[s]).astype(bool), verdict_y)
         self.fit_report_ = []
         for s, stage in enumerate(self.stages):
             idx = np.flatnonzero(reach & stage.applies(at))
@@ -165,7 +169,7 @@ class Cascade:
             P = [np.asarray(probs[s][r], dtype=np.float64)[idx] for r in range(len(stage.rungs))]
             fixed = np.ones(n, dtype=bool)
             fixed[idx] = False
-            row, rep = tune_stage(P, marg, y[idx], positive[fixed], y[fixed], self.budgets_ms[s], self.grid_step,
+            row, rep = tune_stage(P, marg, y[idx], positive[fixed], verdict_y[fixed], self.budgets_ms[s], self.grid_step,
                                   self.max_ick0, self.min_ick1)
             gates.append(row)
             self.fit_report_.append({"stage": stage.name, "n": int(len(idx)), **rep})
