@@ -33,6 +33,8 @@ def register(sub) -> None:
     p.add_argument("--version", help="registry version (default: LATEST)")
     p.add_argument("--members", help="comma-separated members to choose from (default: every member but stored ensembles)")
     p.add_argument("--latency-model", help="JSON of measured service-time parameters (bench/serve_profile.py writes one)")
+    p.add_argument("--tail-factor", type=float, help="override the model's p99/p50 service-time ratio (measured on the service)")
+    p.add_argument("--n-workers", type=float, help="override the model's effective parallel workers (cores left to the service)")
     p.add_argument("--out", default="artifacts/plan.json", help="where to save the plan (JSON)")
     p.set_defaults(func=run)
 
@@ -54,6 +56,12 @@ def run(args) -> int:
                 model = LatencyModel.from_dict(json.load(f)["latency_model"])
         except (OSError, KeyError, json.JSONDecodeError) as e:
             raise InvalidFieldError("--latency-model", "must be a JSON file with a latency_model object", args.latency_model) from e
+    over = {k: v for k, v in (("tail_factor", args.tail_factor), ("n_workers", args.n_workers)) if v is not None}
+    for k, v in over.items():
+        if not (math.isfinite(v) and v > 0):
+            raise InvalidFieldError(f"--{k.replace('_', '-')}", "must be a finite number > 0", v)
+    if over:
+        model = LatencyModel.from_dict({**model.to_dict(), **over})
     load = Load(args.beds, args.rate_hz, args.max_request_windows, args.arrival)
     plan = compose(table, args.budget_ms, load, model, args.method, registry=reg)
     path = plan.save(args.out)
