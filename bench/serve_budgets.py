@@ -103,7 +103,7 @@ def main(argv=None) -> int:
         handle = serve.run(build(ServeConfig(registry_dir=str(reg.path), registry_version=version), plan), name="holmes", route_prefix=None)
         deploy_s = time.perf_counter() - t0
         print(f"{len(plan.members)} members deployed in {deploy_s:.1f} s", flush=True)
-        for e in plan.ensembles:
+        for e in (plan.ensembles if args.requests else ()):
             res = periodic(handle, ray, w, m, a, args.requests, 1.0 / args.rate_hz, e.budget_ms, e.name, f"budget {e.budget_ms:g} ms")
             ms = [r["ms"] for r in res]
             rows.append({**e.to_dict(), "measured_p50_ms": pct(ms, 50), "measured_p99_ms": pct(ms, 99), "measured_max_ms": max(ms),
@@ -154,7 +154,8 @@ def main(argv=None) -> int:
     print(f"Ray overhead, {o['ensemble']} ({len(o['members'])} members) at batch 64: Serve {o['serve_ms']:.1f} ms vs in-process "
           f"{o['inprocess_1thread_ms']:.1f} ms (1 thread) / {o['inprocess_2threads_ms']:.1f} ms (2 threads): ratio {o['ratio_vs_best_inprocess']:.2f}")
     print(f"wrote {path}")
-    _plot(rows, RESULTS / args.out.replace(".json", ".png"))
+    if rows:
+        _plot(rows, RESULTS / args.out.replace(".json", ".png"))
     return 0
 
 

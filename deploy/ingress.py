@@ -10,7 +10,6 @@ Handle API: ``handle.score.remote(windows, masks, alarm_types, deadline_ms, ense
 
 
 import asyncio
-import itertools
 import time
 
 import numpy as np
@@ -58,14 +57,9 @@ class Ingress:
         missing = [m for m in self.plan.members if m not in members]
         if missing:
             raise InvalidFieldError("plan", "uses members that are not deployed", missing, sorted(members))
-        self._inflight: dict[int, tuple[float, float]] = {}  # id -> (start, predicted ms)
-        self._ids = itertools.count()
+        self._backlog_ms: dict[str, float] = {m: 0.0 for m in members}  # predicted work queued per member replica
         self.n_served = 0
         self.n_rejected = 0
-
-    def _queue_ms(self, now: float) -> float:
-        """Predicted work still ahead of a new request: remaining predicted time of requests in flight."""
-        return sum(max(pred - (now - t0) * 1000.0, 0.0) for t0, pred in self._inflight.values())
 
     async def score(self, windows, masks, alarm_types, deadline_ms=None, ensemble=None, _t_arrive=None) -> dict:
         """Score one batch of windows (the handle API); raises InvalidFieldError on bad input."""
@@ -80,17 +74,20 @@ class Ingress:
         windows, masks, alarm_types = check_request(windows, masks, alarm_types, self.config.max_request_windows, self.config.window_s)
         t_valid = time.perf_counter()
         now = time.perf_counter()
-        queue_ms = self._queue_ms(now)
-        choice = self.policy.choose(len(windows), deadline_ms, (now - t0) * 1000.0, queue_ms, ensemble)
-        rid = next(self._ids)
-        self._inflight[rid] = (now, choice.predicted_ms)
+        backlog = dict(self._backlog_ms)
+        choice = self.policy.choose(len(windows), deadline_ms, (now - t0) * 1000.0, 0.0, ensemble, backlog_ms=backlog)
+        queue_ms = max((backlog.get(m, 0.0) for m in choice.spec.members), default=0.0)
+        work = {m: self.policy.member_ms(m, len(windows)) for m in choice.spec.members}
+        for m, ms in work.items():
+            self._backlog_ms[m] += ms
         t_fan = time.perf_counter()
         try:
             # one copy into the object store; every member replica reads it zero-copy (Ray resolves the ref)
             ref = ray.put(windows) if len(choice.spec.members) > 1 or windows.nbytes > 1 << 20 else windows
             outs = await asyncio.gather(*[self.members[m].predict.remote(ref, masks, alarm_types) for m in choice.spec.members])
         finally:
-            self._inflight.pop(rid, None)
+            for m, ms in work.items():
+                self._backlog_ms[m] = max(self._backlog_ms[m] - ms, 0.0)
         t_back = time.perf_counter()
         probs = np.mean(np.vstack([o[0] for o in outs]), axis=0)
         fanout_ms = (t_back - t_fan) * 1000.0

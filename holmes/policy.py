@@ -2,9 +2,10 @@
 
     slack_ms = deadline_ms - elapsed_ms (already spent before the decision) - expected queueing
 
-Expected queueing is the predicted work still ahead of this request (requests in flight in the service).
-Ensembles are tried most accurate first; the first whose predicted service time at this batch size fits the
-slack wins. Under a burst the queue term grows, so the policy falls to cheaper ensembles instead of missing
+Expected queueing is ensemble-specific: each member deployment serves one batch at a time, so a request
+waits for the predicted work already queued on the busiest of *its* members (``backlog_ms`` per member,
+kept by the service), plus any service-wide ``queue_ms``. Ensembles are tried most accurate first; the
+first whose expected queueing plus predicted service time at this batch size fits the deadline wins. Under a burst the queue term grows, so the policy falls to cheaper ensembles instead of missing
 deadlines; when even the cheapest does not fit, the cheapest is used and the answer is marked
 ``fits=False``. Predictions are corrected online by the ratio measured / predicted service time (an
 exponentially weighted mean per ensemble), so a slower machine than the profiles' is learned from traffic.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from typing import Mapping
 
 from models.errors import InvalidFieldError
 
@@ -58,21 +60,27 @@ class SlackPolicy:
         base = self.model.ensemble_service_ms([self.member_ms(m, batch) for m in spec.members])
         return base * self._ratio.get(spec.name, 1.0)
 
-    def choose(self, batch: int, deadline_ms: float, elapsed_ms: float = 0.0, queue_ms: float = 0.0, ensemble: str | None = None) -> Choice:
+    def choose(self, batch: int, deadline_ms: float, elapsed_ms: float = 0.0, queue_ms: float = 0.0, ensemble: str | None = None,
+               backlog_ms: Mapping[str, float] | None = None) -> Choice:
         if not (isinstance(deadline_ms, (int, float)) and math.isfinite(deadline_ms) and deadline_ms > 0):
             raise InvalidFieldError("deadline_ms", "must be a finite number > 0", deadline_ms)
         if batch < 1:
             raise InvalidFieldError("batch", "must be >= 1 window", batch)
-        slack = deadline_ms - elapsed_ms - queue_ms
+        backlog = backlog_ms or {}
+
+        def slack_of(spec: EnsembleSpec) -> float:
+            wait = max((backlog.get(m, 0.0) for m in spec.members), default=0.0)
+            return deadline_ms - elapsed_ms - queue_ms - wait
+
         if ensemble is not None:
             spec = self.plan.get(ensemble)
-            pred = self.predict_ms(spec, batch)
+            pred, slack = self.predict_ms(spec, batch), slack_of(spec)
             return Choice(spec, pred, slack, pred * self.safety <= slack, requested=True)
-        preds = [(spec, self.predict_ms(spec, batch)) for spec in self.menu]
-        for spec, pred in preds:
+        preds = [(spec, self.predict_ms(spec, batch), slack_of(spec)) for spec in self.menu]
+        for spec, pred, slack in preds:
             if pred * self.safety <= slack:
                 return Choice(spec, pred, slack, True)
-        spec, pred = min(preds, key=lambda sp: sp[1])
+        spec, pred, slack = min(preds, key=lambda sp: sp[1] - sp[2])
         return Choice(spec, pred, slack, False)
 
     def observe(self, name: str, batch: int, measured_ms: float) -> None:

@@ -135,6 +135,16 @@ class TestPlanAndPolicy:
         hopeless = pol.choose(64, deadline_ms=5)
         assert not hopeless.fits and hopeless.predicted_ms == min(pol.predict_ms(e, 64) for e in plan.ensembles)
 
+    def test_policy_routes_around_busy_members(self, table):
+        plan = compose(table, [100, 1000], LOAD, MODEL, progress=False)
+        pol = SlackPolicy(plan)
+        big, small = plan.get("budget_1000ms"), plan.get("budget_100ms")
+        assert not set(big.members) & set(small.members)
+        busy = {m: 950.0 for m in big.members}  # the best ensemble's replicas are busy for 950 ms
+        c = pol.choose(64, deadline_ms=1000, backlog_ms=busy)
+        assert c.spec.name == "budget_100ms" and c.fits
+        assert pol.choose(64, deadline_ms=1000, backlog_ms={m: 950.0 for m in small.members}).spec.name == "budget_1000ms"
+
     def test_policy_learns_slower_machine(self, table):
         plan = compose(table, [250, 1000], LOAD, MODEL, progress=False)
         pol = SlackPolicy(plan, ewma_alpha=0.5)
