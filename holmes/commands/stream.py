@@ -183,6 +183,18 @@ def build_scorer(args):
     return make_scorer(args.scorer, **{k: v for k, v in opts.items() if v is not None})
 
 
+def _service_alive(path) -> bool:
+    """True when ``holmes serve`` wrote ``path`` and its process still runs (a stale file would make Ray wait forever)."""
+    import os
+
+    try:
+        pid = int(json.loads(path.read_text())["pid"])
+        os.kill(pid, 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
 def _cascade_costly(args):
     """The cascade's costly rung: the Ray Serve service when one is running (``holmes serve`` wrote its address,
     or $HOLMES_RAY_ADDRESS is set), else None: the cascade then runs its ensemble in process."""
@@ -190,8 +202,8 @@ def _cascade_costly(args):
 
     from deploy.scorer import SERVICE_FILE
 
-    if not (os.environ.get("HOLMES_RAY_ADDRESS") or SERVICE_FILE.is_file()):
-        log.info("cascade: no Ray Serve service found; escalated windows are scored in process")
+    if not (os.environ.get("HOLMES_RAY_ADDRESS") or _service_alive(SERVICE_FILE)):
+        log.info("cascade: no running Ray Serve service found; escalated windows are scored in process")
         return None
     from streams.scorer import make_scorer
 
