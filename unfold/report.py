@@ -31,8 +31,12 @@ def plot(info: dict, path: str | Path) -> Path:
     x = [r["mean_ms"] for r in rows]
     y = [r["score"] for r in rows]
     ax.plot(x, y, "o-", color="C0", label="cascade (nested CV; gates per fold from the other folds)")
-    for r in rows:
-        ax.annotate(r["budget"], (r["mean_ms"], r["score"]), textcoords="offset points", xytext=(4, -10), fontsize=7, color="C0")
+    groups: dict[tuple, list[str]] = {}
+    for r in rows:  # budgets that give the same point share one label
+        groups.setdefault((round(r["mean_ms"], 2), round(r["score"], 2)), []).append(r["budget"])
+    for (mx, sy), names in groups.items():
+        label = names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
+        ax.annotate(label, (mx, sy), textcoords="offset points", xytext=(4, -10), fontsize=7, color="C0")
     for i, b in enumerate(info["baselines"]):
         ax.plot([b["mean_ms"]], [b["score"]], "s", color=f"C{i + 1}", label=f"{b['name']} on every window")
     full = info["baselines"][-1]

@@ -90,3 +90,16 @@ class TestControlFlow:
                 ran[comp] = ran.get(comp, 0) + 1
         assert math.isclose(r.cost_ms.sum(), sum(COSTS.ms(k) * v for k, v in ran.items()))
         assert math.isclose(r.macs.sum(), 5e6 * ran.get("c", 0))
+
+
+class TestDocExamples:
+    def test_module_examples_hold(self):
+        import doctest
+
+        import unfold.cascade
+        import unfold.costs
+        import unfold.gates
+
+        for mod in (unfold.gates, unfold.cascade, unfold.costs):
+            res = doctest.testmod(mod)
+            assert res.failed == 0 and res.attempted > 0, mod.__name__
