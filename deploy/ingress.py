@@ -75,8 +75,9 @@ class Ingress:
         t_valid = time.perf_counter()
         now = time.perf_counter()
         backlog = dict(self._backlog_ms)
-        choice = self.policy.choose(len(windows), deadline_ms, (now - t0) * 1000.0, 0.0, ensemble, backlog_ms=backlog)
-        queue_ms = max((backlog.get(m, 0.0) for m in choice.spec.members), default=0.0)
+        cpu_queue_ms = sum(backlog.values()) / self.policy.model.n_workers  # replicas share the cores
+        choice = self.policy.choose(len(windows), deadline_ms, (now - t0) * 1000.0, cpu_queue_ms, ensemble, backlog_ms=backlog)
+        queue_ms = max(cpu_queue_ms, max((backlog.get(m, 0.0) for m in choice.spec.members), default=0.0))
         work = {m: self.policy.member_ms(m, len(windows)) for m in choice.spec.members}
         for m, ms in work.items():
             self._backlog_ms[m] += ms

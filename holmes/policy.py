@@ -4,7 +4,8 @@
 
 Expected queueing is ensemble-specific: each member deployment serves one batch at a time, so a request
 waits for the predicted work already queued on the busiest of *its* members (``backlog_ms`` per member,
-kept by the service), plus any service-wide ``queue_ms``. Ensembles are tried most accurate first; the
+kept by the service), or the service-wide ``queue_ms`` when that is larger (all replicas share the cores:
+the service passes the total queued work divided by the cores). Ensembles are tried most accurate first; the
 first whose expected queueing plus predicted service time at this batch size fits the deadline wins. Under a burst the queue term grows, so the policy falls to cheaper ensembles instead of missing
 deadlines; when even the cheapest does not fit, the cheapest is used and the answer is marked
 ``fits=False``. Predictions are corrected online by the ratio measured / predicted service time (an
@@ -70,7 +71,7 @@ class SlackPolicy:
 
         def slack_of(spec: EnsembleSpec) -> float:
             wait = max((backlog.get(m, 0.0) for m in spec.members), default=0.0)
-            return deadline_ms - elapsed_ms - queue_ms - wait
+            return deadline_ms - elapsed_ms - max(queue_ms, wait)
 
         if ensemble is not None:
             spec = self.plan.get(ensemble)
