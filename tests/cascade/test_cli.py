@@ -32,3 +32,27 @@ class TestCLI:
         f.write_text(json.dumps({"ray_address": "127.0.0.1:1", "pid": os.getpid()}))
         assert _service_alive(f) is True
         assert _service_alive(tmp_path / "missing.json") is False
+
+
+class TestEvaluateRow:
+    def test_evaluate_on_another_folder_has_a_cascade_row(self, tmp_path, capsys):
+        """A second folder (links to 12 of the shared records; nothing copied): the held-out mode scores the
+        fitted cascade as the row ``cascade`` next to the registry's members."""
+        from models.data import resolve_data_dir
+
+        src = resolve_data_dir()
+        alarms = [l for l in (src / "ALARMS").read_text().splitlines() if l.strip()][::25]
+        names = [l.split(",")[0] for l in alarms]
+        (tmp_path / "records").mkdir()
+        for n in names:
+            for ext in (".hea", ".mat"):
+                (tmp_path / "records" / f"{n}{ext}").symlink_to(src / "records" / f"{n}{ext}")
+        (tmp_path / "RECORDS").write_text("\n".join(names) + "\n")
+        (tmp_path / "ALARMS").write_text("\n".join(alarms) + "\n")
+        out_json = tmp_path / "eval.json"
+        assert main(["evaluate", "--data", str(tmp_path), "--json", str(out_json)]) == 0
+        rows = {r["name"]: r for r in json.loads(out_json.read_text())["models"]}
+        assert "cascade" in rows and "cnn+features-ensemble" in rows
+        row = rows["cascade"]
+        assert row["n"] == len(names) and 0.0 <= row["tpr"] <= 1.0 and row["cascade_version"]
+        assert abs(row["mean_ms"] * row["n"] - row["measured_total_ms"]) < 1e-6 * max(1.0, row["measured_total_ms"])
