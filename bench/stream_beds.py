@@ -76,6 +76,9 @@ def run_level(bs: str, beds: int, member_path: Path, stream_s: float, speed: str
             break
     cons.send_signal(2)
     cons.wait(60)
+    if not metrics.is_file():
+        return {"beds": beds, "speed": speed, "produce": produce, "error": "consumer wrote no metrics (crashed)",
+                "e2e_ms": {}, "windows_scored": 0, "windows_expected": expected}
     m = json.loads(metrics.read_text())
     busy_s = max(m.get("active_s") or m["uptime_s"] - 8.0, 1e-9)
     return {"beds": beds, "speed": speed, "produce": produce, "windows_scored": m["counters"].get("windows_scored", 0),
@@ -107,8 +110,8 @@ def main() -> int:
             rows.append(r)
             e = r["e2e_ms"]
             print(f"beds {beds:5d}  windows {r['windows_scored']:6d}/{r['windows_expected']:<6d}  e2e p50 {e.get('p50')} ms"
-                  f"  p99 {e.get('p99')} ms  batch p50 {r['batch_size'].get('p50')}  score p50 {r['score_batch_ms'].get('p50')} ms"
-                  f"  cpu/window {r['consumer_cpu_ms_per_window']} ms  load {r['load_avg_1m']}",
+                  f"  p99 {e.get('p99')} ms  batch p50 {r.get('batch_size', {}).get('p50')}  score p50 {r.get('score_batch_ms', {}).get('p50')} ms"
+                  f"  cpu/window {r.get('consumer_cpu_ms_per_window')} ms  load {r.get('load_avg_1m')}  {r.get('error', '')}",
                   flush=True)
         thr = run_level(broker.bootstrap_servers, args.throughput_beds, member_path, 30.0, "max", "tmax", tmp)
     out = {"scorer": args.scorer, "member": name, "window_s": 16.0, "hop_s": 1.0, "signals": 4, "fs_hz": 250,

@@ -47,7 +47,7 @@ class ConsumerConfig:
     fetch_max_wait_ms: int = 50
     auto_offset_reset: str = "earliest"
     deadline_ms: float = 1000.0
-    max_batch: int = 512
+    max_batch: int = 128
     tick_budget_s: float = 1.0  # scoring time per loop step before polling again (keeps the group membership)
 
     def __post_init__(self):
@@ -257,6 +257,22 @@ class StreamConsumer:
         self.metrics.inc("scores_published")
         self.metrics.inc("degraded")
         self.metrics.inc("lost_windows")
+
+    def _forget_revoked(self) -> None:
+        """Drop the state of partitions another consumer owns now; it re-reads them from the last commit."""
+        with self._revoked_lock:
+            keys, self._revoked = set(self._revoked), []
+        assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        keys -= assigned  # revoked and given back to us in the same rebalance: keep the state
+        gone = {p for t, p in keys if t == self.topics.waveforms}
+        self.windower.forget_partitions(gone)
+        self._pending = [it for it in self._pending if it.partition not in gone]
+        for k in keys:
+            self._consumed.pop(k, None)
+            self._committed.pop(k, None)
+        if keys:
+            self.metrics.inc("partitions_released", len(keys))
+            log.info("released %d revoked partitions", len(keys))
 
     # ------------------------------------------------------------------ offsets
     def commit(self, force: bool = False, only: set[tuple[str, int]] | None = None) -> dict:
