@@ -139,7 +139,8 @@ class StreamConsumer:
         polled = self._consumer.poll(timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_poll_records)
         if self._revoked:
             self._forget_revoked()
-        for tp, msgs in polled.items():
+        # alarms first: an alarm polled together with the chunks after it is then pending when its window is cut
+        for tp, msgs in sorted(polled.items(), key=lambda kv: kv[0].topic != self.topics.alarms):
             for m in msgs:
                 self._handle(tp.topic, tp.partition, m)
         n = self._tick()
