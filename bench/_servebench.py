@@ -51,8 +51,21 @@ def machine() -> dict:
 def write_json(name: str, obj: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / name
-    path.write_text(json.dumps(obj, indent=1, default=float))
+    path.write_text(json.dumps(_strict(obj), indent=1, default=float, allow_nan=False))
     return path
+
+
+def _strict(obj):
+    """NaN / inf -> null, so that jq and other strict JSON readers take the results."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _strict(obj.item())
+    return obj
 
 
 def member_window_s(profiles: dict, names) -> float:
