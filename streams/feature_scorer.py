@@ -56,7 +56,8 @@ def fit_on_data(data=None, model: str = FALLBACK_MODEL, limit: int | None = None
     return member
 
 
-def features_factory(registry=None, data=None, model: str | None = None, threshold: float | None = None, **_ignored):
+def features_factory(registry=None, data=None, model: str | None = None, threshold: float | None = None, workers: int = 1,
+                     **_ignored):
     found = None if model else best_registry_member(registry)
     if found is not None:
         member, profile = found
@@ -64,7 +65,7 @@ def features_factory(registry=None, data=None, model: str | None = None, thresho
                  profile.get("cv", {}).get("score"), member.threshold_)
     else:
         member = fit_on_data(data, model or FALLBACK_MODEL)
-    return MemberScorer(member, threshold)
+    return MemberScorer(member, threshold, workers=workers)
 
 
 register_scorer("features", features_factory)

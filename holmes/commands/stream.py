@@ -64,6 +64,16 @@ def _replay_args(p: argparse.ArgumentParser, positional: bool) -> None:
     g.add_argument("--end-s", type=float, help="record second to stop at (default: record end)")
 
 
+def _workers(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 64:
+        raise argparse.ArgumentTypeError(f"--score-workers must be an integer in [1, 64], got {value!r}")
+    return n
+
+
 def register(sub) -> None:
     p = sub.add_parser("broker", help="run the embedded Kafka-compatible broker (Tansu) in the foreground")
     p.add_argument("--port", type=int, help="listen port on 127.0.0.1 (default: a free port)")
@@ -79,6 +89,8 @@ def register(sub) -> None:
     p.add_argument("--scorer", default="features", help="registered scorer name: features, member, serve, cascade")
     p.add_argument("--registry", help="model registry folder (default: $HOLMES_REGISTRY or artifacts/registry)")
     p.add_argument("--member-path", help="pickled Member for --scorer member")
+    p.add_argument("--score-workers", type=_workers, default=1,
+                   help="processes that score each tick's windows (features/member scorers; this one included)")
     p.add_argument("--group-id", default="holmes-scorer")
     p.add_argument("--window-s", type=float, default=16.0)
     p.add_argument("--hop-s", type=float, default=1.0)
@@ -172,12 +184,18 @@ def cmd_replay(args) -> int:
 
 
 def build_scorer(args):
+    from models.errors import InvalidFieldError
     from streams.scorer import available_scorers, make_scorer
 
+    workers = getattr(args, "score_workers", 1)
+    if workers != 1 and args.scorer not in ("features", "member"):
+        raise InvalidFieldError("--score-workers", f"applies to the in-process scorers (features, member), not {args.scorer!r}", workers)
     if args.scorer not in available_scorers() and args.scorer in SCORER_PLUGINS:
         importlib.import_module(SCORER_PLUGINS[args.scorer])  # registers the scorer
     opts = {"registry": args.registry, "member_path": args.member_path, "deadline_ms": args.deadline_ms,
             "data": getattr(args, "data_opt", None)}
+    if workers != 1:
+        opts["workers"] = workers
     if args.scorer == "cascade":
         opts["costly"] = _cascade_costly(args)
     return make_scorer(args.scorer, **{k: v for k, v in opts.items() if v is not None})

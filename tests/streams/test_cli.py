@@ -81,6 +81,12 @@ class TestStreamCommands:
         assert main(["consume", "--scorer", "nope", "--bootstrap-servers", "127.0.0.1:1"]) == 2
         err = capsys.readouterr().err
         assert "scorer" in err and "member" in err
+        assert main(["consume", "--scorer", "serve", "--score-workers", "2", "--bootstrap-servers", "127.0.0.1:1"]) == 2
+        err = capsys.readouterr().err
+        assert "--score-workers" in err and "serve" in err
+        with pytest.raises(SystemExit) as e:
+            main(["consume", "--score-workers", "0", "--bootstrap-servers", "127.0.0.1:1"])
+        assert e.value.code == 2 and "--score-workers" in capsys.readouterr().err
         assert main(["replay", "--bootstrap-servers", "localhost", "--records", "a103l"]) == 2
         err = capsys.readouterr().err
         assert "bootstrap_servers" in err and "localhost" in err
