@@ -155,7 +155,7 @@ class StreamConsumer:
         self._consumed[(topic, partition)] = m.offset + 1
         self.metrics.inc("messages")
         if self.metrics.first_message_unix_s is None:
-            self.metrics.first_message_unix_s = time.time()
+            self.metrics.mark_first_message()
         try:
             if topic == self.topics.waveforms:
                 chunk = decode_chunk(m.value, m.key, self.windower.config.fs_hz)

@@ -64,10 +64,16 @@ class StreamMetrics:
         self.batch_sizes = LatencyReservoir(50_000)
         self.started = time.time()
         self.first_message_unix_s: float | None = None
+        self.first_message_cpu_s: float | None = None  # process CPU when the first message came (startup excluded)
         self.last_scored_unix_s: float | None = None
 
     def inc(self, name: str, n: int = 1) -> None:
         self.counters[name] += n
+
+    def mark_first_message(self) -> None:
+        if self.first_message_unix_s is None:
+            self.first_message_unix_s = time.time()
+            self.first_message_cpu_s = time.process_time()
 
     def dead_letter(self, field: str) -> None:
         self.counters["dead_letters"] += 1
@@ -84,6 +90,8 @@ class StreamMetrics:
         return {
             "uptime_s": round(time.time() - self.started, 2),
             "process_cpu_s": round(time.process_time(), 2),  # CPU of this process (all threads): capacity under a shared CPU
+            # the same since the first message: imports, model load and group join left out
+            "active_cpu_s": round(time.process_time() - self.first_message_cpu_s, 2) if self.first_message_cpu_s is not None else 0.0,
             "load_avg_1m": round(os.getloadavg()[0], 2),
             "counters": dict(sorted(self.counters.items())),
             "dead_letters_by_field": dict(sorted(self.dead_letter_reasons.items())),
