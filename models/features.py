@@ -20,10 +20,12 @@ ECG rate minus pulse rate.
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
 
 import numpy as np
 
-from .beats import ecg_peaks, fill_nan, filtered, match_fraction, percentiles, pulse_peaks
+from .beats import (box, ecg_peaks_rows, fill_nan, filtered, match_fraction, median_rows, median_small, percentiles_rows,
+                    pulse_peaks_rows, rhythm)
 from .data import ALARM_TYPES, FS_HZ
 
 RHYTHM = ("n_beats", "hr_bpm", "min_hr5_bpm", "max_hr17_bpm", "max_hr5_bpm", "max_gap_s", "rr_cv")
@@ -51,25 +53,6 @@ FEATURE_NAMES: tuple[str, ...] = tuple(_names())
 N_FEATURES = len(FEATURE_NAMES)
 
 
-def _rhythm(t: np.ndarray, span_s: float) -> list[float]:
-    """Rhythm features of beat times ``t`` (s) inside a span of ``span_s`` seconds."""
-    n = len(t)
-    edges = np.concatenate([[0.0], t, [span_s]])
-    max_gap = float(np.diff(edges).max())
-    if n < 2:
-        return [n, 0.0, 0.0, 0.0, 0.0, max_gap, np.nan]
-    rr = np.diff(t)
-    hr = 60.0 / np.median(rr)
-
-    def extreme_rate(k: int, fastest: bool) -> float:
-        k = min(k, len(rr))
-        means = np.convolve(rr, np.full(k, 1.0 / k), mode="valid")
-        return 60.0 / (means.min() if fastest else means.max())
-
-    slowest = min(extreme_rate(4, False), 60.0 / max_gap)  # a long pause is the slowest rhythm there is
-    return [n, hr, slowest, extreme_rate(16, True), extreme_rate(4, True), max_gap, float(rr.std() / rr.mean())]
-
-
 def _quality_batch(raw: np.ndarray, nan_frac: np.ndarray, fs_hz: int) -> np.ndarray:
     """[B, 4, 3]: NaN fraction, flat fraction (1 s blocks with no variation), saturation fraction per source."""
     B, S, n = raw.shape
@@ -90,62 +73,103 @@ def _quality_batch(raw: np.ndarray, nan_frac: np.ndarray, fs_hz: int) -> np.ndar
     return np.stack([nan_frac, np.where(few, 1.0, flat), np.where(few, 0.0, sat)], axis=-1)
 
 
-def _ecg_spectral_batch(filled: np.ndarray, fs_hz: int) -> np.ndarray:
-    """[B, 2, 5]: kurtosis, QRS-band power ratio, dominant frequency (Hz), its concentration, log low/high ratio."""
+@lru_cache(maxsize=8)
+def _spectral_plan(n: int, fs_hz: int) -> dict:
+    """Frequencies, Hann window and frequency bands (as index slices) of an ``n``-sample rfft, built once."""
+    f = np.fft.rfftfreq(n, 1.0 / fs_hz)
+
+    def band(mask):
+        idx = np.flatnonzero(mask)
+        return slice(idx[0], idx[-1] + 1)
+
+    return {"f": f, "hann": np.hanning(n), "tot": band((f >= 0.5) & (f <= 40)), "qrs": band((f >= 5) & (f <= 15)),
+            "dom": band((f >= 1.5) & (f <= 10)), "low": band((f >= 1) & (f < 7)), "high": band((f >= 7) & (f <= 30))}
+
+
+def _seq_sum(x: np.ndarray) -> np.ndarray:
+    """Left-to-right sum over the last axis.
+
+    The features the models were trained on summed these bands through a boolean-mask index, whose result
+    numpy lays out band-major, so ``.sum(-1)`` added left to right rather than pairwise (different last
+    bits). That order is kept explicitly: bit-identical features, whatever the number of rows.
+    """
+    return np.add.accumulate(x, axis=-1)[..., -1]
+
+
+def _pow4(x: np.ndarray) -> np.ndarray:
+    """``x ** 4``, same values, cheaper.
+
+    numpy's vectorised (SVML) pow sends negative bases down a slow per-element path (about 30 times
+    slower on this AVX-512 build), so each distinct negative value is raised once. Every value is still computed by
+    ``np.power`` itself, which is a pure function of the element, so the result is bit-identical.
+    """
+    out = np.abs(x)
+    np.power(out, 4, out=out)  # right for x >= 0 (NaN stays NaN); negative entries are overwritten below
+    neg = x < 0
+    if neg.any():
+        values, inverse = np.unique(x[neg], return_inverse=True)
+        out[neg] = (values**4)[inverse]
+    return out
+
+
+def _ecg_spectral_rows(filled: np.ndarray, fs_hz: int) -> np.ndarray:
+    """[..., 5]: kurtosis, QRS-band power ratio, dominant frequency (Hz), its concentration, log low/high ratio."""
     x = filled - filled.mean(axis=-1, keepdims=True)
     sd = x.std(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        kurt = np.where(sd > 0, np.mean(x**4, axis=-1) / sd**4, 0.0)
+        kurt = np.where(sd > 0, np.mean(_pow4(x), axis=-1) / sd**4, 0.0)
     last = x[..., -int(LAST_S * fs_hz) :]
-    n = last.shape[-1]
-    spec = np.abs(np.fft.rfft(last * np.hanning(n), axis=-1)) ** 2
-    f = np.fft.rfftfreq(n, 1.0 / fs_hz)
-    tot = spec[..., (f >= 0.5) & (f <= 40)].sum(-1)
+    p = _spectral_plan(last.shape[-1], fs_hz)
+    f = p["f"]
+    spec = np.abs(np.fft.rfft(last * p["hann"], axis=-1)) ** 2
+    tot = _seq_sum(spec[..., p["tot"]])
     ok = tot > 0
     safe = np.where(ok, tot, 1.0)
-    qrs = spec[..., (f >= 5) & (f <= 15)].sum(-1) / safe
-    band = (f >= 1.5) & (f <= 10)
-    dom = f[band][np.argmax(spec[..., band], axis=-1)]
+    qrs = _seq_sum(spec[..., p["qrs"]]) / safe
+    dom = f[p["dom"]][np.argmax(spec[..., p["dom"]], axis=-1)]
     near = (f >= dom[..., None] - 0.5) & (f <= dom[..., None] + 0.5)
     conc = (spec * near).sum(-1) / safe
-    low = spec[..., (f >= 1) & (f < 7)].sum(-1)
-    high = spec[..., (f >= 7) & (f <= 30)].sum(-1)
+    low = _seq_sum(spec[..., p["low"]])
+    high = _seq_sum(spec[..., p["high"]])
     ratio = np.log10((low + 1e-12) / (high + 1e-12))
     z = np.zeros_like(kurt)
     return np.stack([kurt, np.where(ok, qrs, z), np.where(ok, dom, z), np.where(ok, conc, z), np.where(ok, ratio, z)], axis=-1)
 
 
-def _morphology(filled: np.ndarray, bp: np.ndarray, t: np.ndarray, w: np.ndarray, fs_hz: int) -> list[float]:
-    """QRS width (s), widest 4-beat run in the last 8 s relative to the window, band-ratio and amplitude change."""
-    span = len(bp) / fs_hz
-    if len(w) >= 2:
-        med = float(np.median(w))
-        last = w[t >= span - LAST_S]
-        run = np.convolve(last, np.full(min(4, len(last)), 1.0 / min(4, len(last))), mode="valid").max() if len(last) else med
-        width_ratio = float(run / med) if med > 0 else np.nan
-    else:
-        med, width_ratio = np.nan, np.nan
+def _band_ratio_rows(seg: np.ndarray, fs_hz: int) -> np.ndarray:
+    """log10 of 1-7 Hz over 7-30 Hz power of each row (no window function; numpy's pairwise band sums)."""
+    spec = np.abs(np.fft.rfft(seg - seg.mean(axis=-1, keepdims=True), axis=-1)) ** 2
+    p = _spectral_plan(seg.shape[-1], fs_hz)
+    return np.log10((spec[..., p["low"]].sum(-1) + 1e-12) / (spec[..., p["high"]].sum(-1) + 1e-12))
 
-    def band_ratio(seg):
-        spec = np.abs(np.fft.rfft(seg - seg.mean())) ** 2
-        f = np.fft.rfftfreq(len(seg), 1.0 / fs_hz)
-        return np.log10((spec[(f >= 1) & (f < 7)].sum() + 1e-12) / (spec[(f >= 7) & (f <= 30)].sum() + 1e-12))
 
+def _morphology_rows(filled: np.ndarray, bp: np.ndarray, fs_hz: int) -> np.ndarray:
+    """[R, 2]: change of the band ratio (last 4 s minus first 8 s) and amplitude ratio (last 4 s / first 8 s)."""
     n4, n8 = int(4 * fs_hz), int(LAST_S * fs_hz)
-    change = float(band_ratio(filled[-n4:]) - band_ratio(filled[:n8]))
-    a_first = np.subtract(*percentiles(bp[:n8], [99, 1]))
-    a_last = np.subtract(*percentiles(bp[-n4:], [99, 1]))
-    return [med, width_ratio, change, float(a_last / a_first) if a_first > 0 else np.nan]
+    change = _band_ratio_rows(filled[:, -n4:], fs_hz) - _band_ratio_rows(filled[:, :n8], fs_hz)
+    p_first, p_last = percentiles_rows(bp[:, :n8], [99, 1]), percentiles_rows(bp[:, -n4:], [99, 1])
+    a_first, a_last = p_first[:, 0] - p_first[:, 1], p_last[:, 0] - p_last[:, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.stack([change, np.where(a_first > 0, a_last / a_first, np.nan)], axis=-1)
 
 
-def _pulse_extra(filled: np.ndarray, bp: np.ndarray, fs_hz: int) -> list[float]:
-    def amp(seg):
-        lo, hi = percentiles(seg, [5, 95])
-        return hi - lo
+def _widths(t: np.ndarray, w: np.ndarray, span: float) -> list[float]:
+    """Median QRS width (s) and the widest 4-beat run in the last 8 s relative to it."""
+    if len(w) < 2:
+        return [np.nan, np.nan]
+    med = float(median_small(w.tolist()))
+    last = w[t >= span - LAST_S]
+    run = np.convolve(last, box(min(4, len(last))), mode="valid").max() if len(last) else med
+    return [med, float(run / med) if med > 0 else np.nan]
 
+
+def _pulse_rows(filled: np.ndarray, bp: np.ndarray, fs_hz: int) -> np.ndarray:
+    """[R, 3]: pulse amplitude (5-95 percentile range before the last 4 s), its last-4-s ratio, median level."""
     n4 = int(4 * fs_hz)
-    a_all, a_last = amp(bp[:-n4]), amp(bp[-n4:])
-    return [float(a_all), float(a_last / a_all) if a_all > 0 else 0.0, float(np.median(filled))]
+    p_all, p_last = percentiles_rows(bp[:, :-n4], [5, 95]), percentiles_rows(bp[:, -n4:], [5, 95])
+    a_all, a_last = p_all[:, 1] - p_all[:, 0], p_last[:, 1] - p_last[:, 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.stack([a_all, np.where(a_all > 0, a_last / a_all, 0.0), median_rows(filled)], axis=-1)
 
 
 def extract(window: np.ndarray, mask: np.ndarray, fs_hz: int = FS_HZ) -> np.ndarray:
@@ -153,64 +177,85 @@ def extract(window: np.ndarray, mask: np.ndarray, fs_hz: int = FS_HZ) -> np.ndar
     return extract_batch(np.asarray(window)[None], np.asarray(mask)[None], fs_hz)[0]
 
 
+CHUNK = 8  # windows per vectorised pass: temporaries stay ~0.5 MB, which the allocator reuses without page faults
+
+
 def extract_batch(windows: np.ndarray, masks: np.ndarray, fs_hz: int = FS_HZ) -> np.ndarray:
-    """Features of a batch [B, 5, n] -> [B, N_FEATURES]. Filtering, quality and spectra run on the whole batch."""
+    """Features of a batch [B, 5, n] -> [B, N_FEATURES].
+
+    Filtering, quality, spectra, percentiles and slopes run on all present (window, source) rows of a chunk
+    of ``CHUNK`` windows at once; only peak search and rhythm statistics of the beat times are per row.
+    Each row is computed on its own, so a window's features do not depend on the rest of its batch.
+    """
     windows = np.asarray(windows)
+    masks = np.asarray(masks, dtype=bool)
+    if len(windows) <= CHUNK:
+        return _extract_chunk(windows, masks, fs_hz)
+    chunks = range(0, len(windows), CHUNK)
+    return np.concatenate([_extract_chunk(windows[i : i + CHUNK], masks[i : i + CHUNK], fs_hz) for i in chunks])
+
+
+def _extract_chunk(windows: np.ndarray, masks: np.ndarray, fs_hz: int) -> np.ndarray:
+    """``extract_batch`` of at most ``CHUNK`` windows (masks already boolean)."""
     if len(windows) == 0:
         return np.empty((0, N_FEATURES))
     B, _, n = windows.shape
     raw = windows[:, :4]
     filled, nan_frac = fill_nan(raw.reshape(B * 4, n))
     filled, nan_frac = filled.reshape(B, 4, n), nan_frac.reshape(B, 4)
-    present = np.asarray(masks, dtype=bool)[:, :4] & (nan_frac < 1.0)
-    bp = np.zeros_like(filled)
-    for sl, kind in ((slice(0, 2), "ecg"), (slice(2, 4), "pulse")):
-        rows = present[:, sl].any(axis=1)
-        if rows.any():
-            bp[rows, sl] = filtered(filled[rows, sl], kind, fs_hz)
+    present = masks[:, :4] & (nan_frac < 1.0)
     quality = _quality_batch(raw, nan_frac, fs_hz)
-    spectral = _ecg_spectral_batch(filled[:, :2], fs_hz)
+    span = n / fs_hz
+    beats: dict[tuple[int, int], np.ndarray] = {}
+    extra = [[None] * 4 for _ in range(B)]
+    eb, ei = np.nonzero(present[:, :2])  # (window, source) rows to compute; filtering is per row
+    if len(eb):
+        fe = filled[eb, ei]
+        be = filtered(fe, "ecg", fs_hz)
+        ecg = np.concatenate([_ecg_spectral_rows(fe, fs_hz), _morphology_rows(fe, be, fs_hz)], axis=-1).tolist()
+        for b, i, (t, w), e in zip(eb, ei, ecg_peaks_rows(be, fs_hz), ecg):
+            beats[b, i] = t
+            extra[b][i] = e[:5] + _widths(t, w, span) + e[5:]
+    pb, pi = np.nonzero(present[:, 2:])
+    if len(pb):
+        pi = pi + 2
+        fp = filled[pb, pi]
+        bpp = filtered(fp, "pulse", fs_hz)
+        floors = [5.0 if i == 2 else 1e-3 for i in pi]
+        pul = _pulse_rows(fp, bpp, fs_hz).tolist()
+        for b, i, t, e in zip(pb, pi, pulse_peaks_rows(bpp, fs_hz, floors), pul):
+            beats[b, i] = t
+            extra[b][i] = e
     out = np.empty((B, N_FEATURES))
     for b in range(B):
-        out[b] = _assemble(filled[b], bp[b], present[b], quality[b], spectral[b], n / fs_hz, fs_hz)
+        out[b] = _assemble(present[b], quality[b], [beats.get((b, i)) for i in range(4)], extra[b], span)
     return out
 
 
-def _assemble(filled, bp, present, quality, spectral, span: float, fs_hz: int) -> list[float]:
-    """One window's vector from its batch-computed parts plus per-source beat detection."""
+def _assemble(present, quality, beats, extra, span: float) -> list[float]:
+    """One window's vector from its batch-computed parts: per source quality, rhythm and extras, then consensus."""
     out: list[float] = []
-    beats: dict[str, np.ndarray] = {}
     rh: dict[str, list[float]] = {}
     last0 = span - LAST_S
     for i, s in enumerate(SOURCES):
-        is_ecg = i < 2
-        n_extra = len(ECG_EXTRA) if is_ecg else len(PULSE_EXTRA)
         if not present[i]:
-            out += [np.nan] * (len(QUALITY) + 2 * len(RHYTHM) + n_extra)
+            out += [np.nan] * (len(QUALITY) + 2 * len(RHYTHM) + (len(ECG_EXTRA) if i < 2 else len(PULSE_EXTRA)))
             continue
         q = quality[i].tolist()
-        if is_ecg:
-            t, widths = ecg_peaks(bp[i], fs_hz, widths=True)
-        else:
-            t = pulse_peaks(bp[i], fs_hz, floor=5.0 if s == "ABP" else 1e-3)
-        beats[s] = t
-        whole = _rhythm(t, span)
+        t = beats[i]
+        whole = rhythm(t, span)
         if q[0] < 0.2 and q[1] < 0.5:  # good enough to vote in the consensus
             rh[s] = whole
-        out += q + whole + _rhythm(t[t >= last0] - last0, LAST_S)
-        if is_ecg:
-            out += spectral[i].tolist() + _morphology(filled[i], bp[i], t, widths, fs_hz)
-        else:
-            out += _pulse_extra(filled[i], bp[i], fs_hz)
+        out += q + whole + rhythm(t[t >= last0] - last0, LAST_S) + extra[i]
     if rh:
-        col = {k: np.array([v[j] for v in rh.values()]) for j, k in enumerate(RHYTHM)}
+        col = {k: [v[j] for v in rh.values()] for j, k in enumerate(RHYTHM)}
         ecg_hr = [rh[s][1] for s in ("ECG1", "ECG2") if s in rh]
         pul_hr = [rh[s][1] for s in ("ABP", "PPG") if s in rh]
-        diff = float(np.median(ecg_hr) - np.median(pul_hr)) if ecg_hr and pul_hr else np.nan
-        out += [col["max_gap_s"].min(), col["min_hr5_bpm"].max(), col["max_hr17_bpm"].min(), col["max_hr5_bpm"].min(), diff]
+        diff = float(median_small(ecg_hr) - median_small(pul_hr)) if ecg_hr and pul_hr else np.nan
+        out += [min(col["max_gap_s"]), max(col["min_hr5_bpm"]), min(col["max_hr17_bpm"]), min(col["max_hr5_bpm"]), diff]
     else:
         out += [np.nan] * 5
-    agree = match_fraction(beats["ECG1"], beats["ECG2"]) if "ECG1" in beats and "ECG2" in beats else np.nan
+    agree = match_fraction(beats[0], beats[1]) if present[0] and present[1] else np.nan
     out += [agree, float(len(rh))]
     return out
 

@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from models.beats import ecg_peaks, fill_nan, filtered
+from models.beats import ecg_peaks, fill_nan, filtered, rhythm
 from models.data import FS_HZ
 from models.errors import InvalidFieldError
 from models.features import alarm_onehot
@@ -44,23 +44,6 @@ def _quality(raw: np.ndarray, nan_frac: float, fs_hz: int) -> list[float]:
     return [nan_frac, float(np.mean(~(rng > 1e-6 * max(1.0, np.abs(x).max()))))]
 
 
-def _rhythm(t: np.ndarray, span_s: float) -> list[float]:
-    """[n_beats, hr_bpm, min_hr5_bpm, max_hr17_bpm, max_hr5_bpm, max_gap_s, rr_cv] of QRS times ``t`` (s)."""
-    n = len(t)
-    max_gap = float(np.diff(np.concatenate([[0.0], t, [span_s]])).max())
-    if n < 2:
-        return [n, 0.0, 0.0, 0.0, 0.0, max_gap, np.nan]
-    rr = np.diff(t)
-
-    def extreme(k: int, fastest: bool) -> float:
-        k = min(k, len(rr))
-        means = np.convolve(rr, np.full(k, 1.0 / k), mode="valid")
-        return 60.0 / (means.min() if fastest else means.max())
-
-    slowest = min(extreme(4, False), 60.0 / max_gap)
-    return [n, 60.0 / np.median(rr), slowest, extreme(16, True), extreme(4, True), max_gap, float(rr.std() / rr.mean())]
-
-
 def pick_lead(window: np.ndarray, mask) -> int | None:
     """Slot index of the lead the cheap rung reads: ECG1, else ECG2, else None (no ECG)."""
     for i in (0, 1):
@@ -79,7 +62,7 @@ def lead_features(window: np.ndarray, mask, fs_hz: int = FS_HZ) -> np.ndarray:
     quality = _quality(raw, float(nan_frac[0]), fs_hz)
     bp = filtered(filled, "ecg", fs_hz)[0]
     t, widths = ecg_peaks(bp, fs_hz, widths=True)
-    n, hr, slow5, fast17, fast5, gap, cv = _rhythm(t, len(raw) / fs_hz)
+    n, hr, slow5, fast17, fast5, gap, cv = rhythm(t, len(raw) / fs_hz)
     last = filled[0, -int(LAST_S * fs_hz):]
     last = last - last.mean()
     spec = np.abs(np.fft.rfft(last)) ** 2

@@ -76,3 +76,41 @@ def test_batch_equals_one_by_one(all_records):
     W = np.stack([alarm_window(r) for r in rs])
     M = np.stack([r.mask for r in rs])
     np.testing.assert_array_equal(extract_batch(W, M), np.stack([extract(w, m) for w, m in zip(W, M)]))
+
+
+def test_batch_equals_one_by_one_mixed(all_records):
+    """A batch mixing full, partly absent, NaN-holed and flat windows gives each window's own features exactly."""
+    rs = all_records[:4] + [r for r in all_records if not r.mask[:4].all()][:4]
+    W = [alarm_window(r) for r in rs]
+    M = [r.mask.copy() for r in rs]
+    w = W[0].copy()
+    idx = np.arange(w.shape[1])
+    W += [np.where(idx % 1000 < 400, np.nan, w), np.zeros_like(w), np.where(idx < 3000, np.nan, w), w]
+    m_one_ecg = rs[0].mask.copy()
+    m_one_ecg[0] = False
+    M += [rs[0].mask, rs[0].mask, rs[0].mask, m_one_ecg]
+    W, M = np.stack(W), np.stack(M)
+    batch = extract_batch(W, M)
+    single = np.stack([extract(w, m) for w, m in zip(W, M)])
+    assert np.array_equal(batch, single, equal_nan=True)
+    assert np.array_equal(extract_batch(W[::-1], M[::-1])[::-1], batch, equal_nan=True)  # order in the batch is irrelevant
+
+
+def test_fast_helpers_equal_numpy_and_scipy():
+    """The shortcuts behind the features give exactly numpy's/scipy's values (trained models depend on them)."""
+    from scipy import signal
+
+    from models.beats import _sos, filtered, median_rows, percentiles_rows
+    from models.features import _pow4
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 7, 1000, 4001):
+        x = np.round(rng.standard_normal((3, n)) * 4) / 4  # ties
+        for qs in ([1, 99], [2, 98], [99, 1], [5, 95], [0, 50, 100]):
+            assert np.array_equal(percentiles_rows(x, qs), np.percentile(x, qs, axis=-1).T), (n, qs)
+        assert np.array_equal(median_rows(x), np.median(x, axis=-1)), n
+    x = rng.standard_normal((2, 3, 4000)) * np.array([1e-3, 1.0, 50.0])[:, None]
+    for kind in ("ecg", "pulse"):
+        assert np.array_equal(filtered(x, kind, 250), signal.sosfiltfilt(_sos(kind, 250), x, axis=-1))
+    x = np.round(x, 2)
+    assert np.array_equal(_pow4(x), x**4)
