@@ -33,6 +33,10 @@ class PatientBuffer:
         self.dst = np.array([s for s in slots if s is not None], dtype=np.intp)
         self.mask = np.zeros(N_SLOTS, dtype=bool)
         self.mask[self.dst] = True
+        # channels in slot order without holes (the usual case): placed with one slice instead of fancy indexing
+        k = len(self.dst)
+        self._rows = (slice(int(self.dst[0]), int(self.dst[0]) + k) if k and np.array_equal(self.dst, np.arange(self.dst[0], self.dst[0] + k))
+                      and np.array_equal(self.src, np.arange(k)) and k == len(self.channel_names) else None)
         self.chunk_n, self.window_n, self.hop_n, self.lateness_n = chunk_n, window_n, hop_n, lateness_n
         self.cap = capacity_chunks
         self.cap_n = capacity_chunks * chunk_n
@@ -42,6 +46,7 @@ class PatientBuffer:
         self.seqs = np.full(capacity_chunks, -1, dtype=np.int64)  # seq held in each ring slot, -1 = none
         self.offsets = np.full(capacity_chunks, -1, dtype=np.int64)  # Kafka offset of that chunk
         self.captures = np.zeros(capacity_chunks, dtype=np.float64)  # capture_unix_s of that chunk
+        self.finite = np.zeros((capacity_chunks, N_SLOTS), dtype=bool)  # slot has a finite sample in that chunk
         self.max_seq = -1
         self.first_seq = -1
         self.missing: set[int] = set()
@@ -82,14 +87,20 @@ class PatientBuffer:
     def _write(self, seq: int, samples: np.ndarray | None, offset: int, capture_unix_s: float) -> None:
         cn, slot = self.chunk_n, seq % self.cap
         p = slot * cn
+        q = p + self.cap_n
         if samples is None:
             self.buf[:, p : p + cn] = np.nan
-            self.buf[:, p + self.cap_n : p + self.cap_n + cn] = np.nan
+            self.buf[:, q : q + cn] = np.nan
             self.seqs[slot] = -1
+            self.finite[slot] = False
         else:
-            rows = samples[self.src]
-            self.buf[self.dst, p : p + cn] = rows
-            self.buf[self.dst, p + self.cap_n : p + self.cap_n + cn] = rows
+            block = self.buf[:, p : p + cn]
+            if self._rows is not None:
+                block[self._rows] = samples
+            else:
+                block[self.dst] = samples[self.src]  # slots without a channel stay NaN
+            self.buf[:, q : q + cn] = block
+            self.finite[slot] = np.isfinite(block).any(axis=1)
             self.seqs[slot] = seq
         self.offsets[slot] = offset
         self.captures[slot] = capture_unix_s
@@ -117,6 +128,22 @@ class PatientBuffer:
         if self.gap_chunks(end_n) and self.stream_end_n < end_n + self.lateness_n:
             return "wait"
         return "ready"
+
+    def chunk_rows(self, arr: np.ndarray, end_n: int) -> np.ndarray:
+        """Rows of a per-chunk ring array (``offsets``, ``finite``...) for the chunks the window ending at
+        ``end_n`` touches, oldest first."""
+        a, b = (end_n - self.window_n) // self.chunk_n, (end_n - 1) // self.chunk_n
+        ia, ib = a % self.cap, b % self.cap
+        if ia <= ib and b - a < self.cap:
+            return arr[ia : ib + 1]
+        return arr[np.arange(a, b + 1) % self.cap]
+
+    def window_finite(self, end_n: int, win: np.ndarray | None = None) -> np.ndarray:
+        """bool [N_SLOTS]: slot has at least one finite sample in the window ending at ``end_n``. From the
+        per-chunk flags when the window is made of whole chunks, else from the samples (``win`` = its cut)."""
+        if end_n % self.chunk_n == 0 and self.window_n % self.chunk_n == 0:
+            return self.chunk_rows(self.finite, end_n).any(axis=0)
+        return np.isfinite(self.cut(end_n) if win is None else win).any(axis=1)
 
     def cut(self, end_n: int) -> np.ndarray:
         """View [5, window_n] of the window ending at stream sample ``end_n`` (copy it before adding more)."""

@@ -51,7 +51,8 @@ class WindowConfig:
 
 @dataclass
 class WindowItem:
-    """One window ready to score. ``window`` is a private copy, float32 [5, window_n]."""
+    """One window ready to score. ``window`` is float32 [5, window_n]: a private copy, or (``ready(copy=False)``)
+    a view of the patient's ring buffer, valid until more chunks of that patient are added (``owned`` False)."""
 
     patient_id: str
     end_s: float
@@ -66,6 +67,13 @@ class WindowItem:
     first_offset: int = -1  # Kafka offset of the earliest chunk of the window held (re-read from here after a crash)
     alarm_partition: int = 0
     alarm_offset: int = -1
+    owned: bool = True  # ``window`` is a private copy (False: a ring-buffer view, see ``materialize``)
+
+    def materialize(self) -> None:
+        """Turn a ring-buffer view into a private copy (before the patient's ring moves on)."""
+        if not self.owned:
+            self.window = self.window.copy()
+            self.owned = True
 
 
 @dataclass(frozen=True)
@@ -141,7 +149,7 @@ class Windower:
         self.dirty.add(ev.patient_id)
 
     # ------------------------------------------------------------------ output
-    def _item(self, buf: PatientBuffer, end_n: int, now: float, alarm: "_Alarm | None") -> WindowItem:
+    def _item(self, buf: PatientBuffer, end_n: int, now: float, alarm: "_Alarm | None", copy: bool = True) -> WindowItem:
         cfg = self.config
         reasons = []
         gaps = buf.gap_chunks(end_n)
@@ -159,17 +167,19 @@ class Windower:
             else:
                 self.counts["unknown_alarm_types"] += 1
                 reasons.append(f"unknown alarm type {alarm.event.alarm_type!r}: scored as {alarm_type}")
-        win = buf.cut(end_n).copy()
-        mask = buf.mask & np.isfinite(win).any(axis=1)  # a slot with no finite sample in the window is absent
-        a, b = (end_n - buf.window_n) // buf.chunk_n, (end_n - 1) // buf.chunk_n
-        offs = buf.offsets[np.arange(a, b + 1) % buf.cap]
+        win = buf.cut(end_n)
+        if copy:
+            win = win.copy()
+        mask = buf.mask & buf.window_finite(end_n, win)  # a slot with no finite sample in the window is absent
+        offs = buf.chunk_rows(buf.offsets, end_n)
         offs = offs[offs >= 0]
         return WindowItem(buf.patient_id, end_n / cfg.fs_hz, win, mask, alarm_type, buf.capture_of(end_n), now,
                           alarm.event if alarm else None, reasons, self.partition_of.get(buf.patient_id, 0),
-                          int(offs.min()) if len(offs) else -1, alarm.partition if alarm else 0, alarm.offset if alarm else -1)
+                          int(offs.min()) if len(offs) else -1, alarm.partition if alarm else 0, alarm.offset if alarm else -1,
+                          copy)
 
-    def _drain(self, pid: str, now: float) -> None:
-        """Cut every window of ``pid`` that is ready (or lost) into the backlog."""
+    def _drain(self, pid: str, now: float, copy: bool = True) -> None:
+        """Cut every window of ``pid`` that is ready (or lost) into the backlog (as ring views if not ``copy``)."""
         buf = self.patients.get(pid)
         if buf is None:
             return  # an alarm before any data: kept until the patient's data arrive
@@ -182,7 +192,7 @@ class Windower:
             hit = [a for a in pending if a.end_n == end_n]
             if status == "ready":
                 for a in hit or [None]:
-                    self._backlog.append(self._item(buf, end_n, now, a))
+                    self._backlog.append(self._item(buf, end_n, now, a, copy))
             else:  # overwritten before it could be cut: said so, never dropped silently
                 self.counts["windows_lost"] += 1
                 for a in hit or [None]:
@@ -194,7 +204,7 @@ class Windower:
         for a in pending:
             status = buf.window_status(a.end_n)
             if status == "ready":
-                self._backlog.append(self._item(buf, a.end_n, now, a))
+                self._backlog.append(self._item(buf, a.end_n, now, a, copy))
             elif status == "gone":
                 self.counts["alarms_unanswerable"] += 1
                 self._lost.append(LostWindow(pid, a.event.time_s, "alarm window not in the buffer (no data for it)", a.event,
@@ -206,11 +216,15 @@ class Windower:
         else:
             self.alarms.pop(pid, None)
 
-    def ready(self, now: float | None = None) -> tuple[list[WindowItem], list[LostWindow]]:
-        """Windows of every patient that became ready since the last call, and windows that cannot be cut."""
+    def ready(self, now: float | None = None, copy: bool = True) -> tuple[list[WindowItem], list[LostWindow]]:
+        """Windows of every patient that became ready since the last call, and windows that cannot be cut.
+
+        ``copy=False``: windows cut now are views of the ring buffers (one copy less per window when the
+        caller stacks them into a batch right away); the caller must ``materialize()`` every item it still
+        holds before it adds more chunks. Windows cut earlier (before a chunk would overwrite them) are copies."""
         now = time.time() if now is None else now
         for pid in self.dirty:
-            self._drain(pid, now)
+            self._drain(pid, now, copy)
         self.dirty = set(p for p in self.alarms if p in self.patients and self.alarms[p])
         items, lost, self._backlog, self._lost = self._backlog, self._lost, [], []
         return items, lost

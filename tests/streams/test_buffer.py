@@ -92,3 +92,39 @@ class TestWindower:
         w.ready()
         # windows up to end 130 s are cut; the next one (131) needs seconds 115..131 -> chunk 115
         assert w.committable({("icu.waveforms", 0): 1130}) == {("icu.waveforms", 0): 1115}
+
+    def test_window_masks_and_ring_views_match_the_samples(self):
+        """Masks come from per-chunk finite flags when windows are whole chunks: they must equal the rule on the
+        samples (a slot is present iff it has a finite sample in the window), for aligned and unaligned windows;
+        ``ready(copy=False)`` views hold the same samples as the copies."""
+        from streams.schemas import WaveformChunk
+
+        rng = np.random.default_rng(1)
+        for cfg in (WindowConfig(), WindowConfig(window_s=16.5, hop_s=0.5)):
+            views, copies = Windower(cfg), Windower(cfg)
+            n_views, abp_absent = 0, 0
+            for k in range(60):
+                if k == 30:
+                    continue  # a gap: NaN-filled, flagged
+                x = rng.standard_normal((2, FS)).astype(np.float32)
+                if 10 <= k < 40:
+                    x[1] = np.nan  # ABP absent for 30 s: windows inside this stretch have no ABP
+                if k == 9:
+                    x[1, FS // 2 :] = np.nan  # a window starting mid-chunk 9 (unaligned) sees no finite ABP in it
+                if k == 45:
+                    x[1, :100] = np.nan
+                chunk = WaveformChunk("p", k, float(k), float(FS), ("II", "ABP"), x, float(k))
+                views.add_chunk(chunk, 0, k)
+                copies.add_chunk(chunk, 0, k)
+                got, _ = views.ready(copy=False)
+                ref, _ = copies.ready()
+                assert [it.end_s for it in got] == [it.end_s for it in ref]
+                for a, b in zip(got, ref):
+                    assert np.array_equal(a.window, b.window, equal_nan=True)
+                    assert np.array_equal(a.mask, np.isfinite(b.window).any(axis=1))
+                    assert np.array_equal(a.mask, b.mask)
+                    abp_absent += not a.mask[2]
+                    n_views += not a.owned
+                    a.materialize()
+                    assert a.owned and a.window.base is None
+            assert n_views > 20 and abp_absent > 5
