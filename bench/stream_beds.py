@@ -7,8 +7,9 @@ with the scorer under test. Also measures produce and consume throughput at max 
 
     .venv/bin/python bench/stream_beds.py                       # feature model (registry best, else fitted)
     .venv/bin/python bench/stream_beds.py --scorer stats --beds 250 500 1000 2000
+    .venv/bin/python bench/stream_beds.py --score-workers 2 --beds 200 400 700 1000   # features over 2 processes
 
-Writes bench/results/stream_beds_<scorer>.json and .png, prints a table.
+Writes bench/results/stream_beds_<scorer>[_w<workers>].json and .png, prints a table.
 """
 
 from __future__ import annotations
@@ -51,14 +52,14 @@ def _env():
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests" / "streams")])}
 
 
-def run_level(bs: str, beds: int, member_path: Path, stream_s: float, speed: str, tag: str, tmp: Path) -> dict:
+def run_level(bs: str, beds: int, member_path: Path, stream_s: float, speed: str, tag: str, tmp: Path, workers: int = 1) -> dict:
     holmes = [sys.executable, "-m", "holmes.cli"]
     metrics = tmp / f"{tag}.json"
     cons = subprocess.Popen(holmes + ["consume", "--bootstrap-servers", bs, "--topic-prefix", tag, "--scorer", "member",
                                       "--member-path", str(member_path), "--metrics-json", str(metrics),
-                                      "--group-id", tag], cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+                                      "--group-id", tag, "--score-workers", str(workers)], cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
                             stderr=open(tmp / f"{tag}.consume.log", "wb"))
-    time.sleep(8.0)  # imports + group join before the first chunk
+    time.sleep(8.0 if workers == 1 else 14.0)  # imports (+ worker processes loading the member) + group join
     t0 = time.time()
     rep = subprocess.run(holmes + ["replay", "--bootstrap-servers", bs, "--topic-prefix", tag, "--beds", str(beds),
                                    "--records", *FOUR_SIGNAL, "--speed", speed, "--end-s", str(stream_s)],
@@ -99,6 +100,7 @@ def main() -> int:
     ap.add_argument("--beds", type=int, nargs="+", default=[50, 100, 200, 400, 1000])
     ap.add_argument("--stream-s", type=float, default=46.0, help="record seconds replayed per level (30 windows)")
     ap.add_argument("--throughput-beds", type=int, default=1000)
+    ap.add_argument("--score-workers", type=int, default=1, help="processes scoring each tick (consume --score-workers)")
     args = ap.parse_args()
     from streams.broker import EmbeddedBroker
 
@@ -109,17 +111,17 @@ def main() -> int:
     rows = []
     with EmbeddedBroker() as broker:
         for beds in args.beds:
-            r = run_level(broker.bootstrap_servers, beds, member_path, args.stream_s, "1", f"b{beds}", tmp)
+            r = run_level(broker.bootstrap_servers, beds, member_path, args.stream_s, "1", f"b{beds}", tmp, args.score_workers)
             rows.append(r)
             e = r["e2e_ms"]
             print(f"beds {beds:5d}  windows {r['windows_scored']:6d}/{r['windows_expected']:<6d}  e2e p50 {e.get('p50')} ms"
                   f"  p99 {e.get('p99')} ms  batch p50 {r.get('batch_size', {}).get('p50')}  score p50 {r.get('score_batch_ms', {}).get('p50')} ms"
                   f"  cpu/window {r.get('consumer_cpu_ms_per_window')} ms (active {r.get('consumer_active_cpu_ms_per_window')} ms)  load {r.get('load_avg_1m')}  {r.get('error', '')}",
                   flush=True)
-        thr = run_level(broker.bootstrap_servers, args.throughput_beds, member_path, 30.0, "max", "tmax", tmp)
+        thr = run_level(broker.bootstrap_servers, args.throughput_beds, member_path, 30.0, "max", "tmax", tmp, args.score_workers)
     out = {"scorer": args.scorer, "member": name, "window_s": 16.0, "hop_s": 1.0, "signals": 4, "fs_hz": 250,
-           "cpu_count": os.cpu_count(), "levels": rows, "max_speed": thr}
-    path = RESULTS / f"stream_beds_{args.scorer}.json"
+           "cpu_count": os.cpu_count(), "score_workers": args.score_workers, "levels": rows, "max_speed": thr}
+    path = RESULTS / f"stream_beds_{args.scorer}{'' if args.score_workers == 1 else f'_w{args.score_workers}'}.json"
     path.write_text(json.dumps(out, indent=2))
     plot(out, path.with_suffix(".png"))
     print(f"\nmax speed, {args.throughput_beds} beds x 30 s: produce {thr['produce']['messages_per_s']} msg/s "

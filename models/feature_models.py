@@ -19,6 +19,7 @@ import numpy as np
 
 from .data import ALARM_TYPES, FS_HZ, RecordInfo, cv_folds
 from .errors import InvalidFieldError
+from .fast_forest import fast_forests
 from .features import FEATURE_NAMES, alarm_onehot, extract_batch
 from .member import check_batch, check_output
 from .metrics import best_threshold
@@ -116,7 +117,7 @@ class FeatureModel:
                 len(getattr(self, "feature_names_", ()) or ()),
             )
         X = design_matrix(features, alarm_types)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), fast_forests(self.estimator_):
             warnings.simplefilter("ignore", RuntimeWarning)
             return self.estimator_.predict_proba(X)[:, 1]
 

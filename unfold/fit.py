@@ -23,7 +23,7 @@ from .evaluate import baseline_rows, cost_table, default_stages, nested_cv, summ
 from .oof import build_data, fit_rungs, oof_probs
 from .persist import FittedCascade
 
-DEFAULT_CURVE_MS = (0.5, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, None)
+DEFAULT_CURVE_MS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, None)
 
 
 def measure_ensemble(ensemble: EnsembleRef, records, batch: int = 64, repeats: int = 3) -> dict:

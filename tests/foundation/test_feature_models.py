@@ -69,3 +69,30 @@ def test_bad_arguments_name_the_field(dataset):
         m.predict_proba(W, np.ones((2, 5), bool), ["Asystole", "Hypotension"])
     with pytest.raises(InvalidFieldError, match="windows must be an array of shape"):
         m.predict_proba(W[:, :3], np.ones((2, 3), bool), ["Asystole"] * 2)
+
+
+def test_fast_forest_path_equals_scikit_learn(data_dir):
+    """The committed registry's tree models give bit-identical probabilities through models.fast_forest, and the
+    per-call patch is gone after the block."""
+    from models.data import alarm_window, list_records, load_dataset
+    from models.fast_forest import _forests, fast_forests
+    from models.feature_models import design_matrix
+    from models.features import extract_batch
+    from models.registry import Registry
+
+    recs, _ = load_dataset(data_dir, [i.name for i in list_records(data_dir)[:40]])
+    X = design_matrix(extract_batch(np.stack([alarm_window(r) for r in recs]), np.stack([r.mask for r in recs])),
+                      [r.alarm_type for r in recs])
+    reg = Registry()
+    for name in ("features-vote", "features-extratrees"):
+        est = reg.load(name).estimator_
+        forests = _forests(est)
+        assert len(forests) == 1 and forests[0].n_estimators >= 100
+        expected = est.predict_proba(X)
+        with fast_forests(est):
+            assert "predict_proba" in vars(forests[0])
+            got = est.predict_proba(X)
+            one_by_one = np.vstack([est.predict_proba(X[i : i + 1]) for i in range(len(X))])
+        assert "predict_proba" not in vars(forests[0])
+        assert np.array_equal(got, expected)
+        assert np.array_equal(one_by_one, np.vstack([est.predict_proba(X[i : i + 1]) for i in range(len(X))]))
