@@ -58,6 +58,7 @@ class Ingress:
         if missing:
             raise InvalidFieldError("plan", "uses members that are not deployed", missing, sorted(members))
         self._backlog_ms: dict[str, float] = {m: 0.0 for m in members}  # predicted work queued per member replica
+        self._inflight_ms = 0.0  # predicted service time of the requests in flight (overheads and fan-out included)
         self.n_served = 0
         self.n_rejected = 0
 
@@ -75,12 +76,16 @@ class Ingress:
         t_valid = time.perf_counter()
         now = time.perf_counter()
         backlog = dict(self._backlog_ms)
-        cpu_queue_ms = sum(backlog.values()) / self.policy.model.n_workers  # replicas share the cores
+        # replicas share the cores, so requests in flight finish together: the queue is the whole predicted service
+        # time of those in flight (it counts ingress and fan-out work that member times leave out), or the queued
+        # member work spread over the cores when that is larger
+        cpu_queue_ms = max(sum(backlog.values()) / self.policy.model.n_workers, self._inflight_ms)
         choice = self.policy.choose(len(windows), deadline_ms, (now - t0) * 1000.0, cpu_queue_ms, ensemble, backlog_ms=backlog)
         queue_ms = max(cpu_queue_ms, max((backlog.get(m, 0.0) for m in choice.spec.members), default=0.0))
         work = {m: self.policy.member_ms(m, len(windows)) for m in choice.spec.members}
         for m, ms in work.items():
             self._backlog_ms[m] += ms
+        self._inflight_ms += choice.predicted_ms
         t_fan = time.perf_counter()
         try:
             # one copy into the object store; every member replica reads it zero-copy (Ray resolves the ref)
@@ -89,6 +94,7 @@ class Ingress:
         finally:
             for m, ms in work.items():
                 self._backlog_ms[m] = max(self._backlog_ms[m] - ms, 0.0)
+            self._inflight_ms = max(self._inflight_ms - choice.predicted_ms, 0.0)
         t_back = time.perf_counter()
         probs = np.mean(np.vstack([o[0] for o in outs]), axis=0)
         fanout_ms = (t_back - t_fan) * 1000.0

@@ -4,8 +4,9 @@
 
 Expected queueing is ensemble-specific: each member deployment serves one batch at a time, so a request
 waits for the predicted work already queued on the busiest of *its* members (``backlog_ms`` per member,
-kept by the service), or the service-wide ``queue_ms`` when that is larger (all replicas share the cores:
-the service passes the total queued work divided by the cores). Ensembles are tried most accurate first; the
+kept by the service), or the service-wide ``queue_ms`` when that is larger (all replicas share the cores, so
+requests in flight finish together: the service passes the predicted service time of every request in
+flight, or the queued member work divided by the cores when that is larger). Ensembles are tried most accurate first; the
 first whose expected queueing plus predicted service time at this batch size fits the deadline wins. Under a burst the queue term grows, so the policy falls to cheaper ensembles instead of missing
 deadlines; when even the cheapest does not fit, the cheapest is used and the answer is marked
 ``fits=False``. Predictions are corrected online by the ratio measured / predicted service time (an
