@@ -6,8 +6,8 @@ peaks at least 250 ms apart with a prominence relative to the window's pulse amp
 
 Both return beat times in seconds from the window start. NaN runs are filled by linear interpolation
 before filtering (the fraction is reported separately as a quality feature); a flat or absent channel
-yields no beats. The ``*_rows`` variants take many rows at once: percentiles and slopes run on the whole
-stack, only the peak search is per row; they give exactly the values of the one-row functions.
+yields no beats. The ``*_rows`` functions take many rows at once: percentiles and slopes run on the whole
+stack, only the peak search is per row, and each row's result does not depend on the others.
 """
 
 from __future__ import annotations
@@ -74,16 +74,6 @@ def percentiles_rows(x: np.ndarray, qs) -> np.ndarray:
         d = b - a
         cols.append(b - d * (1 - f) if f >= 0.5 else a + d * f)
     return np.stack(cols, axis=-1)
-
-
-def percentiles(x: np.ndarray, qs) -> np.ndarray:
-    """``np.percentile(x, qs)`` (linear method, same values) for a 1-D array, without its per-call overhead.
-
-    >>> x = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0])
-    >>> bool(np.array_equal(percentiles(x, [1, 50, 99]), np.percentile(x, [1, 50, 99])))
-    True
-    """
-    return percentiles_rows(x, qs)
 
 
 def median_rows(x: np.ndarray) -> np.ndarray:
@@ -209,7 +199,8 @@ def ecg_peaks(bp: np.ndarray, fs_hz: int, widths: bool = False):
 
 
 def pulse_peaks_rows(bp: np.ndarray, fs_hz: int, floors) -> list[np.ndarray]:
-    """Pulse times (s) of each band-passed ABP/PPG row of ``bp`` [R, n]; ``floors[r]`` as in ``pulse_peaks``."""
+    """Pulse times (s) of each band-passed ABP/PPG row of ``bp`` [R, n]; ``floors[r]`` is the smallest prominence
+    accepted in row r (a row whose 2-98 percentile range is below it has no pulse)."""
     lohi = percentiles_rows(bp, [2, 98])
     out = []
     for x, (lo, hi), floor in zip(bp, lohi, floors):
@@ -220,11 +211,6 @@ def pulse_peaks_rows(bp: np.ndarray, fs_hz: int, floors) -> list[np.ndarray]:
         peaks, _ = signal.find_peaks(x, prominence=max(0.3 * amp, floor), distance=int(0.25 * fs_hz))
         out.append(peaks / fs_hz)
     return out
-
-
-def pulse_peaks(bp: np.ndarray, fs_hz: int, floor: float) -> np.ndarray:
-    """Pulse times (s) in one band-passed ABP/PPG row; ``floor`` is the smallest prominence accepted."""
-    return pulse_peaks_rows(np.asarray(bp)[None], fs_hz, [floor])[0]
 
 
 def rhythm(t: np.ndarray, span_s: float) -> list[float]:
