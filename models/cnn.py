@@ -156,11 +156,16 @@ class CNNMember:
         check_batch(windows, masks, alarm_types, self.n_samples)
         if windows.shape[0] == 0:
             return np.zeros(0, dtype=np.float64)
-        x, amp, present = preprocess(windows, masks)
+        return self.proba_from_preprocessed(preprocess(windows, masks), alarm_types)
+
+    def proba_from_preprocessed(self, prep: tuple[np.ndarray, np.ndarray, np.ndarray], alarm_types: Sequence[str]) -> np.ndarray:
+        """P(true alarm) from ``preprocess(windows, masks)`` output, which is the same for every zoo CNN: an
+        ensemble preprocesses a batch once and hands it to each member."""
+        x, amp, present = prep
         xt, aux = make_inputs(x, amp, present, type_indices(alarm_types), self.config.slots)
         with torch.inference_mode():
             p = torch.sigmoid(self.net(xt, aux)).double().numpy()
-        return check_output(self.name, p, windows.shape[0])
+        return check_output(self.name, p, x.shape[0])
 
     def state_dict(self) -> dict:
         return self.net.state_dict()

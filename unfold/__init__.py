@@ -2,15 +2,15 @@
 
 Stages (``unfold.evaluate.default_stages``): stage 1 "life-threatening arrhythmia present" (every window,
 label: true alarm); stage 2 "ventricular arrhythmia" (ventricular alarm types only, label: a true VT/VF;
-for other alarm types a stage-1 ICK1 is final). Each stage's ladder: a logistic model on one ECG lead's
-features (``unfold.lead``), a feature model on all signals (``models.feature_models``), the HOLMES ensemble
+for other alarm types a stage-1 ICK1 is final). Each stage's ladder: a small forest on quick features of one
+ECG lead and one pulse signal (``unfold.lead``), a feature model on all signals (``models.feature_models``), the HOLMES ensemble
 (an injected scorer: the Ray Serve service in the stream, the registry ensemble in process offline).
 
 Public surface:
     Gate, ICK0, IDK, ICK1                 three-way gates (validated cut-offs)
     Cascade, Stage, Rung, CascadeResult   fit (gates tuned on OOF under per-stage budgets) / predict / run
     CostTable                             measured ms and MACs per compute component
-    LeadModel, lead_features              the cheap single-lead rung
+    LeadModel, quick_features             the cheap rung (one ECG lead + one pulse, low sample rate)
     EnsembleRef                           the costly rung's registry ensemble
     fit_cascade, FittedCascade, save, load
     CascadeScorer                         the ``cascade`` stream scorer (``unfold.scorer`` registers it)
@@ -20,11 +20,11 @@ from .cascade import Cascade, CascadeResult, OfflineRunner, Rung, Stage
 from .costs import CostTable
 from .ensemble import EnsembleRef
 from .gates import ICK0, ICK1, IDK, Gate
-from .lead import LEAD_FEATURES, LeadModel, lead_features
+from .lead import LEAD_FEATURES, LeadModel, quick_features
 from .persist import FittedCascade, load, save
 
 __all__ = ["Cascade", "CascadeResult", "OfflineRunner", "Rung", "Stage", "CostTable", "EnsembleRef", "Gate", "ICK0", "ICK1", "IDK",
-           "LEAD_FEATURES", "LeadModel", "lead_features", "FittedCascade", "load", "save", "fit_cascade", "CascadeScorer"]
+           "LEAD_FEATURES", "LeadModel", "quick_features", "FittedCascade", "load", "save", "fit_cascade", "CascadeScorer"]
 
 
 def __getattr__(name):  # heavier pieces on demand (scikit-learn fitting, the stream scorer)

@@ -1,14 +1,14 @@
 """Cost of the cascade's compute components: measured milliseconds per window and multiply-accumulates.
 
-A component is one piece of compute a rung runs: a feature extractor (``lead_features``, ``features``),
+A component is one piece of compute a rung runs: a feature extractor (``quick_features``, ``features``),
 a model on feature rows, or the ensemble service. Rungs list the components they need; a window pays a
 component once however many rungs use it. Costs are per window at the batch size the stream uses (64):
-``ms`` is the measured median (bench/cascade_costs.py, the registry profiles for ensemble members),
+``ms`` is the measured median (extractors, rung models and the in-process ensemble, one thread),
 ``macs`` counts network multiply-accumulates (0 for feature code and scikit-learn models, as in the
 registry's profiles).
 
->>> t = CostTable({"lead_features": {"ms": 0.8}, "ensemble": {"ms": 60.0, "macs": 2.0e7}})
->>> t.ms("ensemble"), t.macs("lead_features")
+>>> t = CostTable({"quick_features": {"ms": 0.8}, "ensemble": {"ms": 60.0, "macs": 2.0e7}})
+>>> t.ms("ensemble"), t.macs("quick_features")
 (60.0, 0.0)
 """
 

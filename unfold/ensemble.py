@@ -99,7 +99,12 @@ class EnsembleRef:
 
 
 class EnsembleMember:
-    """The ensemble in process (a ``models.member.Member``): every member on the batch, combined by the rule."""
+    """The ensemble in process (a ``models.member.Member``): every member on the batch, combined by the rule.
+
+    Work the members share is done once per batch: the CNN preprocessing (the same for every zoo CNN) and
+    the feature extraction (the same for every feature model); each member then runs its own model on it.
+    The probabilities are those of each member's own ``predict_proba`` (tests/cascade/test_ensemble.py).
+    """
 
     kind = "ensemble"
 
@@ -108,7 +113,35 @@ class EnsembleMember:
         self.name = ref.name
         self.members = list(members)
 
+    def member_probs(self, windows, masks, alarm_types) -> dict[str, np.ndarray]:
+        from models.cnn import CNNMember
+        from models.feature_models import FeatureModel
+
+        windows, masks = np.asarray(windows), np.asarray(masks, dtype=bool)
+        cnn = [m for m in self.members if isinstance(m, CNNMember)]
+        feat = [m for m in self.members if isinstance(m, FeatureModel)]
+        probs = {}
+        if cnn:
+            from models.preprocess import preprocess
+
+            for n in sorted({m.n_samples for m in cnn}):
+                check_batch(windows, masks, alarm_types, n)
+            prep = preprocess(windows, masks)
+            for m in cnn:
+                probs[m.name] = m.proba_from_preprocessed(prep, alarm_types)
+        if feat:
+            from models.data import FS_HZ
+            from models.features import extract_batch
+
+            X = extract_batch(windows, masks, FS_HZ)
+            for m in feat:
+                probs[m.name] = m.proba_from_features(X, alarm_types)
+        for m in self.members:
+            if m.name not in probs:
+                probs[m.name] = m.predict_proba(windows, masks, alarm_types)
+        return {m.name: check_output(m.name, probs[m.name], len(windows)) for m in self.members}
+
     def predict_proba(self, windows, masks, alarm_types) -> np.ndarray:
         check_batch(windows, masks, alarm_types)
-        probs = {m.name: check_output(m.name, m.predict_proba(windows, masks, alarm_types), len(windows)) for m in self.members}
+        probs = self.member_probs(windows, masks, alarm_types)
         return check_output(self.name, self.ref.combine(probs, {m.name: m.kind for m in self.members}), len(windows))

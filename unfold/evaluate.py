@@ -21,7 +21,7 @@ from .oof import VENTRICULAR, CascadeData, subset
 
 def default_stages(feature_model: str = "features-gbm") -> list[Stage]:
     def ladder(sfx: str):
-        return (Rung(f"lead-logreg{sfx}", ("lead_features", f"lead-logreg{sfx}")),
+        return (Rung(f"quick-trees{sfx}", ("quick_features", f"quick-trees{sfx}")),
                 Rung(f"{feature_model}{sfx}", ("features", f"{feature_model}{sfx}")),
                 Rung("ensemble", ("ensemble",)))
 
@@ -47,11 +47,11 @@ def model_ms(model, X: np.ndarray, alarm_types, batch: int = 64, repeats: int = 
 def cost_table(data: CascadeData, models, ensemble_cost: dict) -> CostTable:
     """Measured costs: extractors (median per real window), rung models (batch 64), the ensemble (registry)."""
     at = list(data.alarm_types)
-    comps = {"lead_features": {"ms": data.extract_ms["lead_features"], "note": "one ECG lead, median per real alarm window"},
-             "features": {"ms": data.extract_ms["features"], "note": "models.features.extract, median per real alarm window"},
+    comps = {"quick_features": {"ms": data.extract_ms["quick_features"], "note": "one ECG lead + one pulse at low rate, batch 64 real alarm windows"},
+             "features": {"ms": data.extract_ms["features"], "note": "models.features.extract_batch, batch 64 real alarm windows"},
              "ensemble": ensemble_cost}
     for lead, fm in models:
-        comps[lead.name] = {"ms": model_ms(lead, data.lead_X, at), "note": "logistic on lead features, batch 64"}
+        comps[lead.name] = {"ms": model_ms(lead, data.quick_X, at), "note": "forest on quick features, batch 64"}
         comps[fm.name] = {"ms": model_ms(fm, data.feat_X, at), "note": "feature model on feature rows, batch 64"}
     return CostTable(comps)
 

@@ -2,8 +2,8 @@
 scorer (the Ray Serve service in the stream, an in-process ensemble offline).
 
 ``LiveRunner`` computes each feature extractor once per window, times every call, and charges each window
-its share: a per-window extractor call is charged to its window, a batched model or service call is split
-evenly over the windows in it. So the windows' costs add up exactly to the measured time of all calls
+its share: every call (an extractor on the windows that need it, a model, the service) runs once on its
+windows as a batch and is split evenly over them. So the windows' costs add up exactly to the measured time of all calls
 (``calls``).
 """
 
@@ -14,12 +14,12 @@ import warnings
 
 import numpy as np
 
-from models.features import extract
+from models.features import extract_batch
 from streams.scorer import WindowBatch, check_scores
 
-from .lead import lead_features
+from .lead import quick_features_batch
 
-EXTRACTORS = {"lead_features": lead_features, "features": extract}
+EXTRACTORS = {"quick_features": quick_features_batch, "features": extract_batch}  # batch [B, 5, n] -> rows [B, F]
 
 
 def sub_batch(batch: WindowBatch, idx: np.ndarray) -> WindowBatch:
@@ -56,16 +56,18 @@ class LiveRunner:
     def _features(self, kind: str, idx) -> tuple[np.ndarray, np.ndarray]:
         fn, cache = EXTRACTORS[kind], self.rows[kind]
         ms = np.zeros(len(idx))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            for j, i in enumerate(idx):
-                if i in cache:
-                    continue
+        todo = np.array([i for i in idx if i not in cache], dtype=int)
+        if len(todo):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
                 t0 = time.perf_counter()
-                cache[i] = fn(self.batch.windows[i], self.batch.masks[i])
-                ms[j] = (time.perf_counter() - t0) * 1e3
-                self.calls.append({"component": kind, "windows": 1, "ms": float(ms[j])})
-        return np.stack([cache[i] for i in idx]), ms
+                rows = fn(self.batch.windows[todo], self.batch.masks[todo])
+                share = self._charge(kind, todo, (time.perf_counter() - t0) * 1e3)
+            pos = {i: j for j, i in enumerate(idx)}
+            for k, i in enumerate(todo):
+                cache[int(i)] = rows[k]
+                ms[pos[i]] = share[k]
+        return np.stack([cache[int(i)] for i in idx]), ms
 
     def rung(self, s: int, r: int, idx: np.ndarray):
         rung = self.stages[s].rungs[r]

@@ -37,11 +37,11 @@ class CascadeData:
     alarm_types: np.ndarray
     y: np.ndarray
     folds: np.ndarray
-    lead_X: np.ndarray
+    quick_X: np.ndarray  # quick features (unfold.lead)
     feat_X: np.ndarray
     ensemble_prob: np.ndarray
     ensemble: EnsembleRef
-    extract_ms: dict = field(default_factory=dict)  # component -> per-window ms measured on these windows
+    extract_ms: dict = field(default_factory=dict)  # extractor -> ms per window in batches of 64, measured on these windows
 
     @property
     def ventricular(self) -> np.ndarray:
@@ -52,12 +52,27 @@ class CascadeData:
         return [self.y.astype(bool), self.y.astype(bool) & self.ventricular]
 
 
-def build_data(records, ensemble: EnsembleRef, progress: bool = True) -> CascadeData:
-    """Features of every labelled record's alarm window (timed per window) and the ensemble's OOF."""
-    from models.data import alarm_window, cv_folds
-    from models.features import extract
+def _timed_batches(fn, W: np.ndarray, M: np.ndarray, batch: int) -> tuple[np.ndarray, list[float]]:
+    """Rows of ``fn`` over the windows in batches of ``batch``, and the ms per window of each full batch."""
+    rows, per_window = [], []
+    for i in range(0, len(W), batch):
+        t0 = time.perf_counter()
+        rows.append(fn(W[i : i + batch], M[i : i + batch]))
+        if len(W[i : i + batch]) == batch:
+            per_window.append((time.perf_counter() - t0) * 1e3 / batch)
+    return np.concatenate(rows), per_window
 
-    from .lead import lead_features
+
+def build_data(records, ensemble: EnsembleRef, progress: bool = True, batch: int = 64) -> CascadeData:
+    """Features of every labelled record's alarm window and the ensemble's OOF.
+
+    The extractors run in batches of ``batch`` windows, as in the stream (one batch per tick) and as the
+    ensemble is costed; ``extract_ms`` is the median ms per window over the full batches (one thread).
+    """
+    from models.data import alarm_window, cv_folds
+    from models.features import extract_batch
+
+    from .lead import quick_features_batch
 
     recs = [r for r in records if r.label is not None]
     names = [r.name for r in recs]
@@ -66,26 +81,21 @@ def build_data(records, ensemble: EnsembleRef, progress: bool = True) -> Cascade
     if not np.array_equal(folds, folds_reg):
         raise InvalidFieldError("folds", "of the registry's OOF must equal models.data.cv_folds(records, 5, seed=0)",
                                 int((folds != folds_reg).sum()))
-    it = recs
+    W = np.stack([alarm_window(r, 16.0) for r in recs])
+    M = np.stack([r.mask for r in recs])
+    steps = [("quick_features", quick_features_batch), ("features", extract_batch)]
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(recs, desc="features (lead, multi-signal)", unit="rec")
-    lead, feat, t_lead, t_feat = [], [], [], []
-    with warnings.catch_warnings():
+        steps = tqdm(steps, desc="features (quick, multi-signal)", unit="extractor")
+    out, ms = {}, {}
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore", RuntimeWarning)
-        for r in it:
-            w = alarm_window(r, 16.0)
-            t0 = time.perf_counter()
-            lead.append(lead_features(w, r.mask))
-            t1 = time.perf_counter()
-            feat.append(extract(w, r.mask))
-            t2 = time.perf_counter()
-            t_lead.append((t1 - t0) * 1e3)
-            t_feat.append((t2 - t1) * 1e3)
+        for name, fn in steps:
+            out[name], t = _timed_batches(fn, W, M, min(batch, len(W)))
+            ms[name] = float(np.median(t))
     return CascadeData(names, np.array([r.alarm_type for r in recs]), np.array([int(r.label) for r in recs]), folds,
-                       np.stack(lead), np.stack(feat), prob, ensemble,
-                       {"lead_features": float(np.median(t_lead)), "features": float(np.median(t_feat))})
+                       out["quick_features"], out["features"], prob, ensemble, ms)
 
 
 def make_rung_models(stage: int, feature_model: str = "features-gbm", seed: int = 0):
@@ -97,7 +107,7 @@ def make_rung_models(stage: int, feature_model: str = "features-gbm", seed: int 
     suffix = "" if stage == 1 else "-v"
     fm = make_feature_model(feature_model, seed=seed)
     fm.name = f"{feature_model}{suffix}"
-    return LeadModel(f"lead-logreg{suffix}"), fm
+    return LeadModel(f"quick-trees{suffix}", seed=seed), fm
 
 
 def fit_rungs(data: CascadeData, train: np.ndarray, feature_model: str = "features-gbm", seed: int = 0):
@@ -107,7 +117,7 @@ def fit_rungs(data: CascadeData, train: np.ndarray, feature_model: str = "featur
         lead, fm = make_rung_models(stage, feature_model, seed)
         at = list(data.alarm_types[rows])
         with threadpool_limits(limits=1):
-            lead.fit(data.lead_X[rows], at, data.y[rows])
+            lead.fit(data.quick_X[rows], at, data.y[rows])
             fit_feature_model(fm, data.feat_X[rows], at, data.y[rows])
         out.append((lead, fm))
     return out
@@ -132,7 +142,7 @@ def rung_probs(models, data: CascadeData, rows: np.ndarray) -> list[list[np.ndar
     at = list(data.alarm_types[rows])
     out = []
     for lead, fm in models:
-        out.append([lead.proba_from_features(data.lead_X[rows], at), fm.proba_from_features(data.feat_X[rows], at),
+        out.append([lead.proba_from_features(data.quick_X[rows], at), fm.proba_from_features(data.feat_X[rows], at),
                     data.ensemble_prob[rows]])
     return out
 

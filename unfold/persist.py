@@ -90,6 +90,14 @@ def load(root: str | os.PathLike | None = None, version: str | None = None) -> F
     if not mfile.is_file() or sha256_file(mfile) != doc["models_sha256"]:
         raise HolmesInputError(f"{mfile}: missing or its SHA-256 does not match cascade.json; refusing to load it")
     stages = _stages_from_list(doc["stages"])
+    from .live import EXTRACTORS
+
+    for st in stages:
+        for r in st.rungs:
+            extra = [c for c in r.components[:-1] if c not in EXTRACTORS]
+            if extra:
+                raise HolmesInputError(f"{f}: rung {st.name}/{r.name} needs the feature extractor {extra[0]!r}, which this version "
+                                       f"does not have (it has {sorted(EXTRACTORS)}); refit with `holmes cascade fit`")
     c = Cascade(stages, CostTable(doc["costs"]), doc["budgets_ms"], doc["grid_step"], doc["max_ick0"], doc["min_ick1"])
     c.set_thresholds(doc["thresholds_"])
     return FittedCascade(c, joblib.load(mfile), EnsembleRef.from_dict(doc["ensemble"]), doc.get("info", {}), version)

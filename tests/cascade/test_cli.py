@@ -12,7 +12,7 @@ class TestCLI:
     def test_report_writes_curve_table_and_json(self, tmp_path, capsys):
         assert main(["cascade", "report", "--out-dir", str(tmp_path)]) == 0
         out = capsys.readouterr().out
-        assert "budget vs score" in out and "stage1/lead-logreg" in out and "stage 2:" in out
+        assert "budget vs score" in out and "stage1/quick-trees" in out and "stage 2:" in out
         doc = json.loads((tmp_path / "cascade_report.json").read_text())
         assert (tmp_path / "cascade_curve.png").stat().st_size > 10_000
         assert doc["cv"]["n"] == 300 and len(doc["curve"]) >= 5

@@ -30,15 +30,16 @@ class TestFitOnRealOOF:
         assert len(data.y) == len(records) == 300
         assert np.array_equal(data.folds, cv_folds([r.info for r in records], 5, seed=0))
         assert all(np.all((p >= 0) & (p <= 1)) for stage in probs for p in stage)
-        assert data.extract_ms["lead_features"] < data.extract_ms["features"]  # the cheap rung is cheaper
+        assert data.extract_ms["quick_features"] * 3 < data.extract_ms["features"]  # the cheap rung is much cheaper
+        assert data.quick_X.shape == (300, 20) and data.feat_X.shape[0] == 300
 
     def test_nested_cascade_is_scored_and_cheaper_than_the_ensemble(self, oof):
         from unfold.costs import CostTable
         from unfold.evaluate import default_stages, nested_cv, summary
 
         data, probs = oof
-        costs = CostTable({"lead_features": {"ms": 0.8}, "features": {"ms": 3.0}, "ensemble": {"ms": 20.0, "macs": 1.2e8},
-                           "lead-logreg": {"ms": 0.01}, "features-vote": {"ms": 0.3}, "lead-logreg-v": {"ms": 0.01},
+        costs = CostTable({"quick_features": {"ms": 0.8}, "features": {"ms": 3.0}, "ensemble": {"ms": 20.0, "macs": 1.2e8},
+                           "quick-trees": {"ms": 0.01}, "features-vote": {"ms": 0.3}, "quick-trees-v": {"ms": 0.01},
                            "features-vote-v": {"ms": 0.3}})
         stages = default_stages("features-vote")
         res, fits = nested_cv(data, probs, costs, stages, [3.0, 3.0])
@@ -60,8 +61,8 @@ class TestFitOnRealOOF:
         from unfold.costs import CostTable
 
         data, probs = oof
-        costs = CostTable({k: {"ms": v} for k, v in {"lead_features": 1, "features": 3, "ensemble": 20, "lead-logreg": 0,
-                                                       "features-vote": 0, "lead-logreg-v": 0, "features-vote-v": 0}.items()})
+        costs = CostTable({k: {"ms": v} for k, v in {"quick_features": 1, "features": 3, "ensemble": 20, "quick-trees": 0,
+                                                       "features-vote": 0, "quick-trees-v": 0, "features-vote-v": 0}.items()})
         c = Cascade(default_stages("features-vote"), costs, [None, None]).fit(probs, data.labels(), data.alarm_types)
         assert [len(row) for row in c.thresholds_] == [3, 3]
         assert all(row[-1].forced for row in c.thresholds_)
@@ -78,8 +79,9 @@ class TestLiveOnRealWindows:
         res, runner = score_windows(fitted, w, m, a, ensemble_scorer)
         assert math.isclose(res.cost_ms.sum(), sum(c["ms"] for c in runner.calls), rel_tol=1e-9)
         assert all(c["ms"] > 0 for c in runner.calls)
-        # every window ran the cheap rung's extractor, once
-        assert sum(1 for c in runner.calls if c["component"] == "lead_features") == len(w)
+        # every window ran the cheap rung's extractor once, all of them in one batched call
+        quick = [c for c in runner.calls if c["component"] == "quick_features"]
+        assert len(quick) == 1 and quick[0]["windows"] == len(w)
         # force everything to the ensemble: the service-side share is the measured call, split over the windows
         import copy
 
@@ -119,7 +121,7 @@ class TestLiveOnRealWindows:
                             np.stack([w for _, _, w in items]).astype(np.float32), np.stack([r.mask for r, _, _ in items]),
                             [r.alarm_type for r, _, _ in items], np.zeros(n, dtype=bool), np.full(n, now), np.full(n, now + 1.0))
         out = check_scores(scorer.name, scorer.score(batch), n)
-        assert all(o.stage in (1, 2) and o.models and o.models[0].startswith("stage1/lead-logreg:") for o in out)
+        assert all(o.stage in (1, 2) and o.models and o.models[0].startswith("stage1/quick-trees:") for o in out)
         assert all(0.0 <= o.probability <= 1.0 and isinstance(o.positive, bool) for o in out)
         escalated = [o for o in out if any(m.startswith("stage1/ensemble:") or m.startswith("stage2/ensemble:") for m in o.models)]
         assert scorer.stats["windows"] == n and scorer.stats["escalated"] == len(escalated) == sum(calls)
