@@ -9,7 +9,7 @@ service; mode "serve": every window to the service.
 
     .venv/bin/python bench/cascade_stream.py [--beds 32] [--stream-s 40]
 
-Writes bench/results/cascade_stream.json and .png, prints a table.
+Writes bench/results/cascade_stream.json and .png (cascade_stream_<N>beds.* for --beds N other than 32), prints a table.
 """
 
 from __future__ import annotations
@@ -127,8 +127,9 @@ def main() -> int:
     c, s = out["runs"][0]["metrics"]["e2e_ms"], out["runs"][-1]["metrics"]["e2e_ms"]
     out["p99_ratio_serve_over_cascade"] = s["p99"] / c["p99"] if c.get("p99") else None
     out["p50_ratio_serve_over_cascade"] = s["p50"] / c["p50"] if c.get("p50") else None
-    path = write_json("cascade_stream.json", out)
-    _plot(out, RESULTS / "cascade_stream.png")
+    stem = "cascade_stream" if args.beds == 32 else f"cascade_stream_{args.beds}beds"  # one file per bed count
+    path = write_json(f"{stem}.json", out)
+    _plot(out, RESULTS / f"{stem}.png")
     print(f"p99 serve-for-all / cascade = {out['p99_ratio_serve_over_cascade']:.2f}; wrote {path}")
     return 0
 

@@ -34,9 +34,10 @@ def plot(info: dict, path: str | Path) -> Path:
     groups: dict[tuple, list[str]] = {}
     for r in rows:  # budgets that give the same point share one label
         groups.setdefault((round(r["mean_ms"], 2), round(r["score"], 2)), []).append(r["budget"])
-    for (mx, sy), names in groups.items():
+    for k, ((mx, sy), names) in enumerate(groups.items()):
         label = names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
-        ax.annotate(label, (mx, sy), textcoords="offset points", xytext=(4, -10), fontsize=7, color="C0")
+        label += " ms"
+        ax.annotate(label, (mx, sy), textcoords="offset points", xytext=(4, -10 if k % 2 == 0 else 5), fontsize=7, color="C0")
     for i, b in enumerate(info["baselines"]):
         ax.plot([b["mean_ms"]], [b["score"]], "s", color=f"C{i + 1}", label=f"{b['name']} on every window")
     full = info["baselines"][-1]
@@ -45,6 +46,14 @@ def plot(info: dict, path: str | Path) -> Path:
     chosen = info["cv"]
     ax.plot([chosen["mean_ms"]], [chosen["score"]], "*", ms=14, color="C0", label=f"served cascade (budget {info['budget_ms']} ms/stage)")
     ax.set_xscale("log")
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    lo, hi = min(x + [b["mean_ms"] for b in info["baselines"]]), max(x + [b["mean_ms"] for b in info["baselines"]])
+    ticks = [t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50) if lo / 1.5 <= t <= hi * 1.5]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticklabels([f"{t:g}" for t in ticks])
     ax.set_xlabel("model compute per window (ms, measured, log scale)")
     ax.set_ylabel("challenge score (nested CV, 300 records)")
     ax.set_title("UnfoldML cascade: budget vs challenge score (labels: per-stage budget, ms)", fontsize=9)
