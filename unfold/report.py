@@ -20,6 +20,19 @@ def stage_rows(summary: dict) -> list[dict]:
     return [{**r, "rung": f"{s['stage']}/{r['rung']}"} for s in summary["per_stage"] for r in s["rungs"]]
 
 
+def log_ms_axis(ax, values) -> None:
+    """A log x axis of milliseconds with a few plain tick labels (0.1, 0.2, 0.5, 1, ...) spanning ``values``."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    ax.set_xscale("log")
+    lo, hi = min(values), max(values)
+    ticks = [t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50) if lo / 1.5 <= t <= hi * 1.5]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticklabels([f"{t:g}" for t in ticks])
+
+
 def plot(info: dict, path: str | Path) -> Path:
     import matplotlib
 
@@ -45,15 +58,7 @@ def plot(info: dict, path: str | Path) -> Path:
     ax.axvline(full["mean_ms"] / 20.0, color="grey", ls="--", lw=1, label="20x less compute than the full ensemble")
     chosen = info["cv"]
     ax.plot([chosen["mean_ms"]], [chosen["score"]], "*", ms=14, color="C0", label=f"served cascade (budget {info['budget_ms']} ms/stage)")
-    ax.set_xscale("log")
-    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
-
-    lo, hi = min(x + [b["mean_ms"] for b in info["baselines"]]), max(x + [b["mean_ms"] for b in info["baselines"]])
-    ticks = [t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50) if lo / 1.5 <= t <= hi * 1.5]
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xticklabels([f"{t:g}" for t in ticks])
+    log_ms_axis(ax, x + [b["mean_ms"] for b in info["baselines"]])
     ax.set_xlabel("model compute per window (ms, measured, log scale)")
     ax.set_ylabel("challenge score (nested CV, 300 records)")
     ax.set_title("UnfoldML cascade: budget vs challenge score (labels: per-stage budget, ms)", fontsize=9)
