@@ -103,7 +103,7 @@ class EnsembleMember:
 
     Work the members share is done once per batch: the CNN preprocessing (the same for every zoo CNN) and
     the feature extraction (the same for every feature model); each member then runs its own model on it.
-    The probabilities are those of each member's own ``predict_proba`` (tests/cascade/test_ensemble.py).
+    The probabilities are those of each member's own ``predict_proba`` (tests/cascade/test_quick.py).
     """
 
     kind = "ensemble"
