@@ -97,6 +97,13 @@ class MemberScorer:
 
             self.predict = ParallelPredict(member, workers).start()
 
+    def close(self) -> None:
+        """Stop the worker processes, if any (the scorer then scores in this process only)."""
+        close = getattr(self.predict, "close", None)
+        if close is not None:
+            close()
+            self.predict = self.member.predict_proba
+
     def threshold_for(self, alarm_type: str) -> float:
         t = self.threshold
         if isinstance(t, dict):

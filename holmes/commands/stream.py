@@ -282,6 +282,9 @@ def cmd_consume(args) -> int:
         metrics = consumer.run(timeout_s=args.duration_s, until=until)
     finally:
         done.set()
+        close = getattr(scorer, "close", None)
+        if close is not None:  # scoring worker processes, if any
+            close()
         if broker is not None:
             broker.stop()
     print(json.dumps(metrics, indent=2))

@@ -74,12 +74,15 @@ def test_member_scorer_with_workers_scores_like_without(feature_member, real_bat
                         np.zeros(n), np.ones(n))
     one = MemberScorer(feature_member).score(batch)
     two = MemberScorer(feature_member, workers=2)
+    pool = two.predict
     try:
         got = two.score(batch)
     finally:
-        two.predict.close()
+        two.close()
     same([s.probability for s in got], [s.probability for s in one])
     assert [s.positive for s in got] == [s.positive for s in one]
+    assert pool._pool is None and two.predict == feature_member.predict_proba  # workers stopped, scores here now
+    same([s.probability for s in two.score(batch)], [s.probability for s in one])
 
 
 @pytest.mark.parametrize("workers", [0, -1, 65, 1.5, True])
