@@ -10,6 +10,7 @@ Rules (as in ``models.zoo_eval``):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from models.errors import InvalidFieldError
 from models.member import check_batch, check_output
 
 RULES = ("mean", "zoo")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BATCH = "64"  # cost per window at the batch size the stream sends
 
 
@@ -91,11 +93,19 @@ class EnsembleRef:
         return EnsembleMember(self, [reg.load(n, self.version) for n in self.members])
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "members": list(self.members), "rule": self.rule, "registry": self.registry, "version": self.version}
+        """JSON form; a registry inside this project is stored relative to the project root, so a saved
+        cascade keeps working when the checkout moves."""
+        reg = self.registry
+        if reg is not None and Path(reg).resolve().is_relative_to(PROJECT_ROOT):
+            reg = Path(reg).resolve().relative_to(PROJECT_ROOT).as_posix()
+        return {"name": self.name, "members": list(self.members), "rule": self.rule, "registry": reg, "version": self.version}
 
     @classmethod
     def from_dict(cls, d: dict) -> "EnsembleRef":
-        return cls(d["name"], tuple(d["members"]), d.get("rule", "mean"), d.get("registry"), d.get("version"))
+        reg = d.get("registry")
+        if reg is not None and not Path(reg).is_absolute():
+            reg = str(PROJECT_ROOT / reg)
+        return cls(d["name"], tuple(d["members"]), d.get("rule", "mean"), reg, d.get("version"))
 
 
 class EnsembleMember:
