@@ -1,6 +1,6 @@
 """Cost of each cascade component on the real alarm windows, measured in ONE run (one thread, batch 64 as in
 the stream): the quick features (one ECG lead + one pulse, last 8 s, low rate) against the full multi-signal
-features (median ms per window over the full batches of the 300 windows, and one window at a time), the
+features (median ms per window over the batches of 64 of the 300 windows, and one window at a time), the
 rung models, and the full ensemble in process (shared preprocessing/extraction, and every member on its own).
 
     .venv/bin/python bench/cascade_costs.py
@@ -11,7 +11,6 @@ Writes bench/results/cascade_costs.json and prints a table.
 from __future__ import annotations
 
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -24,18 +23,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _servebench import machine, write_json  # noqa: E402
 
 
-def _per_window(fn, W, M, batch: int, repeats: int = 3) -> float:
-    """Median over repeats of (time of ``fn`` over all full batches) / windows."""
-    n = (len(W) // batch) * batch
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for i in range(0, n, batch):
-            fn(W[i : i + batch], M[i : i + batch])
-        ts.append((time.perf_counter() - t0) * 1e3 / n)
-    return float(np.median(ts))
-
-
 def main() -> int:
     from threadpoolctl import threadpool_limits
 
@@ -45,6 +32,7 @@ def main() -> int:
     from unfold.evaluate import model_ms
     from unfold.fit import measure_ensemble
     from unfold.lead import quick_features_batch
+    from unfold.oof import timed_batches
     from unfold.persist import load
 
     with warnings.catch_warnings():
@@ -60,7 +48,8 @@ def main() -> int:
         warnings.simplefilter("ignore")
         for name, fn in (("quick_features (1 ECG lead + 1 pulse, last 8 s)", quick_features_batch),
                          ("features (models.features.extract_batch, 4 signals, 99 features)", extract_batch)):
-            rows.append({"component": name, "ms_per_window": _per_window(fn, W, M, 64), "ms_one_at_a_time": _per_window(fn, W, M, 1, 1)})
+            rows.append({"component": name, "ms_per_window": float(np.median(timed_batches(fn, W, M, 64)[1])),
+                         "ms_one_at_a_time": float(np.median(timed_batches(fn, W, M, 1)[1]))})
         quick_X, feat_X = quick_features_batch(W, M), extract_batch(W, M)
         for name, model in fitted.models.items():
             X = quick_X if name.startswith("quick") else feat_X

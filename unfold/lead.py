@@ -30,9 +30,8 @@ import warnings
 from typing import Sequence
 
 import numpy as np
-from scipy import signal
 
-from models.beats import ECG_FLAT_MV, fill_nan, filtered, median_small, percentiles_rows, rhythm
+from models.beats import ecg_peaks_rows, fill_nan, filtered, median_small, percentiles_rows, pulse_peaks_rows, rhythm
 from models.data import FS_HZ, N_SLOTS
 from models.errors import InvalidFieldError
 from models.features import alarm_onehot
@@ -68,22 +67,9 @@ def _ecg_rows(raw: np.ndarray, fs_hz: int) -> np.ndarray:
     fs = fs_hz / ECG_DECIMATE
     x = _decimate(filled, ECG_DECIMATE)
     bp = filtered(x, "ecg", fs)
-    lohi = percentiles_rows(bp, [1, 99])
-    slope = np.empty_like(bp)
-    slope[:, 0] = 0.0
-    np.subtract(bp[:, 1:], bp[:, :-1], out=slope[:, 1:])
-    np.square(slope, out=slope)
-    k = max(1, int(0.12 * fs))  # moving sum of the squared slope over 120 ms, as a running-sum difference
-    cs = np.cumsum(slope, axis=-1)
-    integ = cs.copy()
-    integ[:, k:] -= cs[:, :-k]
-    integ *= 1.0 / k
-    shift = (k - 1) / 2.0  # the trailing sum lags the QRS by half its length
-    refs = percentiles_rows(integ, [99])[:, 0]
-    last = x[:, -int(QUICK_S * fs) :]
-    last = last - last.mean(-1, keepdims=True)
-    spec = np.abs(np.fft.rfft(last, axis=-1)) ** 2
-    f = np.fft.rfftfreq(last.shape[-1], 1.0 / fs)
+    beats = ecg_peaks_rows(bp, fs)  # QRS times and widths, as models.features finds them at 250 Hz
+    spec = np.abs(np.fft.rfft(x - x.mean(-1, keepdims=True), axis=-1)) ** 2  # x is the last QUICK_S seconds
+    f = np.fft.rfftfreq(x.shape[-1], 1.0 / fs)
     tot = spec[:, (f >= 0.5) & (f <= 40)].sum(-1)
     band = np.flatnonzero((f >= 1.5) & (f <= 10))
     dom = f[band][np.argmax(spec[:, band], axis=-1)]
@@ -92,17 +78,10 @@ def _ecg_rows(raw: np.ndarray, fs_hz: int) -> np.ndarray:
     conc = np.where(ok, (spec * near).sum(-1) / np.where(ok, tot, 1.0), 0.0)
     dom = np.where(ok, dom, 0.0)
     span = n / fs_hz
-    dist = int(0.2 * fs)
     out = np.empty((R, len(ECG_FEATURES)))
-    for j in range(R):
-        if lohi[j, 1] - lohi[j, 0] < ECG_FLAT_MV:  # a flat band-passed lead has no QRS
-            t, w = np.empty(0), []
-        else:
-            pk, _ = signal.find_peaks(integ[j], height=0.2 * refs[j], distance=dist)
-            t = np.maximum(pk - shift, 0.0) / fs
-            w = (signal.peak_widths(integ[j], pk, rel_height=0.5)[0] / fs).tolist() if len(pk) else []
+    for j, (t, w) in enumerate(beats):
         n_b, hr, slow5, fast17, fast5, gap, cv = rhythm(t, span)
-        out[j] = (nan_frac[j], flat[j], n_b, hr, slow5, fast5, fast17, gap, cv, median_small(w) if w else np.nan, dom[j], conc[j])
+        out[j] = (nan_frac[j], flat[j], n_b, hr, slow5, fast5, fast17, gap, cv, median_small(w.tolist()) if len(w) else np.nan, dom[j], conc[j])
     return out
 
 
@@ -115,15 +94,7 @@ def _pulse_rows(raw: np.ndarray, is_abp: np.ndarray, fs_hz: int) -> np.ndarray:
     lohi = percentiles_rows(bp, [2, 98])
     span = n / fs_hz
     amp = lohi[:, 1] - lohi[:, 0]
-    floor = np.where(is_abp, ABP_FLOOR_MMHG, PPG_FLOOR)
-    dist = max(1, int(0.25 * fs))
-    times = []
-    for j in range(R):
-        t = np.empty(0)
-        if amp[j] >= floor[j]:
-            pk, _ = signal.find_peaks(bp[j], prominence=max(0.3 * amp[j], floor[j]), distance=dist)
-            t = pk / fs
-        times.append(t)
+    times = pulse_peaks_rows(bp, fs, np.where(is_abp, ABP_FLOOR_MMHG, PPG_FLOOR))
     out = np.empty((R, len(PULSE_FEATURES)))
     for j in range(R):
         n_b, hr, slow5, _, fast5, gap, _ = rhythm(times[j], span)

@@ -52,7 +52,7 @@ class CascadeData:
         return [self.y.astype(bool), self.y.astype(bool) & self.ventricular]
 
 
-def _timed_batches(fn, W: np.ndarray, M: np.ndarray, batch: int) -> tuple[np.ndarray, list[float]]:
+def timed_batches(fn, W: np.ndarray, M: np.ndarray, batch: int) -> tuple[np.ndarray, list[float]]:
     """Rows of ``fn`` over the windows in batches of ``batch``, and the ms per window of each full batch."""
     rows, per_window = [], []
     for i in range(0, len(W), batch):
@@ -92,7 +92,7 @@ def build_data(records, ensemble: EnsembleRef, progress: bool = True, batch: int
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore", RuntimeWarning)
         for name, fn in steps:
-            out[name], t = _timed_batches(fn, W, M, min(batch, len(W)))
+            out[name], t = timed_batches(fn, W, M, min(batch, len(W)))
             ms[name] = float(np.median(t))
     return CascadeData(names, np.array([r.alarm_type for r in recs]), np.array([int(r.label) for r in recs]), folds,
                        out["quick_features"], out["features"], prob, ensemble, ms)
@@ -171,5 +171,5 @@ def subset(probs, rows) -> list[list[np.ndarray]]:
     return [[np.asarray(p)[rows] for p in stage] for stage in probs]
 
 
-__all__ = ["CascadeData", "VENTRICULAR", "build_data", "fit_rungs", "rung_probs", "oof_probs", "subset", "make_rung_models"]
+__all__ = ["CascadeData", "VENTRICULAR", "build_data", "timed_batches", "fit_rungs", "rung_probs", "oof_probs", "subset", "make_rung_models"]
 
