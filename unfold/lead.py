@@ -3,7 +3,7 @@ and a small forest on them.
 
 ``quick_features_batch(windows, masks)`` reads ECG1 (ECG2 when ECG1 is absent or all NaN) decimated to
 62.5 Hz, and ABP (PPG when ABP is absent or mostly NaN) decimated to 50 Hz, and computes 20 numbers per
-window, vectorised over the batch except the peak search. It is about 6.7x cheaper per window than
+window, vectorised over the batch except the peak search. It is about 6.5x cheaper per window than
 ``models.features.extract_batch`` (which filters and beat-detects four signals at 250 Hz for 99 features;
 measured by bench/cascade_costs.py):
 
@@ -17,7 +17,7 @@ measured by bench/cascade_costs.py):
 
 Why a pulse: most false alarms are ECG artefacts while the heart keeps beating, which the pulse shows; a
 single ECG lead cannot tell. Under the registry's CV folds a logistic model on 12 features of the ECG lead
-alone scored 69.2; this forest with the pulse scores 76.0 +- 0.7 over 5 seeds (AUROC 0.94), close to the
+alone scored 69.2; this forest with the pulse scores 76.3 +- 1.1 over 5 seeds (AUROC 0.94), close to the
 full 28-member ensemble (76.2) at ~1/30 of its compute (bench/cascade_seeds.py).
 
 ``LeadModel`` implements ``models.member.Member`` (raw windows in, P(true alarm) out) with the alarm type
