@@ -13,8 +13,8 @@ Quality per source: NaN fraction, flat fraction (1 s blocks with no variation), 
 ECG only: kurtosis, QRS-band power ratio, dominant frequency and its spectral concentration (ventricular
 flutter/fibrillation), low/high band ratio (wide QRS), lead-to-lead beat agreement.
 Pulse only: pulse amplitude (mmHg for ABP) and its drop in the last 4 s, mean ABP (mmHg).
-Consensus across sources: pause all sources agree on, slowest/fastest rate every source supports,
-ECG rate minus pulse rate.
+Consensus across the sources good enough to vote (see ``_votes``: a pulse must also beat regularly): pause
+all voters agree on, slowest/fastest rate every voter supports, ECG rate minus pulse rate.
 """
 
 from __future__ import annotations
@@ -217,6 +217,24 @@ def _extract_chunk(windows: np.ndarray, masks: np.ndarray, fs_hz: int) -> np.nda
     return out
 
 
+PULSE_VOTE_MAX_CV = 0.3  # a pulse source whose beat intervals vary more than this is not a pulse to trust
+
+
+def _votes(i: int, quality: list[float], whole: list[float]) -> bool:
+    """Whether source ``i`` is good enough to vote in the consensus.
+
+    Every source: under 20 % NaN and under half its 1 s blocks flat. A pulse (ABP, PPG) must also beat
+    regularly (RR coefficient of variation under ``PULSE_VOTE_MAX_CV``) when it has beats at all: a
+    damped or moving PPG yields a few scattered "beats" (a rate of 20-60 bpm during a true tachycardia
+    of 150), and the consensus takes the slowest fast rate every voter supports. A pulse with fewer than
+    two beats still votes: that is what a real pause looks like.
+    """
+    if not (quality[0] < 0.2 and quality[1] < 0.5):
+        return False
+    rr_cv = whole[RHYTHM.index("rr_cv")]
+    return i < 2 or not rr_cv >= PULSE_VOTE_MAX_CV
+
+
 def _assemble(present, quality, beats, extra, span: float) -> list[float]:
     """One window's vector from its batch-computed parts: per source quality, rhythm and extras, then consensus."""
     out: list[float] = []
@@ -229,7 +247,7 @@ def _assemble(present, quality, beats, extra, span: float) -> list[float]:
         q = quality[i].tolist()
         t = beats[i]
         whole = rhythm(t, span)
-        if q[0] < 0.2 and q[1] < 0.5:  # good enough to vote in the consensus
+        if _votes(i, q, whole):
             rh[s] = whole
         out += q + whole + rhythm(t[t >= last0] - last0, LAST_S) + extra[i]
     if rh:
