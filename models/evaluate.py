@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .calibration import ece, nested_calibrate
 from .data import Record, alarm_window, cv_folds
 from .feature_models import DEFAULT_MODELS, make_feature_model
 from .features import N_FEATURES, extract
@@ -43,6 +44,7 @@ class ModelResult:
     oof_prob: np.ndarray | None = None
     oof_pred: np.ndarray | None = None
     oof_threshold: np.ndarray | None = None  # threshold used for each record's fold
+    oof_calibrated: np.ndarray | None = None  # seed 0's OOF probabilities through the nested calibration map
 
     def row(self) -> dict:
         """The JSON row: mean over seeds of each figure, with spreads and per-type means."""
@@ -56,11 +58,11 @@ class ModelResult:
             return float(np.nanstd(v)) if np.isfinite(v).any() else float("nan")
 
         out = {"name": self.name}
-        for k in ("score", "auroc", "tpr", "tnr"):
+        for k in ("score", "auroc", "tpr", "tnr", "ece", "ece_calibrated"):
             out[k] = mean(k, self.per_seed)
             out[f"{k}_std"] = std(k, self.per_seed)
         out["n"] = self.per_seed[0]["n"]
-        out["seeds"] = [{k: s[k] for k in ("score", "auroc", "tpr", "tnr")} for s in self.per_seed]
+        out["seeds"] = [{k: s[k] for k in ("score", "auroc", "tpr", "tnr", "ece", "ece_calibrated")} for s in self.per_seed]
         types = self.per_seed[0].get("per_type", {})
         out["per_type"] = {
             t: {k: mean(k, [s["per_type"][t] for s in self.per_seed]) for k in ("n", "score", "auroc", "tpr", "tnr")} for t in types
@@ -106,9 +108,11 @@ def cross_validate(
                 if bar is not None:
                     bar.update(1)
             pred = prob >= thr
-            results[name].per_seed.append(summarize(y, prob, pred, at))
+            cal, _ = nested_calibrate(prob, y, folds)  # fold k's map chosen and fitted on the other folds
+            results[name].per_seed.append({**summarize(y, prob, pred, at), "ece": ece(y, prob), "ece_calibrated": ece(y, cal)})
             if seed == seeds[0]:
-                results[name].oof_prob, results[name].oof_pred, results[name].oof_threshold = prob, pred, thr
+                r = results[name]
+                r.oof_prob, r.oof_pred, r.oof_threshold, r.oof_calibrated = prob, pred, thr, cal
     if bar is not None:
         bar.close()
     return list(results.values())

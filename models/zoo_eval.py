@@ -109,3 +109,24 @@ def predict_records(members: Sequence, records: Sequence[Record], batch_size: in
         probs[m.name] = np.concatenate(out) if out else np.zeros(0)
         kinds[m.name] = m.kind
     return combine_rows(probs, kinds)
+
+
+def oof_calibrators(profiles: Sequence[dict]) -> dict:
+    """{member or ensemble row: ``Calibrator``} fitted on the registry's out-of-fold predictions (method chosen by
+    CV over the registry folds), for every member and the ensemble rows built from them."""
+    from .calibration import fit_on_oof
+
+    common = set.intersection(*(set(p["oof"]["records"]) for p in profiles)) if profiles else set()
+    if not common:
+        return {}
+    first = profiles[0]["oof"]
+    pos0 = {r: i for i, r in enumerate(first["records"])}
+    records = sorted(common)
+    y = np.array([int(first["label"][pos0[r]]) for r in records])
+    folds = np.array([int(first["fold"][pos0[r]]) for r in records])
+    probs = {}
+    for p in profiles:
+        pos = {r: i for i, r in enumerate(p["oof"]["records"])}
+        probs[p["name"]] = np.asarray(p["oof"]["prob"], dtype=np.float64)[[pos[r] for r in records]]
+    rows = combine_rows(probs, {p["name"]: p["kind"] for p in profiles})
+    return {name: fit_on_oof(prob, y, folds) for name, prob in rows.items()}

@@ -25,6 +25,8 @@ COLUMNS = [
     ("auroc", "AUROC", ".3f"),
     ("tpr", "TPR", ".3f"),
     ("tnr", "TNR", ".3f"),
+    ("ece", "ECE", ".3f"),
+    ("ece_calibrated", "ECE cal", ".3f"),
 ]
 
 
@@ -38,6 +40,7 @@ def register(subparsers) -> None:
     p.add_argument("--json", help="write the figures as JSON here")
     p.add_argument("--oof", help="write per-record predictions (CSV) here")
     p.add_argument("--plot", help="write ROC curves (PNG) here")
+    p.add_argument("--reliability", help="write reliability diagrams (PNG, one panel per model, raw and calibrated) here")
     p.add_argument("--per-type", action="store_true", help="also print the per-alarm-type table")
     p.set_defaults(func=run)
 
@@ -54,10 +57,10 @@ def run(args) -> int:
         raise InvalidFieldError("--seeds", "must be >= 1", args.seeds)
     labelled = [r for r in records if r.label is not None]
     if args.cv:
-        rows, probs = _cv(args, labelled)
+        rows, probs, cal = _cv(args, labelled)
         mode = "cv"
     else:
-        rows, probs = _holdout(args, labelled)
+        rows, probs, cal = _holdout(args, labelled)
         mode = "holdout"
     from models.tables import format_table
 
@@ -74,6 +77,11 @@ def run(args) -> int:
         _write_oof(args.oof, labelled, probs)
     if args.plot:
         _plot_roc(args.plot, labelled, probs, rows)
+    if args.reliability:
+        from models.plots import reliability_diagrams
+
+        y = [r.label for r in labelled]
+        _write_png(args.reliability, reliability_diagrams, y, {n: (p[0], cal[n]) for n, p in probs.items() if n in cal}, title=f"{mode}: {data_dir.name}")
     return 0
 
 
@@ -85,13 +93,14 @@ def _cv(args, labelled):
     results = cross_validate(labelled, names, seeds=tuple(range(args.seeds)), progress=True)
     rows = [r.row() for r in results]
     probs = {r.name: (r.oof_prob, r.oof_pred) for r in results}
-    return rows, probs
+    return rows, probs, {r.name: r.oof_calibrated for r in results}
 
 
 def _holdout(args, labelled):
+    from models.calibration import ece
     from models.metrics import summarize
     from models.registry import Registry
-    from models.zoo_eval import predict_records
+    from models.zoo_eval import oof_calibrators, predict_records
 
     reg = Registry(args.registry)
     version = reg.latest()
@@ -108,24 +117,36 @@ def _holdout(args, labelled):
         log.warning("%d of %d records were used to train registry %s: these figures are in-sample", overlap, len(labelled), version)
     y = np.array([r.label for r in labelled])
     at = [r.alarm_type for r in labelled]
-    rows, out_probs = [], {}
+    maps = oof_calibrators(list(profiles.values()))  # each row's map, fitted on the registry's OOF predictions
+    rows, out_probs, cal = [], {}, {}
     for name, prob in probs.items():
         t = float(thresholds.get(name, 0.5))
         pred = prob >= t
-        rows.append({"name": name, "threshold": t, "registry_version": version, "in_sample_records": overlap, **summarize(y, prob, pred, at)})
+        row = {"name": name, "threshold": t, "registry_version": version, "in_sample_records": overlap, **summarize(y, prob, pred, at),
+               "ece": ece(y, prob)}
+        if name in maps:
+            cal[name] = maps[name].transform(prob)
+            row.update(ece_calibrated=ece(y, cal[name]), calibration=maps[name].to_dict())
+        rows.append(row)
         out_probs[name] = (prob, pred)
     from unfold.heldout import cascade_row
 
     cascade = cascade_row(labelled)  # the fitted cascade ($HOLMES_CASCADE or artifacts/cascade), when there is one
     if cascade is not None:
-        rows.append(cascade[0])
+        rows.append({**cascade[0], "ece": ece(y, cascade[1][0])})
         out_probs["cascade"] = cascade[1]
-    return rows, out_probs
+    return rows, out_probs, cal
 
 
 def _write(path, text):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(text)
+    print(f"wrote {path}")
+
+
+def _write_png(path, draw, *args, **kw):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    draw(path, *args, **kw)
     print(f"wrote {path}")
 
 

@@ -51,9 +51,14 @@ class TestEvaluateRow:
         (tmp_path / "RECORDS").write_text("\n".join(names) + "\n")
         (tmp_path / "ALARMS").write_text("\n".join(alarms) + "\n")
         out_json = tmp_path / "eval.json"
-        assert main(["evaluate", "--data", str(tmp_path), "--json", str(out_json)]) == 0
+        rel = tmp_path / "reliability.png"
+        assert main(["evaluate", "--data", str(tmp_path), "--json", str(out_json), "--reliability", str(rel)]) == 0
         rows = {r["name"]: r for r in json.loads(out_json.read_text())["models"]}
         assert "cascade" in rows and "cnn+features-ensemble" in rows
+        assert all(0.0 <= r["ece"] <= 1.0 for r in rows.values())  # every row, the cascade's too
+        for name in ("features-vote", "cnn+features-ensemble"):  # the map fitted on the registry's OOF predictions
+            assert 0.0 <= rows[name]["ece_calibrated"] <= 1.0 and rows[name]["calibration"]["method"] in ("none", "platt", "temperature", "isotonic")
+        assert rel.stat().st_size > 20_000
         row = rows["cascade"]
         assert row["n"] == len(names) and 0.0 <= row["tpr"] <= 1.0 and row["cascade_version"]
         assert abs(row["mean_ms"] * row["n"] - row["measured_total_ms"]) < 1e-6 * max(1.0, row["measured_total_ms"])

@@ -68,3 +68,4 @@ def test_evaluate_reports_and_skips_bad_records(bad_folder, tmp_path_factory, ca
     assert res["n_records"] == len(good) + 2
     row = res["models"][0]
     assert row["name"] == "features-logreg" and 0.0 <= row["auroc"] <= 1.0 and row["n"] == len(good) + 2
+    assert 0.0 <= row["ece"] <= 1.0 and 0.0 <= row["ece_calibrated"] <= 1.0  # raw and nested-calibrated
