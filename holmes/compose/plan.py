@@ -24,8 +24,11 @@ class EnsembleSpec:
     members: tuple[str, ...]
     threshold: float = 0.5
     budget_ms: float | None = None
-    auroc: float | None = None
-    score: float | None = None
+    auroc: float | None = None  # nested: search and threshold chosen without the fold scored (see composer)
+    score: float | None = None  # nested challenge score
+    tpr: float | None = None
+    tnr: float | None = None
+    score_in_sample: float | None = None  # the chosen subset on the predictions it was chosen on: optimistic
     service_ms: float | None = None  # predicted service time at the plan's load
     p50_ms: float | None = None
     p99_ms: float | None = None

@@ -60,6 +60,13 @@ class ZooTable:
             self.batch_sizes, self.oof[idx], self.y, self.folds, self.records,
         )
 
+    def take(self, rows: np.ndarray) -> "ZooTable":
+        """The same members restricted to some records (bool or index ``rows``): a training part of the folds."""
+        rows = np.asarray(rows)
+        recs = np.asarray(self.records, dtype=object)[rows]
+        return ZooTable(self.names, self.kinds, self.latency_ms, self.batch_sizes, self.oof[:, rows], self.y[rows],
+                        self.folds[rows], tuple(recs.tolist()))
+
     def latency_at(self, batch: float) -> np.ndarray:
         """Per-member service time (ms) of one call with ``batch`` windows: piecewise linear in batch size,
         extrapolated beyond the largest profiled batch with the last segment's slope."""

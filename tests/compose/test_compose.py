@@ -192,3 +192,28 @@ class TestTableFromProfiles:
         del ps[2]["oof"]
         with pytest.raises(InvalidFieldError, match="m02"):
             ZooTable.from_profiles(ps)
+
+
+class TestNestedPlanFigures:
+    def test_a_plan_row_states_the_nested_score(self, table):
+        from holmes.compose.composer import nested_selection_score
+        from holmes.compose.scoring import nested_score
+
+        plan = compose(table, [250], LOAD, MODEL, progress=False)
+        row = plan.ensembles[0]
+        nested = nested_selection_score(table, 250, LOAD, MODEL)
+        assert row.score == nested["score"] and row.auroc == nested["auroc"] and row.tpr == nested["tpr"]
+        mask = np.isin(table.names, row.members)
+        assert row.score_in_sample == nested_score(table, mask)["score"]  # the subset on what it was chosen on
+
+    def test_a_fold_is_scored_without_its_own_labels(self, table):
+        """Flip fold 0's labels: its verdicts do not move (the subset and threshold came from the other folds)."""
+        from dataclasses import replace
+
+        from holmes.compose.composer import nested_selection
+
+        k = table.folds == 0
+        prob, pred = nested_selection(table, 250, LOAD, MODEL)
+        prob2, pred2 = nested_selection(replace(table, y=np.where(k, 1 - table.y, table.y)), 250, LOAD, MODEL)
+        np.testing.assert_array_equal(prob[k], prob2[k])
+        np.testing.assert_array_equal(pred[k], pred2[k])
