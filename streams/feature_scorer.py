@@ -1,7 +1,9 @@
 """The ``features`` scorer: the best feature model of the registry, in process (registered on import).
 
 ``make_scorer("features", registry=PATH)`` loads the feature-kind member with the best cross-validated
-challenge score from the registry's latest version (its threshold as ``threshold_``). Without a usable
+challenge score from the registry's latest version (its threshold as ``threshold_``) and publishes calibrated
+probabilities: the map (``models.calibration``, method chosen by CV) is fitted on the member's out-of-fold
+predictions in the registry; verdicts stay those of the member's threshold. Without a usable
 registry it fits ``model`` (default ``features-gbm``) on the alarm windows of every record of the data
 folder and says so in the log: slower to start, same scoring path.
 """
@@ -59,13 +61,23 @@ def fit_on_data(data=None, model: str = FALLBACK_MODEL, limit: int | None = None
 def features_factory(registry=None, data=None, model: str | None = None, threshold: float | None = None, workers: int = 1,
                      **_ignored):
     found = None if model else best_registry_member(registry)
+    calibrator = None
     if found is not None:
         member, profile = found
-        log.info("scorer: %s from the registry (CV score %s, threshold %.3f)", member.name,
-                 profile.get("cv", {}).get("score"), member.threshold_)
+        calibrator = profile_calibrator(profile)
+        log.info("scorer: %s from the registry (CV score %s, threshold %.3f, calibration %s)", member.name,
+                 profile.get("cv", {}).get("score"), member.threshold_, calibrator.method)
     else:
         member = fit_on_data(data, model or FALLBACK_MODEL)
-    return MemberScorer(member, threshold, workers=workers)
+    return MemberScorer(member, threshold, workers=workers, calibrator=calibrator)
+
+
+def profile_calibrator(profile: dict):
+    """The calibration map of a registry member, fitted on its out-of-fold predictions (method chosen by CV)."""
+    from models.calibration import fit_on_oof
+
+    oof = profile["oof"]
+    return fit_on_oof(oof["prob"], oof["label"], oof["fold"])
 
 
 register_scorer("features", features_factory)

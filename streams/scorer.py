@@ -81,16 +81,20 @@ class MemberScorer:
 
     The decision threshold is ``threshold`` if given, else the member's learned ``threshold_`` (a number,
     or a dict per alarm type with an optional "default"), else 0.5. ``workers`` > 1 spreads each batch over
-    that many processes (``streams.parallel``); the scores are the same.
+    that many processes (``streams.parallel``); the scores are the same. ``calibrator`` (a
+    ``models.calibration.Calibrator``) maps the member's probability to the published one; the verdict is
+    taken on the member's own probability against its threshold, so calibration (strictly increasing) never
+    changes a verdict.
     """
 
-    def __init__(self, member: Member, threshold: float | dict | None = None, stage: int = 1, workers: int = 1):
+    def __init__(self, member: Member, threshold: float | dict | None = None, stage: int = 1, workers: int = 1, calibrator=None):
         if not isinstance(member, Member):
             raise InvalidFieldError("member", "must implement models.member.Member (name, kind, predict_proba)", type(member).__name__)
         self.member = member
         self.name = f"member:{member.name}"
         self.threshold = threshold if threshold is not None else getattr(member, "threshold_", 0.5)
         self.stage = stage
+        self.calibrator = calibrator
         self.predict = member.predict_proba
         if workers != 1:
             from .parallel import ParallelPredict
@@ -117,8 +121,9 @@ class MemberScorer:
         ms = (time.perf_counter() - t0) * 1e3
         models = (self.member.name,)
         timing = {"model_ms": ms, "batch_size": float(len(batch))}
-        return [ScoreOut(float(pi), bool(pi >= self.threshold_for(a)), self.stage, models, None, timing)
-                for pi, a in zip(p, batch.alarm_types)]
+        published = p if self.calibrator is None else self.calibrator.transform(p)
+        return [ScoreOut(float(ci), bool(pi >= self.threshold_for(a)), self.stage, models, None, timing)
+                for pi, ci, a in zip(p, published, batch.alarm_types)]
 
 
 # ---------------------------------------------------------------------- factory registry
