@@ -128,14 +128,23 @@ def _band_ratio_rows(seg: np.ndarray, fs_hz: int) -> np.ndarray:
     return np.log10((spec[..., p["low"]].sum(-1) + 1e-12) / (spec[..., p["high"]].sum(-1) + 1e-12))
 
 
+RATIO_CAP = 1e3  # amplitude ratios over a near-flat reference are capped (the development alarm windows reach 113)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray, where_zero: float) -> np.ndarray:
+    """num / den, ``where_zero`` where den <= 0, capped at ``RATIO_CAP``: a flat first part of a window followed by
+    signal gave ratios of 1e300 and more, which overflow the float32 that tree models compute in."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return np.minimum(np.where(den > 0, num / den, where_zero), RATIO_CAP)
+
+
 def _morphology_rows(filled: np.ndarray, bp: np.ndarray, fs_hz: int) -> np.ndarray:
     """[R, 2]: change of the band ratio (last 4 s minus first 8 s) and amplitude ratio (last 4 s / first 8 s)."""
     n4, n8 = int(4 * fs_hz), int(LAST_S * fs_hz)
     change = _band_ratio_rows(filled[:, -n4:], fs_hz) - _band_ratio_rows(filled[:, :n8], fs_hz)
     p_first, p_last = percentiles_rows(bp[:, :n8], [99, 1]), percentiles_rows(bp[:, -n4:], [99, 1])
     a_first, a_last = p_first[:, 0] - p_first[:, 1], p_last[:, 0] - p_last[:, 1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.stack([change, np.where(a_first > 0, a_last / a_first, np.nan)], axis=-1)
+    return np.stack([change, _ratio(a_last, a_first, np.nan)], axis=-1)
 
 
 def _widths(t: np.ndarray, w: np.ndarray, span: float) -> list[float]:
@@ -153,8 +162,7 @@ def _pulse_rows(filled: np.ndarray, bp: np.ndarray, fs_hz: int) -> np.ndarray:
     n4 = int(4 * fs_hz)
     p_all, p_last = percentiles_rows(bp[:, :-n4], [5, 95]), percentiles_rows(bp[:, -n4:], [5, 95])
     a_all, a_last = p_all[:, 1] - p_all[:, 0], p_last[:, 1] - p_last[:, 0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.stack([a_all, np.where(a_all > 0, a_last / a_all, 0.0), median_rows(filled)], axis=-1)
+    return np.stack([a_all, _ratio(a_last, a_all, 0.0), median_rows(filled)], axis=-1)
 
 
 def extract(window: np.ndarray, mask: np.ndarray, fs_hz: int = FS_HZ) -> np.ndarray:

@@ -26,7 +26,7 @@ from models.errors import InvalidFieldError
 from .broker import KafkaSettings, Topics
 from .metrics import StreamMetrics
 from .schemas import RiskScore, decode_alarm, decode_chunk, encode_risk
-from .scorer import ScoreOut, Scorer, WindowBatch, check_scores
+from .scorer import ScoreOut, Scorer, WindowBatch, score_isolating
 from .windows import WindowConfig, Windower, WindowItem
 
 log = logging.getLogger(__name__)
@@ -230,12 +230,12 @@ class StreamConsumer:
             sample_unix_s=sample, deadline_unix_s=sample + dl,
         )
         t0 = time.perf_counter()
-        try:
-            scores = check_scores(self.scorer.name, self.scorer.score(batch), len(items))
-        except Exception as e:  # a failing scorer must not stop the stream: every window is marked instead
-            log.exception("scorer %s failed on a batch of %d", self.scorer.name, len(items))
+
+        def failed(e: Exception, n: int) -> None:
+            log.warning("scorer %s failed on a batch of %d (%s: %s); retrying its halves", self.scorer.name, n, type(e).__name__, e)
             self.metrics.inc("scorer_failures")
-            scores = [ScoreOut(None, None, 1, (), f"scorer failed: {type(e).__name__}: {e}"[:300])] * len(items)
+
+        scores = score_isolating(self.scorer, batch, failed)  # a window that breaks the scorer is marked alone
         ms = (time.perf_counter() - t0) * 1e3
         self.metrics.observe_batch(len(items), ms)
         return scores, ms

@@ -43,6 +43,12 @@ class WindowBatch:
     def __len__(self) -> int:
         return len(self.patient_ids)
 
+    def take(self, idx) -> "WindowBatch":
+        """The windows at positions ``idx``, in that order."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return WindowBatch([self.patient_ids[i] for i in idx], self.window_end_s[idx], self.windows[idx], self.masks[idx],
+                           [self.alarm_types[i] for i in idx], self.is_alarm[idx], self.sample_unix_s[idx], self.deadline_unix_s[idx])
+
 
 @dataclass(frozen=True)
 class ScoreOut:
@@ -124,6 +130,25 @@ class MemberScorer:
         published = p if self.calibrator is None else self.calibrator.transform(p)
         return [ScoreOut(float(ci), bool(pi >= self.threshold_for(a)), self.stage, models, None, timing)
                 for pi, ci, a in zip(p, published, batch.alarm_types)]
+
+
+def score_isolating(scorer: "Scorer", batch: WindowBatch, on_failure=None) -> list[ScoreOut]:
+    """``scorer.score(batch)``; when it raises, the batch is split in halves and each half retried, so a window
+    that breaks the scorer (one patient's bad signal) is marked degraded alone and every other window is scored.
+
+    ``on_failure(exception, n_windows)`` is called for every failed call (for logs and metrics). A batch of n
+    windows with one bad window costs about 2 log2(n) extra calls.
+    """
+    try:
+        return check_scores(scorer.name, scorer.score(batch), len(batch))
+    except Exception as e:  # a failing scorer must not stop the stream
+        if on_failure is not None:
+            on_failure(e, len(batch))
+        if len(batch) == 1:
+            return [ScoreOut(None, None, 1, (), f"scorer failed: {type(e).__name__}: {e}"[:300])]
+        h = len(batch) // 2
+        n = len(batch)
+        return score_isolating(scorer, batch.take(range(h)), on_failure) + score_isolating(scorer, batch.take(range(h, n)), on_failure)
 
 
 # ---------------------------------------------------------------------- factory registry
