@@ -17,13 +17,14 @@ import logging
 import struct
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from models.errors import InvalidFieldError
 
 from .broker import KafkaSettings, Topics
+from .hysteresis import HysteresisConfig, RiskHysteresis
 from .metrics import StreamMetrics
 from .schemas import RiskScore, decode_alarm, decode_chunk, encode_risk
 from .scorer import ScoreOut, Scorer, WindowBatch, score_isolating
@@ -58,6 +59,7 @@ class ConsumerConfig:
     # sends). A tick scored in several parts still sends each part within ``linger_ms`` of its scoring.
     linger_ms: int = 10
     producer_batch_bytes: int = 256 * 1024
+    hysteresis: HysteresisConfig = field(default_factory=HysteresisConfig)  # the risk alarm of every RiskScore
 
     def __post_init__(self):
         if self.auto_offset_reset not in ("earliest", "latest"):
@@ -77,6 +79,7 @@ class StreamConsumer:
         self.topics = topics or Topics()
         self.scorer = scorer
         self.config = config or ConsumerConfig()
+        self.risk_alarms = RiskHysteresis(self.config.hysteresis)
         self.windower = Windower(window or WindowConfig())
         self.metrics = metrics or StreamMetrics(slo_ms=self.config.deadline_ms)
         self._consumer = None
@@ -254,6 +257,7 @@ class StreamConsumer:
                 latency_ms={"wait_ms": round((it.ready_unix_s - it.sample_unix_s) * 1e3, 3),
                             "score_ms": round(score_ms, 3), "to_send_ms": round((now - it.sample_unix_s) * 1e3, 3)},
                 sample_unix_s=it.sample_unix_s, published_unix_s=now,
+                risk_alarm=self.risk_alarms.update(it.patient_id, it.end_s, s.probability),
             )
             self._producer.send(self.topics.risk, key=it.patient_id.encode(), value=encode_risk(risk))
             if reasons:

@@ -97,6 +97,7 @@ class RiskScore:
     latency_ms: dict[str, float] = field(default_factory=dict)
     sample_unix_s: float = 0.0
     published_unix_s: float = 0.0
+    risk_alarm: bool | None = None  # the patient's continuous-risk alarm after hysteresis (streams.hysteresis)
     v: int = JSON_VERSION
 
     @property

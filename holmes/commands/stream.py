@@ -95,6 +95,9 @@ def register(sub) -> None:
     p.add_argument("--window-s", type=float, default=16.0)
     p.add_argument("--hop-s", type=float, default=1.0)
     p.add_argument("--deadline-ms", type=float, default=1000.0, help="latency SLO from sample time to score published")
+    p.add_argument("--risk-raise-at", type=float, default=0.7, help="risk alarm: raise at this calibrated P(true alarm)")
+    p.add_argument("--risk-clear-below", type=float, default=0.5, help="risk alarm: clear below this for --risk-hold-s")
+    p.add_argument("--risk-hold-s", type=float, default=10.0, help="risk alarm: seconds below --risk-clear-below to clear")
     p.add_argument("--duration-s", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     p.add_argument("--metrics-json", help="write the final metrics here")
     _replay_args(p, positional=False)
@@ -236,9 +239,11 @@ def _cascade_costly(args):
 def cmd_consume(args) -> int:
     from streams.broker import EmbeddedBroker, Topics, ensure_topics
     from streams.consumer import ConsumerConfig, StreamConsumer
+    from streams.hysteresis import HysteresisConfig
     from streams.replay import replay
     from streams.windows import WindowConfig
 
+    hysteresis = HysteresisConfig(args.risk_raise_at, args.risk_clear_below, args.risk_hold_s)  # bad settings fail first
     scorer = build_scorer(args)
     topics = Topics.with_prefix(args.topic_prefix)
     broker = feeder = None
@@ -257,7 +262,8 @@ def cmd_consume(args) -> int:
                                                   done.set()),
                                   daemon=True)
     consumer = StreamConsumer(settings, scorer, WindowConfig(window_s=args.window_s, hop_s=args.hop_s),
-                              ConsumerConfig(group_id=args.group_id, deadline_ms=args.deadline_ms), topics=topics)
+                              ConsumerConfig(group_id=args.group_id, deadline_ms=args.deadline_ms, hysteresis=hysteresis),
+                              topics=topics)
     _on_signals(consumer.request_stop)
     consumer.start()
     if feeder is not None:

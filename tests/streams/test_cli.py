@@ -93,3 +93,5 @@ class TestStreamCommands:
         assert main(["replay", "--bootstrap-servers", "127.0.0.1:1", "--records", "no_such_record"]) == 2
         err = capsys.readouterr().err
         assert "--records" in err and "no_such_record" in err
+        assert main(["consume", "--risk-clear-below", "0.8", "--bootstrap-servers", "127.0.0.1:1"]) == 2
+        assert "hysteresis.clear_below must be <= hysteresis.raise_at (0.7), got 0.8" in capsys.readouterr().err

@@ -65,3 +65,10 @@ class TestBatchReference:
             assert got.probability == offline_p
             assert got.latency_ms["score_ms"] > 0 and got.published_unix_s >= got.sample_unix_s
         assert sum(sc.verdict is not None for sc in latest.values()) == len(streams)
+
+        # every score carries the patient's risk alarm: the hysteresis run over that patient's published risks
+        from streams.hysteresis import HysteresisConfig, RiskHysteresis
+
+        h = RiskHysteresis(HysteresisConfig())
+        for (pid, end_s), sc in sorted(latest.items(), key=lambda kv: kv[0][1]):
+            assert isinstance(sc.risk_alarm, bool) and sc.risk_alarm is h.update(pid, end_s, sc.probability)
