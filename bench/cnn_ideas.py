@@ -1,0 +1,160 @@
+"""Does a change to the raw-waveform CNN recipe earn its place? Each variant of one zoo member is trained on the
+zoo's 5 shared folds (out-of-fold predictions, no refit) and judged alone and next to the best feature model.
+
+    .venv/bin/python bench/cnn_ideas.py [--member cnn-ecgpulse-w24-d2] [--variants baseline,no-cost-weight,...]
+
+Variants (everything else is the zoo recipe, ``models.train_cnn.TrainConfig``):
+    baseline         the zoo recipe: 16 s window, a true alarm weighs 5 (the challenge's cost of a miss)
+    no-cost-weight   a true alarm weighs 1 (ablation of the cost weighting)
+    context-32s      32 s of signal before the alarm instead of 16 s (longer context)
+    longer-training  4 augmented windows per record per epoch, up to 40 epochs, patience 8
+    wider-deeper     width x1.5 and one more residual block
+
+Figures per variant: OOF AUROC and challenge score (fold thresholds chosen on the other folds), and the nested
+stacking rule (``holmes.compose.nested``, 5 fold seeds) of features-vote + this CNN against features-vote alone
+on the same folds. Writes ``<out>.json`` and ``<out>.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from dataclasses import asdict, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+VARIANTS = ("baseline", "no-cost-weight", "context-32s", "longer-training", "wider-deeper")
+
+
+def variant(name: str, cfg, tcfg):
+    if name == "baseline":
+        return cfg, tcfg
+    if name == "no-cost-weight":
+        return cfg, replace(tcfg, pos_weight=1.0)
+    if name == "context-32s":
+        return replace(cfg, window_s=32.0), tcfg
+    if name == "longer-training":
+        return cfg, replace(tcfg, windows_per_record=4, max_epochs=40, patience=8)
+    if name == "wider-deeper":
+        return replace(cfg, width=int(cfg.width * 1.5), depth=cfg.depth + 1), tcfg
+    raise SystemExit(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
+
+
+def cv_oof(cfg, tcfg, cache, folds, workers: int, seed: int) -> tuple[np.ndarray, float]:
+    """Out-of-fold P(true alarm) of one config on the cache's records, and the wall time."""
+    import multiprocessing as mp
+
+    from models.train_cnn import _init_worker, _job, _member_seed
+
+    jobs = [(asdict(cfg), asdict(tcfg), k, np.flatnonzero(folds != k), np.flatnonzero(folds == k), None, _member_seed(cfg, seed))
+            for k in np.unique(folds)]
+    t0 = time.perf_counter()
+    with mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(cache, 1)) as pool:
+        results = pool.map(_job, jobs)
+    pos = {n: i for i, n in enumerate(cache.names)}
+    prob = np.empty(len(cache))
+    for r in results:
+        prob[[pos[n] for n in r["records"]]] = r["prob"]
+    return prob, time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    from holmes.compose.nested import figures, nested_rule
+    from holmes.compose.table import ZooTable
+    from models.cnn import CNNConfig
+    from models.data import cv_folds, load_dataset, resolve_data_dir
+    from models.segments import build_cache
+    from models.train_cnn import TrainConfig
+    from models.zoo_eval import cv_summary
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--member", default="cnn-ecgpulse-w24-d2")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=5, help="fold seeds of the nested stacking comparison")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "cnn_ideas"))
+    args = ap.parse_args(argv)
+    _, inputs, w, d = args.member.split("-")
+    base = CNNConfig(inputs=inputs, width=int(w[1:]), depth=int(d[1:]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        records, _ = load_dataset(resolve_data_dir())
+    records = [r for r in records if r.label in (0, 1)]
+    folds = cv_folds([r.info for r in records], 5, seed=0)  # the zoo's shared folds
+    y = np.array([r.label for r in records])
+    types = [r.alarm_type for r in records]
+    reg_table, src = ZooTable.from_registry()
+    order = [reg_table.records.index(r.name) for r in records]
+    fv = reg_table.oof[reg_table.names.index("features-vote")][order]
+    caches = {}
+    rows = {}
+    for name in [v for v in args.variants.split(",") if v]:
+        cfg, tcfg = variant(name, base, TrainConfig())
+        if cfg.window_s not in caches:
+            caches[cfg.window_s] = build_cache(records, window_s=cfg.window_s, progress=True)
+        prob, wall = cv_oof(cfg, tcfg, caches[cfg.window_s], folds, args.workers, seed=0)
+        s = cv_summary(y, prob, folds)
+        pair = ZooTable(("features-vote", cfg.name), ("features", "cnn"), np.zeros((2, 1)), (1,), np.vstack([fv, prob]), y, folds,
+                        tuple(r.name for r in records))
+        stack = [figures(y, types, nested_rule("stacking", pair, types, seed)) for seed in range(args.seeds)]
+        rows[name] = {"config": asdict(cfg), "train": asdict(tcfg), "wall_s": round(wall, 1), "auroc": s["auroc"], "score": s["score"],
+                      "stacked_with_features_vote": {
+                          "score": float(np.mean([f["global"]["score"] for f in stack])),
+                          "score_sd": float(np.std([f["global"]["score"] for f in stack], ddof=1)) if len(stack) > 1 else 0.0,
+                          "auroc": float(np.mean([f["auroc"] for f in stack]))}}
+        print(f"{name:16s} AUROC {s['auroc']:.3f} score {s['score']:6.2f} | stacked with features-vote "
+              f"{rows[name]['stacked_with_features_vote']['score']:6.2f} +- {rows[name]['stacked_with_features_vote']['score_sd']:.2f} "
+              f"({wall:.0f} s)", flush=True)
+    fv_alone = [figures(y, types, nested_rule("features-vote", ZooTable(("features-vote",), ("features",), np.zeros((1, 1)), (1,),
+                                                                        fv[None], y, folds, tuple(r.name for r in records)), types, s))
+                for s in range(args.seeds)]
+    ref = {"score": float(np.mean([f["global"]["score"] for f in fv_alone])), "score_sd": float(np.std([f["global"]["score"] for f in fv_alone], ddof=1)),
+           "auroc": float(np.mean([f["auroc"] for f in fv_alone]))}
+    print(f"{'features-vote':16s} nested alone {ref['score']:6.2f} +- {ref['score_sd']:.2f} (same folds, same rule harness)")
+    doc = {"command": "bench/cnn_ideas.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+           "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "registry": src, "member": args.member,
+           "n_records": len(records), "variants": rows, "features_vote_alone": ref}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(doc, indent=1))
+    _plot(out.with_suffix(".png"), rows, ref, args.member)
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+    return 0
+
+
+def _plot(path, rows, ref, member) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(rows)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    x = np.arange(len(names))
+    a.bar(x, [rows[n]["score"] for n in names], color="C0")
+    a.set_xticks(x, names, rotation=20)
+    a.set_ylabel("challenge score (OOF, shared folds)")
+    a.set_title(f"{member}: the CNN alone")
+    b.bar(x, [rows[n]["stacked_with_features_vote"]["score"] for n in names],
+          yerr=[rows[n]["stacked_with_features_vote"]["score_sd"] for n in names], capsize=3, color="C1")
+    b.axhline(ref["score"], color="k", ls=":", label=f"features-vote alone {ref['score']:.1f}")
+    b.set_xticks(x, names, rotation=20)
+    b.set_ylim(min(ref["score"], *[rows[n]["stacked_with_features_vote"]["score"] for n in names]) - 5, 85)
+    b.set_ylabel("nested challenge score, 5 fold seeds")
+    b.set_title("stacked with features-vote")
+    b.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
