@@ -64,6 +64,12 @@ def _replay_args(p: argparse.ArgumentParser, positional: bool) -> None:
     g.add_argument("--end-s", type=float, help="record second to stop at (default: record end)")
 
 
+def _risk_args(p) -> None:
+    p.add_argument("--risk-raise-at", type=float, default=0.7, help="risk alarm: raise at this calibrated P(true alarm)")
+    p.add_argument("--risk-clear-below", type=float, default=0.5, help="risk alarm: clear below this for --risk-hold-s")
+    p.add_argument("--risk-hold-s", type=float, default=10.0, help="risk alarm: seconds below --risk-clear-below to clear")
+
+
 def _workers(value: str) -> int:
     try:
         n = int(value)
@@ -79,9 +85,20 @@ def register(sub) -> None:
     p.add_argument("--port", type=int, help="listen port on 127.0.0.1 (default: a free port)")
     p.set_defaults(func=cmd_broker)
 
-    p = sub.add_parser("replay", help="replay WFDB records into Kafka as live patient streams")
+    p = sub.add_parser("replay", help="replay WFDB records into Kafka as live patient streams (or --offline: score them in process)")
     _replay_args(p, positional=True)
     _kafka_args(p)
+    g = p.add_argument_group("offline (--offline: every window through the stream's scorer, no Kafka, no Ray)")
+    g.add_argument("--offline", action="store_true", help="score every window of every record in process, as fast as the cores allow")
+    g.add_argument("--out", default="out/replay/scores.csv", help="scores file (.csv, or .parquet)")
+    g.add_argument("--scorer", default="features", help="features, member or cascade (its escalations in process)")
+    g.add_argument("--registry", help="model registry folder (default: $HOLMES_REGISTRY or artifacts/registry)")
+    g.add_argument("--member-path", help="pickled Member for --scorer member")
+    g.add_argument("--workers", type=_workers, default=2, help="scoring processes (default 2)")
+    g.add_argument("--window-s", type=float, default=16.0)
+    g.add_argument("--hop-s", type=float, default=1.0)
+    g.add_argument("--deadline-ms", type=float, default=1000.0)
+    _risk_args(g)
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("consume", help="score every patient window from Kafka and publish risk scores")
@@ -95,9 +112,7 @@ def register(sub) -> None:
     p.add_argument("--window-s", type=float, default=16.0)
     p.add_argument("--hop-s", type=float, default=1.0)
     p.add_argument("--deadline-ms", type=float, default=1000.0, help="latency SLO from sample time to score published")
-    p.add_argument("--risk-raise-at", type=float, default=0.7, help="risk alarm: raise at this calibrated P(true alarm)")
-    p.add_argument("--risk-clear-below", type=float, default=0.5, help="risk alarm: clear below this for --risk-hold-s")
-    p.add_argument("--risk-hold-s", type=float, default=10.0, help="risk alarm: seconds below --risk-clear-below to clear")
+    _risk_args(p)
     p.add_argument("--duration-s", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     p.add_argument("--metrics-json", help="write the final metrics here")
     _replay_args(p, positional=False)
@@ -163,6 +178,8 @@ def cmd_replay(args) -> int:
     from streams.broker import EmbeddedBroker, Topics, ensure_topics
     from streams.replay import replay
 
+    if args.offline:
+        return cmd_replay_offline(args)
     topics = Topics.with_prefix(args.topic_prefix)
     settings = _settings(args) if args.bootstrap_servers else None
     streams = _load_streams(args)
@@ -186,7 +203,35 @@ def cmd_replay(args) -> int:
     return 0
 
 
-def build_scorer(args):
+def cmd_replay_offline(args) -> int:
+    from pathlib import Path
+
+    from streams.hysteresis import HysteresisConfig
+    from streams.offline import OfflineConfig, replay_offline, write_rows
+    from streams.windows import WindowConfig
+
+    if args.scorer == "serve":
+        from models.errors import InvalidFieldError
+
+        raise InvalidFieldError("--scorer", "must run in process for --offline (features, member, cascade)", args.scorer)
+    cfg = OfflineConfig(WindowConfig(window_s=args.window_s, hop_s=args.hop_s), args.start_s, args.end_s,
+                        HysteresisConfig(args.risk_raise_at, args.risk_clear_below, args.risk_hold_s), deadline_ms=args.deadline_ms)
+    records = [s.record for s in _load_streams(args)]
+    args.score_workers = 1
+    scorer = build_scorer(args, in_process=True)  # built once; forked workers inherit it
+    rows, stats = replay_offline(records, lambda: scorer, cfg, workers=args.workers)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_rows(out, rows)
+    print(json.dumps({**stats, "scorer": args.scorer, "out": str(out)}, indent=2))
+    print(f"{stats['windows']} windows of {stats['records']} records ({stats['signal_s'] / 3600:.1f} h of signal) in "
+          f"{stats['wall_s']:.1f} s: {stats['x_real_time']:.0f}x real time")
+    return 0
+
+
+def build_scorer(args, in_process: bool = False):
+    """The scorer ``args.scorer`` names; ``in_process``: a cascade escalates to its ensemble in this process even
+    when a Ray Serve service is running (offline replay)."""
     from models.errors import InvalidFieldError
     from streams.scorer import available_scorers, make_scorer
 
@@ -200,7 +245,7 @@ def build_scorer(args):
     if workers != 1:
         opts["workers"] = workers
     if args.scorer == "cascade":
-        opts["costly"] = _cascade_costly(args)
+        opts["costly"] = None if in_process else _cascade_costly(args)
     return make_scorer(args.scorer, **{k: v for k, v in opts.items() if v is not None})
 
 

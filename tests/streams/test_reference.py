@@ -72,3 +72,15 @@ class TestBatchReference:
         h = RiskHysteresis(HysteresisConfig())
         for (pid, end_s), sc in sorted(latest.items(), key=lambda kv: kv[0][1]):
             assert isinstance(sc.risk_alarm, bool) and sc.risk_alarm is h.update(pid, end_s, sc.probability)
+
+        # holmes replay --offline: the same windows through the same scorer give the same scores, verdicts and alarms
+        from streams.offline import OfflineConfig, score_records
+
+        rows = score_records([s.record for s in streams], MemberScorer(member), OfflineConfig(start_s=START_S, end_s=float(end_max)))
+        pid_of = {s.record.name: s.patient_id for s in streams}
+        offline = {(pid_of[r["record"]], r["window_end_s"]): r for r in rows}
+        assert set(offline) == expected
+        for key, sc in latest.items():
+            r = offline[key]
+            assert r["probability"] == sc.probability and r["verdict"] == sc.verdict and r["alarm_type"] == sc.alarm_type
+            assert r["risk_alarm"] is sc.risk_alarm and r["positive"] == sc.positive
