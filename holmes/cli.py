@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "holmes.commands.compose",
     "holmes.commands.cascade",
     "holmes.commands.demo",
+    "holmes.commands.report",
 ]
 
 

@@ -95,3 +95,32 @@ class TestStreamCommands:
         assert "--records" in err and "no_such_record" in err
         assert main(["consume", "--risk-clear-below", "0.8", "--bootstrap-servers", "127.0.0.1:1"]) == 2
         assert "hysteresis.clear_below must be <= hysteresis.raise_at (0.7), got 0.8" in capsys.readouterr().err
+
+
+class TestOfflineReplay:
+    def test_replay_offline_writes_every_window_with_one_verdict(self, tmp_path, capsys):
+        import csv
+
+        from holmes.cli import main
+
+        out = tmp_path / "scores.csv"
+        assert main(["replay", "--offline", "--records", "a105l", "v132s", "--start-s", "270", "--end-s", "310", "--workers", "2",
+                     "--out", str(out)]) == 0
+        assert "x real time" in capsys.readouterr().out
+        rows = list(csv.DictReader(out.open()))
+        assert len(rows) == (310 - 286 + 1) + (300 - 286 + 1)  # ends 286..310 (a105l, 330 s long) and 286..300 (v132s, 300 s)
+        alarms = [r for r in rows if r["is_alarm"] == "True"]
+        assert [(r["record"], float(r["window_end_s"])) for r in alarms] == [("a105l", 300.0), ("v132s", 300.0)]
+        assert all(r["verdict"] in ("True", "False") for r in alarms)
+        assert all(r["verdict"] == "" for r in rows if r["is_alarm"] == "False")
+        assert all(0.0 <= float(r["probability"]) <= 1.0 and r["risk_alarm"] in ("True", "False") for r in rows)
+        # the stream's alarm context: the default type until the monitor's alarm arrives, the alarm's type from then on
+        a105 = [r for r in rows if r["record"] == "a105l"]
+        assert {r["alarm_type"] for r in a105 if float(r["window_end_s"]) < 300} == {"Ventricular_Tachycardia"}
+        assert {r["alarm_type"] for r in a105 if float(r["window_end_s"]) >= 300} == {"Asystole"}
+
+    def test_replay_offline_refuses_the_service_scorer(self, capsys):
+        from holmes.cli import main
+
+        assert main(["replay", "--offline", "--scorer", "serve", "--records", "a103l"]) == 2
+        assert "--scorer must run in process for --offline" in capsys.readouterr().err

@@ -1,0 +1,315 @@
+"""``holmes report``: one latency/accuracy trade-off report from what the project has measured.
+
+Reads the registry (members' profiles and out-of-fold predictions), the fitted cascade's report, the benchmark
+JSON in ``bench/results`` and measures what is quick to measure itself (a composition at the stated load, the
+calibration of the served models, an offline replay of a few records). Writes into ``out_dir``:
+
+    index.html   self-contained (figures embedded), opens in any browser
+    report.md    the same text and tables, figures as the PNGs beside it
+    *.png        one per figure
+
+Every figure and table names the command and the date its numbers come from; what is missing is said, with
+the command that would make it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+FIGURES = ("pareto", "slo", "cascade_stages", "calibration", "risk_curves")
+
+
+@dataclass
+class Section:
+    title: str
+    text: str = ""
+    figure: str | None = None  # figure id: <id>.png in the output folder
+    source: str = ""  # command and date the numbers come from
+    table: list[list[str]] = field(default_factory=list)  # first row is the header
+    missing: list[str] = field(default_factory=list)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _dated(path: Path) -> str:
+    """The date of a committed result: its last commit, else the file's modification time."""
+    try:
+        out = subprocess.run(["git", "log", "-1", "--format=%cI", "--", str(path)], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+
+
+def _json(name: str) -> tuple[dict | None, str]:
+    p = RESULTS / f"{name}.json"
+    if not p.is_file():
+        return None, ""
+    return json.loads(p.read_text()), _dated(p)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out_dir: Path, name: str) -> str:
+    fig.tight_layout()
+    fig.savefig(out_dir / f"{name}.png", dpi=100)
+    _plt().close(fig)
+    return name
+
+
+def pareto(out_dir: Path, table, plan, cascade: dict | None, serve: dict | None, serve_date: str, reg: dict) -> Section:
+    """Nested-CV score against cost: members and cascade points per window; plan rows against p99 at the load."""
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.6))
+    ms = table.latency_ms[:, list(table.batch_sizes).index(64)] / 64.0
+    from models.zoo_eval import cv_summary
+
+    scores = np.array([cv_summary(table.y, p, table.folds)["score"] for p in table.oof])
+    for kind, marker in (("cnn", "o"), ("features", "s")):
+        k = np.array(table.kinds) == kind
+        a.scatter(ms[k], scores[k], marker=marker, label=f"{kind} members", alpha=0.8)
+    if cascade:
+        c = cascade["curve"]
+        a.plot([r["mean_ms"] for r in c], [r["score"] for r in c], "^-", color="C3", label="cascade operating points")
+    a.set_xscale("log")
+    a.set_xlabel("compute per window (ms, one thread, batch 64)")
+    a.set_ylabel("challenge score (nested CV)")
+    a.set_title("members and cascade")
+    a.legend(fontsize=7)
+    rows = [e for e in plan.ensembles if e.members]
+    b.plot([e.p99_ms for e in rows], [e.score for e in rows], "o-", label=f"plan rows: predicted p99 ({reg['version']})")
+    for e in rows:
+        b.annotate(f"{e.budget_ms:g} ms", (e.p99_ms, e.score), fontsize=7)
+    if serve:
+        got = [r for r in serve["budgets"] if r.get("measured_p99_ms")]
+        b.plot([r["measured_p99_ms"] for r in got], [r["score"] for r in got], "s--", alpha=0.7,
+               label=f"measured on Ray Serve ({serve['registry']['version']}, {serve_date[:10]})")
+    b.set_xscale("log")
+    b.set_xlabel(f"p99 latency at {plan.load.get('beds')} beds (ms)")
+    b.set_title("HOLMES ensembles per budget")
+    b.legend(fontsize=7)
+    rows_t = [["budget ms", "members", "nested score", "score on the data it was chosen on", "AUROC", "predicted p99 ms"]]
+    rows_t += [[f"{e.budget_ms:g}", str(len(e.members)), f"{e.score:.1f}", f"{e.score_in_sample:.1f}", f"{e.auroc:.3f}", f"{e.p99_ms:.0f}"]
+               for e in rows]
+    return Section("Latency / accuracy front", "Nested-CV challenge score of every member, the cascade's budgets and the composer's "
+                   "plan rows (search and threshold chosen without the fold scored).", _save(fig, out_dir, "pareto"),
+                   f"registry {reg['version']} profiles; `holmes cascade report` ({cascade and 'bench/results/cascade_report.json'}); "
+                   f"`holmes compose --beds {plan.load.get('beds')}` run by this report, {_now()[:10]}", rows_t,
+                   ["supernet subnets: none in the registry yet (the supernet issue)"])
+
+
+def slo(out_dir: Path, serve: dict | None, date: str, reg: dict) -> Section:
+    if not serve:
+        return Section("SLO attainment per budget and load", missing=["no serve benchmark: run bench/serve_budgets.py"])
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    rows = serve["budgets"]
+    ax.bar([f"{r['budget_ms']:g} ms" for r in rows], [100 * r.get("within_budget", np.nan) for r in rows], color="C2")
+    ax.set_ylabel("% of requests within budget")
+    ax.set_ylim(0, 105)
+    ax.set_title(f"{serve['load']['beds']} beds x {serve['load']['rate_hz']:g}/s, {serve['load']['windows_per_request']} windows/request")
+    stale = serve["registry"]["version"] != reg["version"]
+    table = [["budget ms", "p50 ms", "p99 ms", "within budget"]]
+    table += [[f"{r['budget_ms']:g}", f"{r.get('measured_p50_ms', float('nan')):.0f}", f"{r.get('measured_p99_ms', float('nan')):.0f}",
+               f"{100 * r.get('within_budget', float('nan')):.0f} %"] for r in rows]
+    burst = serve.get("burst", {})
+    text = "Measured on the running Ray Serve application." + (
+        f" Burst: policy {100 * burst['policy']['within_deadline']:.0f} % within the deadline." if "policy" in burst else "")
+    missing = [f"measured with registry {serve['registry']['version']}, not the current {reg['version']}: rerun bench/serve_budgets.py"] if stale else []
+    return Section("SLO attainment per budget and load", text, _save(fig, out_dir, "slo"), f"bench/serve_budgets.py, {date}", table, missing)
+
+
+def cascade_stages(out_dir: Path, cascade: dict | None, date: str, costs: dict | None, costs_date: str) -> Section:
+    if not cascade:
+        return Section("Cascade: cost per stage", missing=["no cascade report: run `holmes cascade fit && holmes cascade report`"])
+    plt = _plt()
+    cv = cascade["cv"]
+    labels, parts = [], {"ICK0": [], "IDK": [], "ICK1": []}
+    for st in cv["per_stage"]:
+        for r in st["rungs"]:
+            labels.append(f"{st['stage']}/{r['rung']}")
+            for k in parts:
+                parts[k].append(r[k])
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    left = np.zeros(len(labels))
+    for k, color in (("ICK0", "C2"), ("IDK", "C7"), ("ICK1", "C3")):
+        ax.barh(labels, parts[k], left=left, color=color, label=k)
+        left += np.asarray(parts[k])
+    ax.invert_yaxis()
+    ax.set_xlabel("windows (nested CV, the served budget)")
+    ax.legend(fontsize=7)
+    table = [["component", "ms per window (batch 64)"]] + [[r["component"], f"{r['ms_per_window']:.3f}"] for r in (costs or {}).get("rows", [])]
+    text = (f"Served cascade {cascade.get('cascade_version')}: score {cv['score']:.2f} at {cv['mean_ms']:.3f} ms/window against "
+            f"{cv['full_ensemble_ms']:.2f} ms for the full ensemble ({cv['ms_reduction_x']:.1f}x less); "
+            f"{100 * cv['frac_reached_ensemble']:.1f} % of windows reach the ensemble.")
+    return Section("Cascade: cost per stage", text, _save(fig, out_dir, "cascade_stages"),
+                   f"`holmes cascade report`, {date}; component costs bench/cascade_costs.py, {costs_date}", table,
+                   ["where the CPU goes per window on the whole stream path: not profiled yet (the throughput issue)"])
+
+
+def calibration(out_dir: Path, table) -> Section:
+    from models.calibration import ece, nested_calibrate
+    from models.plots import reliability_diagrams
+    from models.zoo_eval import ZOO_ENSEMBLE, combine_rows
+
+    probs = combine_rows({n: p for n, p in zip(table.names, table.oof)}, dict(zip(table.names, table.kinds)))
+    pick = [n for n in ("features-vote", ZOO_ENSEMBLE) if n in probs]
+    cal = {n: nested_calibrate(probs[n], table.y, table.folds)[0] for n in pick}
+    reliability_diagrams(out_dir / "calibration.png", table.y, {n: (probs[n], cal[n]) for n in pick}, title="out-of-fold, 10 bins")
+    rows = [["model", "ECE raw", "ECE calibrated (map chosen and fitted on the other folds)"]]
+    rows += [[n, f"{ece(table.y, probs[n]):.3f}", f"{ece(table.y, cal[n]):.3f}"] for n in pick]
+    return Section("Calibration of the served models", "The stream publishes features-vote's probability through the map "
+                   "fitted on its out-of-fold predictions.", "calibration", f"registry OOF predictions, computed by this report {_now()[:10]}", rows,
+                   ["the Ray Serve ensembles and the cascade do not publish calibrated probabilities yet"])
+
+
+def risk_curves(out_dir: Path, data=None, n: int = 4) -> Section:
+    import warnings
+
+    import streams.feature_scorer  # noqa: F401 - registers "features"
+    from models.data import load_dataset, resolve_data_dir
+    from streams.offline import OfflineConfig, replay_offline
+    from streams.scorer import make_scorer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        recs, _ = load_dataset(resolve_data_dir(data))
+    picks, seen = [], set()
+    for r in recs:
+        if (r.alarm_type, r.label) not in seen and len(picks) < n and r.label is not None:
+            picks.append(r)
+            seen.add((r.alarm_type, r.label))
+    scorer = make_scorer("features")
+    t0 = time.perf_counter()
+    rows, stats = replay_offline(picks, lambda: scorer, OfflineConfig(start_s=180.0), workers=1, progress=False)
+    plt = _plt()
+    fig, axes = plt.subplots(len(picks), 1, figsize=(10, 1.7 * len(picks)), sharex=True, squeeze=False)
+    for ax, r in zip(axes[:, 0], picks):
+        mine = [x for x in rows if x["record"] == r.name]
+        t = [x["window_end_s"] for x in mine]
+        ax.plot(t, [x["probability"] for x in mine], color="k", lw=1, label="calibrated risk")
+        ax.fill_between(t, 0, [float(x["risk_alarm"]) for x in mine], step="post", alpha=0.2, color="C3", label="risk alarm")
+        ax.axvline(300, color="r", ls=":", lw=1)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{r.name} {r.alarm_type}: {'true' if r.label else 'false'} monitor alarm at 300 s", fontsize=8)
+        ax.legend(fontsize=6, loc="upper left")
+    axes[-1, 0].set_xlabel("window end (s)")
+    return Section("Risk curves around alarms", f"Offline replay (`holmes replay --offline`), features scorer, {len(rows)} windows in "
+                   f"{time.perf_counter() - t0:.1f} s. These records trained the registry: a picture of the path, not an accuracy figure.",
+                   _save(fig, out_dir, "risk_curves"), f"`holmes replay --offline --records {' '.join(r.name for r in picks)} --start-s 180`, "
+                   f"run by this report {_now()[:10]}")
+
+
+def per_type(sel: dict | None, date: str) -> Section:
+    if not sel:
+        return Section("Per alarm type", missing=["no nested rule comparison: run bench/selection_nested.py"])
+    rules = list(sel["summary"])
+    types = list(sel["summary"][rules[0]]["per_type_global_thr"])
+    rows = [["rule"] + [t.replace("Ventricular_", "V-") for t in types] + ["all", "AUROC", "ECE"]]
+    for r in rules:
+        s = sel["summary"][r]
+        rows.append([r] + [f"{s['per_type_global_thr'][t]['mean']:.1f}" for t in types] +
+                    [f"{s['score_global_thr']['mean']:.1f} +- {s['score_global_thr']['sd']:.1f}", f"{s['auroc']['mean']:.3f}", f"{s['ece']['mean']:.3f}"])
+    return Section("Per alarm type", f"Challenge score per alarm type, nested CV over {sel['seeds']} fold seeds (subset, calibration and "
+                   f"threshold chosen on inner folds). Winner: {sel['winner']['rule']}.", None, f"bench/selection_nested.py, {date}", rows)
+
+
+def build(out_dir, registry=None, data=None, beds: int = 64, progress: bool = True) -> Path:
+    """Write the report into ``out_dir``; returns the path of index.html."""
+    from holmes.compose import ZooTable
+    from holmes.compose.composer import compose
+    from holmes.queueing import LatencyModel, Load
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table, reg = ZooTable.from_registry(registry)
+    plan = compose(table, [50, 100, 250, 500, 1000], Load(beds, 1.0, 64, "periodic"), LatencyModel(), registry=reg, progress=progress)
+    cascade, cdate = _json("cascade_report")
+    serve, sdate = _json("serve_budgets")
+    costs, kdate = _json("cascade_costs")
+    sel, seldate = _json("selection_nested")
+    sections = [pareto(out_dir, table, plan, cascade, serve, sdate, reg), slo(out_dir, serve, sdate, reg),
+                cascade_stages(out_dir, cascade, cdate, costs, kdate), calibration(out_dir, table), risk_curves(out_dir, data),
+                per_type(sel, seldate)]
+    meta = {"generated": _now(), "registry": reg, "records": len(table.records)}
+    (out_dir / "report.md").write_text(_markdown(sections, meta))
+    index = out_dir / "index.html"
+    index.write_text(_html(sections, meta, out_dir))
+    return index
+
+
+def _markdown(sections, meta) -> str:
+    out = [f"# HOLMES-ICU trade-off report", "", f"Generated {meta['generated']} from registry {meta['registry']['version']} "
+           f"({meta['records']} records).", ""]
+    for s in sections:
+        out += [f"## {s.title}", ""]
+        if s.text:
+            out += [s.text, ""]
+        if s.figure:
+            out += [f"![{s.title}]({s.figure}.png)", ""]
+        if s.table:
+            out += ["| " + " | ".join(s.table[0]) + " |", "|" + "---|" * len(s.table[0])]
+            out += ["| " + " | ".join(r) + " |" for r in s.table[1:]] + [""]
+        if s.source:
+            out += [f"Source: {s.source}", ""]
+        out += [f"- Missing: {m}" for m in s.missing] + ([""] if s.missing else [])
+    return "\n".join(out)
+
+
+_PROBE = """<script>
+window.__errors = [];
+window.addEventListener('error', function (e) { window.__errors.push(String(e.message || (e.target && e.target.id) || e.type)); }, true);
+window.addEventListener('load', function () {
+  var ok = Array.prototype.filter.call(document.images, function (i) { return i.complete && i.naturalWidth > 0; });
+  document.body.dataset.figures = ok.map(function (i) { return i.id; }).join(',');
+  document.body.dataset.errors = String(window.__errors.length);
+  document.body.dataset.loaded = 'yes';
+});
+</script>"""
+
+
+def _html(sections, meta, out_dir: Path) -> str:
+    e = html.escape
+    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>HOLMES-ICU trade-off report</title>", _PROBE,
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;"
+             "font-size:13px}td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}td:first-child{text-align:left}"
+             ".src{color:#666;font-size:12px}.missing{color:#a33}img{max-width:100%}</style></head><body>",
+             f"<h1>HOLMES-ICU trade-off report</h1><p class='src'>Generated {e(meta['generated'])} from registry "
+             f"{e(meta['registry']['version'])} ({meta['records']} records).</p>"]
+    for s in sections:
+        parts.append(f"<h2>{e(s.title)}</h2>")
+        if s.text:
+            parts.append(f"<p>{e(s.text)}</p>")
+        if s.figure:
+            b64 = base64.b64encode((out_dir / f"{s.figure}.png").read_bytes()).decode()
+            parts.append(f"<img id='{s.figure}' alt='{e(s.title)}' src='data:image/png;base64,{b64}'>")
+        if s.table:
+            head = "".join(f"<th>{e(c)}</th>" for c in s.table[0])
+            body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in s.table[1:])
+            parts.append(f"<table><tr>{head}</tr>{body}</table>")
+        if s.source:
+            parts.append(f"<p class='src'>Source: {e(s.source)}</p>")
+        parts += [f"<p class='missing'>Missing: {e(m)}</p>" for m in s.missing]
+    parts.append("</body></html>")
+    return "\n".join(parts)
