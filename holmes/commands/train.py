@@ -1,6 +1,6 @@
 """``holmes train``: cross-validate and refit the model zoo, write a new registry version.
 
-    holmes train [--data DIR] [--registry PATH] [--tiny] [--only cnn|features] [--workers N] [--staging DIR]
+    holmes train [--data DIR] [--registry PATH] [--tiny] [--only cnn|features] [--workers N] [--staging DIR] [--pos-weight W]
 
 CNN members: out-of-fold predictions on ``models.data.cv_folds`` (5 folds, --seed), then a refit on every
 record; feature models (when ``models.feature_models`` is installed) the same way. Each member is profiled
@@ -27,6 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("--staging", help="folder for per-fit results; reuse it to resume an interrupted run")
     p.add_argument("--seed", type=int, default=0, help="CV fold seed (the folds every model family shares)")
     p.add_argument("--max-epochs", type=int, help="override the CNN epoch cap")
+    p.add_argument("--pos-weight", type=float, help="CNN loss weight of a true alarm (default 5, the challenge's cost of a miss)")
     p.set_defaults(func=run)
 
 
@@ -66,6 +67,10 @@ def run(args) -> int:
         tcfg = TrainConfig(max_epochs=3, min_epochs=1, patience=2) if args.tiny else TrainConfig()
         if args.max_epochs:
             tcfg = replace(tcfg, max_epochs=args.max_epochs)
+        if args.pos_weight is not None:
+            if not args.pos_weight > 0:
+                raise InvalidFieldError("--pos-weight", "must be > 0", args.pos_weight)
+            tcfg = replace(tcfg, pos_weight=args.pos_weight)
         t = time.perf_counter()
         cache = build_cache(records, progress=True)
         staging = args.staging or tempfile.mkdtemp(prefix="holmes-train-")
