@@ -101,7 +101,7 @@ def main() -> int:
     try:
         handle = serve.run(build(ServeConfig(registry_dir=str(reg.path), registry_version=reg.latest()), plan), name="holmes",
                            route_prefix=None)
-        serve_scorer = ServeScorer(handle=handle, deadline_ms=1000.0)
+        serve_scorer = ServeScorer(handle=handle, deadline_ms=1000.0, raw=True)  # the cascade gates read raw probabilities
         serve_scorer.score_arrays(*_warm_batch(recs), 1000.0)  # replicas loaded and warm before timing
         fitted = load()
         cascade = CascadeScorer(fitted, serve_scorer)

@@ -21,6 +21,7 @@ from ray import serve
 
 from holmes.compose.plan import Plan
 from holmes.policy import SlackPolicy
+from models.calibration import Calibrator
 from models.errors import HolmesInputError, InvalidFieldError
 
 from .config import ServeConfig
@@ -61,6 +62,16 @@ class Ingress:
         self._inflight_ms = 0.0  # predicted service time of the requests in flight (overheads and fan-out included)
         self.n_served = 0
         self.n_rejected = 0
+        # each plan row's calibration map, checked once here (a bad map refuses the plan, naming the row)
+        self._maps = {}
+        for e in self.plan.ensembles:
+            try:
+                self._maps[e.name] = Calibrator.from_dict(e.calibration)
+            except InvalidFieldError as err:
+                raise InvalidFieldError(f"plan.ensembles[{e.name}].calibration", "must be a models.calibration map", err.value) from None
+
+    def _calibrator(self, spec) -> Calibrator:
+        return self._maps.get(spec.name) or Calibrator.from_dict(spec.calibration)
 
     async def score(self, windows, masks, alarm_types, deadline_ms=None, ensemble=None, _t_arrive=None) -> dict:
         """Score one batch of windows (the handle API); raises InvalidFieldError on bad input."""
@@ -97,12 +108,14 @@ class Ingress:
             self._inflight_ms = max(self._inflight_ms - choice.predicted_ms, 0.0)
         t_back = time.perf_counter()
         probs = np.mean(np.vstack([o[0] for o in outs]), axis=0)
+        published = self._calibrator(choice.spec).transform(probs)
         fanout_ms = (t_back - t_fan) * 1000.0
         self.policy.observe(choice.spec.name, len(windows), fanout_ms)
         self.n_served += 1
         t_end = time.perf_counter()
         return {
-            "probabilities": probs,
+            "probabilities": published,  # calibrated with the plan row's map (identity when it has none)
+            "raw_probabilities": probs,  # the members' mean, which the verdict threshold and the cascade's gates read
             "verdicts": (probs >= choice.spec.threshold),
             "threshold": choice.spec.threshold,
             "ensemble": {"name": choice.spec.name, "members": list(choice.spec.members), "auroc": choice.spec.auroc, "score": choice.spec.score},
@@ -135,6 +148,7 @@ class Ingress:
             self.n_rejected += 1
             return _error(422, e)
         out["probabilities"] = out["probabilities"].tolist()
+        out["raw_probabilities"] = out["raw_probabilities"].tolist()
         out["verdicts"] = out["verdicts"].tolist()
         return out
 

@@ -44,7 +44,8 @@ def find_ray_address() -> str:
 
 class ServeScorer:
     def __init__(self, app_name: str = "holmes", ray_address: str | None = None, deadline_ms: float | None = None,
-                 min_deadline_ms: float = 1.0, handle=None, timeout_s: float = 30.0, max_request_windows: int = 64):
+                 min_deadline_ms: float = 1.0, handle=None, timeout_s: float = 30.0, max_request_windows: int = 64,
+                 raw: bool = False):
         if handle is None:
             import ray
             from ray import serve
@@ -54,6 +55,7 @@ class ServeScorer:
                 ray.init(address=ray_address or find_ray_address(), ignore_reinit_error=True, log_to_driver=False)
             handle = serve.get_app_handle(app_name)
         self.handle = handle
+        self.raw = raw  # publish the members' mean instead of the calibrated probability (the cascade's costly rung)
         self.name = f"serve:{app_name}"
         self.deadline_ms = deadline_ms
         self.min_deadline_ms = min_deadline_ms
@@ -92,11 +94,12 @@ class ServeScorer:
             reason = None if out["fits_deadline"] else "deadline_unreachable_cheapest_ensemble"
             timings = {"serve_call_ms": call_ms, "fanout_ms": out["latency_ms"]["fanout"],
                        "expected_queue_ms": out["latency_ms"]["expected_queue"], "batch_size": float(len(batch))}
-            scores += [ScoreOut(float(p), bool(v), 1, models, reason, timings) for p, v in zip(out["probabilities"], out["verdicts"])]
+            probs = out["raw_probabilities"] if self.raw else out["probabilities"]
+            scores += [ScoreOut(float(p), bool(v), 1, models, reason, timings) for p, v in zip(probs, out["verdicts"])]
         return scores
 
 
-_OPTIONS = {"app_name", "ray_address", "deadline_ms", "min_deadline_ms", "handle", "timeout_s", "max_request_windows"}
+_OPTIONS = {"app_name", "ray_address", "deadline_ms", "min_deadline_ms", "handle", "timeout_s", "max_request_windows", "raw"}
 _IGNORED = {"member", "member_path", "threshold", "registry", "data"}  # other scorers' options the CLI may pass
 
 

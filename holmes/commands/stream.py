@@ -275,7 +275,7 @@ def _cascade_costly(args):
 
     importlib.import_module(SCORER_PLUGINS["serve"])
     try:
-        return make_scorer("serve", deadline_ms=args.deadline_ms)
+        return make_scorer("serve", deadline_ms=args.deadline_ms, raw=True)  # the cascade's gates read raw probabilities
     except (ConnectionError, RuntimeError) as e:
         log.warning("cascade: the Ray Serve service is not reachable (%s); escalated windows are scored in process", e)
         return None

@@ -14,12 +14,13 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
+from models.calibration import fit_on_oof
 from models.errors import InvalidFieldError
 
 from ..queueing import LatencyModel, Load
 from .genetic import genetic
 from .plan import EnsembleSpec, Plan
-from .scoring import Evaluator, nested_score
+from .scoring import Evaluator, ensemble_prob, nested_score
 from .search import exhaustive, greedy_accuracy, greedy_latency, random_search
 from .table import ZooTable
 
@@ -50,8 +51,6 @@ def nested_selection(table: ZooTable, budget_ms: float, load: Load, model: Laten
     run on the other folds only. A fold where the search finds nothing within the budget gets no verdict (all
     false: its true alarms count as missed), which is what serving that procedure would have given."""
     from models.metrics import best_threshold
-
-    from .scoring import ensemble_prob
 
     y, folds = np.asarray(table.y).astype(int), np.asarray(table.folds)
     prob, pred = np.zeros(len(y)), np.zeros(len(y), dtype=bool)
@@ -97,9 +96,10 @@ def compose(
         lat = model.predict(table, r.mask[None], load)
         sc = nested_score(table, r.mask)
         nested = nested_selection_score(table, budget, load, model, method)
+        cal = fit_on_oof(ensemble_prob(table, r.mask), table.y, table.folds)  # what the service publishes
         specs.append(EnsembleSpec(
             f"budget_{budget:g}ms", members, threshold=sc["threshold"], budget_ms=float(budget), auroc=nested["auroc"],
-            score=nested["score"], tpr=nested["tpr"], tnr=nested["tnr"], score_in_sample=sc["score"],
+            score=nested["score"], tpr=nested["tpr"], tnr=nested["tnr"], score_in_sample=sc["score"], calibration=cal.to_dict(),
             service_ms=float(lat["service_ms"][0]), p50_ms=float(lat["p50_ms"][0]),
             p99_ms=float(lat["p99_ms"][0]), method=method, n_evaluated=r.n_evaluated, search_s=r.search_s,
         ))

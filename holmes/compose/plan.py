@@ -29,6 +29,7 @@ class EnsembleSpec:
     tpr: float | None = None
     tnr: float | None = None
     score_in_sample: float | None = None  # the chosen subset on the predictions it was chosen on: optimistic
+    calibration: dict | None = None  # models.calibration map of the mean probability (fitted on the subset's OOF)
     service_ms: float | None = None  # predicted service time at the plan's load
     p50_ms: float | None = None
     p99_ms: float | None = None

@@ -197,7 +197,7 @@ class TestTableFromProfiles:
 class TestNestedPlanFigures:
     def test_a_plan_row_states_the_nested_score(self, table):
         from holmes.compose.composer import nested_selection_score
-        from holmes.compose.scoring import nested_score
+        from holmes.compose.scoring import ensemble_prob, nested_score
 
         plan = compose(table, [250], LOAD, MODEL, progress=False)
         row = plan.ensembles[0]
@@ -205,6 +205,14 @@ class TestNestedPlanFigures:
         assert row.score == nested["score"] and row.auroc == nested["auroc"] and row.tpr == nested["tpr"]
         mask = np.isin(table.names, row.members)
         assert row.score_in_sample == nested_score(table, mask)["score"]  # the subset on what it was chosen on
+        # the map the service publishes with: fitted on the subset's OOF mean, better calibrated there, same ranking
+        from models.calibration import Calibrator, ece
+        from models.metrics import auroc
+
+        p = ensemble_prob(table, mask)
+        cal = Calibrator.from_dict(row.calibration).transform(p)
+        assert row.calibration["method"] != "none" and ece(table.y, cal) < ece(table.y, p)
+        assert auroc(table.y, cal) == pytest.approx(auroc(table.y, p), abs=1e-12)
 
     def test_a_fold_is_scored_without_its_own_labels(self, table):
         """Flip fold 0's labels: its verdicts do not move (the subset and threshold came from the other folds)."""

@@ -78,7 +78,8 @@ def plan(members, batch):
         (
             EnsembleSpec("both", ("stats_all", "stats_ecg"), threshold=0.4, auroc=0.80, score=60.0),
             EnsembleSpec("all_only", ("stats_all",), threshold=0.4, auroc=0.78, score=58.0),
-            EnsembleSpec("ecg_only", ("stats_ecg",), threshold=0.4, auroc=0.70, score=50.0),
+            EnsembleSpec("ecg_only", ("stats_ecg",), threshold=0.4, auroc=0.70, score=50.0,
+                         calibration={"method": "platt", "a": 2.0, "b": -0.5}),
         ),
         lat,
         {"overhead_ms": 10.0, "per_member_ms": 3.0, "n_workers": 2.0, "tail_factor": 1.3},

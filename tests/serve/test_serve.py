@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from models.calibration import Calibrator
 import pytest
 import requests
 
@@ -23,6 +25,7 @@ class TestHandle:
         out = handle.score.remote(w, m, a, 5000.0).result()
         assert out["ensemble"]["name"] == "both" and out["fits_deadline"]
         np.testing.assert_allclose(out["probabilities"], _reference(members, ["stats_all", "stats_ecg"], w, m, a), atol=1e-12)
+        np.testing.assert_array_equal(out["raw_probabilities"], out["probabilities"])  # a row without a map publishes the mean
         assert out["verdicts"].tolist() == (out["probabilities"] >= 0.4).tolist()
         lat = out["latency_ms"]
         assert set(lat["members"]) == {"stats_all", "stats_ecg"} and lat["fanout"] > 0
@@ -33,7 +36,11 @@ class TestHandle:
         w, m, a = batch
         out = handle.score.remote(w[:8], m[:8], a[:8], 5000.0, "ecg_only").result()
         assert out["ensemble"]["members"] == ["stats_ecg"] and out["requested_ensemble"]
-        np.testing.assert_allclose(out["probabilities"], members["stats_ecg"].predict_proba(w[:8], m[:8], a[:8]), atol=1e-12)
+        raw = members["stats_ecg"].predict_proba(w[:8], m[:8], a[:8])
+        np.testing.assert_allclose(out["raw_probabilities"], raw, atol=1e-12)
+        # published through the plan row's calibration map; the verdict stays the threshold on the raw mean
+        np.testing.assert_allclose(out["probabilities"], Calibrator.from_dict({"method": "platt", "a": 2.0, "b": -0.5}).transform(raw), atol=1e-12)
+        assert out["verdicts"].tolist() == (raw >= 0.4).tolist()
 
     def test_tight_deadline_falls_to_cheaper(self, service, batch):
         handle, _ = service
