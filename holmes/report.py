@@ -168,7 +168,7 @@ def cascade_stages(out_dir: Path, cascade: dict | None, date: str, costs: dict |
                    ["where the CPU goes per window on the whole stream path: not profiled yet (the throughput issue)"])
 
 
-def calibration(out_dir: Path, table) -> Section:
+def calibration(out_dir: Path, table, cascade: dict | None) -> Section:
     from models.calibration import ece, nested_calibrate
     from models.plots import reliability_diagrams
     from models.zoo_eval import ZOO_ENSEMBLE, combine_rows
@@ -179,9 +179,13 @@ def calibration(out_dir: Path, table) -> Section:
     reliability_diagrams(out_dir / "calibration.png", table.y, {n: (probs[n], cal[n]) for n in pick}, title="out-of-fold, 10 bins")
     rows = [["model", "ECE raw", "ECE calibrated (map chosen and fitted on the other folds)"]]
     rows += [[n, f"{ece(table.y, probs[n]):.3f}", f"{ece(table.y, cal[n]):.3f}"] for n in pick]
-    return Section("Calibration of the served models", "The stream publishes features-vote's probability through the map "
-                   "fitted on its out-of-fold predictions.", "calibration", f"registry OOF predictions, computed by this report {_now()[:10]}", rows,
-                   ["the Ray Serve ensembles and the cascade do not publish calibrated probabilities yet"])
+    cv = (cascade or {}).get("cv", {})
+    if "ece_calibrated" in cv:
+        rows.append([f"cascade {cascade.get('cascade_version')} (a map per deciding rung)", f"{cv['ece']:.3f}", f"{cv['ece_calibrated']:.3f}"])
+    return Section("Calibration of the served models", "Every path publishes calibrated probabilities with unchanged verdicts: "
+                   "the stream's features-vote through the map fitted on its out-of-fold predictions, each Ray Serve plan row "
+                   "through the map of its members' mean, the cascade through a map per deciding rung.", "calibration",
+                   f"registry OOF predictions, computed by this report {_now()[:10]}; cascade: `holmes cascade fit`", rows)
 
 
 def risk_curves(out_dir: Path, data=None, n: int = 4) -> Section:
@@ -250,7 +254,7 @@ def build(out_dir, registry=None, data=None, beds: int = 64, progress: bool = Tr
     costs, kdate = _json("cascade_costs")
     sel, seldate = _json("selection_nested")
     sections = [pareto(out_dir, table, plan, cascade, serve, sdate, reg), slo(out_dir, serve, sdate, reg),
-                cascade_stages(out_dir, cascade, cdate, costs, kdate), calibration(out_dir, table), risk_curves(out_dir, data),
+                cascade_stages(out_dir, cascade, cdate, costs, kdate), calibration(out_dir, table, cascade), risk_curves(out_dir, data),
                 per_type(sel, seldate)]
     meta = {"generated": _now(), "registry": reg, "records": len(table.records)}
     (out_dir / "report.md").write_text(_markdown(sections, meta))

@@ -96,11 +96,18 @@ def fit_cascade(records, ensemble: EnsembleRef, budget_ms: float | None = DEFAUL
     chosen = summary(data, res, costs, stages)
     cascade = Cascade(stages, costs, [budget_ms, budget_ms], **kw).fit(probs, data.labels(), data.alarm_types)
     models = {m.name: m for pair in final_models for m in pair}
+    from models.calibration import ece
     from models.zoo_eval import cv_summary
 
+    from .calibrate import fit_rung_maps, nested_published
+
+    y = np.asarray(data.y)
+    chosen["ece"] = ece(y, res.probability)
+    chosen["ece_calibrated"] = ece(y, nested_published(res.probability, res.paths, y, data.folds))  # maps never saw fold k
     info = {"n_records": len(data.y), "records": data.records, "feature_model": feature_model, "budget_ms": budget_ms,
             "cv": chosen, "cv_fold_gates": fits, "curve": curve, "baselines": baseline_rows(data, probs, costs, stages),
             "full_ensemble_cv": cv_summary(data.y, data.ensemble_prob, data.folds), "fit_report": cascade.fit_report_,
             "full_ensemble_ms_members_separately": separate_ms,
+            "calibration": fit_rung_maps(res.probability, res.paths, y, data.folds),  # what the served cascade publishes
             "fit_s": round(time.perf_counter() - t0, 1)}
     return FittedCascade(cascade, models, ensemble, info), {"data": data, "probs": probs, "costs": costs}

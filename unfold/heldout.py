@@ -16,8 +16,11 @@ def cascade_row(records, cascade_dir=None, version: str | None = None, name: str
     from models.errors import HolmesInputError
     from models.zoo_eval import alarm_batch
 
+    from models.calibration import ece
+
+    from .calibrate import publish
     from .persist import load
-    from .scorer import score_windows
+    from .scorer import rung_maps, score_windows
 
     try:
         fitted = load(cascade_dir, version)
@@ -31,8 +34,9 @@ def cascade_row(records, cascade_dir=None, version: str | None = None, name: str
     overlap = len(set(fitted.info.get("records", [])) & {r.name for r in labelled})
     if overlap:
         log.warning("%d of %d records were used to fit cascade %s: its row is in-sample", overlap, len(labelled), fitted.version)
+    published = publish(rung_maps(fitted), res.probability, res.paths)  # what the stream publishes
     row = {"name": name, "threshold": None, "cascade_version": fitted.version, "in_sample_records": overlap,
-           **summarize(y, res.probability, res.positive, a),
+           **summarize(y, published, res.positive, a), "ece": ece(y, published), "ece_raw": ece(y, res.probability),
            "mean_ms": float(res.cost_ms.mean()), "measured_total_ms": float(sum(c["ms"] for c in runner.calls)),
            "frac_reached_ensemble": len(runner.costly_prob) / max(1, len(labelled))}
-    return row, (res.probability, res.positive)
+    return row, (published, res.positive)

@@ -22,6 +22,7 @@ import numpy as np
 from models.errors import InvalidFieldError
 from streams.scorer import MemberScorer, ScoreOut, WindowBatch, register_scorer
 
+from .calibrate import publish
 from .cascade import CascadeResult
 from .live import LiveRunner, batch_of
 from .persist import FittedCascade, load
@@ -45,10 +46,18 @@ def score_windows(fitted: FittedCascade, windows, masks, alarm_types, costly=Non
     return run_batch(fitted, batch_of(windows, masks, alarm_types), costly or local_costly(fitted))
 
 
+def rung_maps(fitted: FittedCascade) -> dict:
+    """The fitted cascade's calibration map per deciding rung (none for a cascade fitted before they existed)."""
+    from models.calibration import Calibrator
+
+    return {name: Calibrator.from_dict(d) for name, d in fitted.info.get("calibration", {}).items()}
+
+
 class CascadeScorer:
     def __init__(self, fitted: FittedCascade, costly):
         self.fitted = fitted
         self.costly = costly
+        self.maps = rung_maps(fitted)
         self.name = f"cascade:{fitted.version or 'unsaved'}+{getattr(costly, 'name', 'costly')}"
         self._lock = threading.Lock()
         self.stats = {"windows": 0, "escalated": 0, "escalation_calls": 0, "cheap_ms": 0.0, "costly_ms": 0.0}
@@ -66,13 +75,14 @@ class CascadeScorer:
             self.stats["escalation_calls"] += sum(1 for c in runner.calls if c["component"] == "ensemble")
             self.stats["costly_ms"] += costly_ms
             self.stats["cheap_ms"] += total_ms - costly_ms
+        published = publish(self.maps, res.probability, res.paths)  # calibrated per deciding rung; verdicts unchanged
         out = []
         for i in range(len(batch)):
             path = tuple(f"{name}:{d}" for name, d in res.paths[i])
             models = path + tuple(runner.costly_models.get(i, ()))
             timings = {"cascade_cost_ms": float(res.cost_ms[i]), "batch_ms": total_ms, "costly_ms": costly_ms,
                        "batch_size": float(len(batch)), "level": float(res.level[i])}
-            out.append(ScoreOut(float(res.probability[i]), bool(res.positive[i]), int(res.stage[i]), models, None, timings))
+            out.append(ScoreOut(float(published[i]), bool(res.positive[i]), int(res.stage[i]), models, None, timings))
         return out
 
 

@@ -48,6 +48,9 @@ def register(sub) -> None:
     f.add_argument("--max-ick0", type=float, default=0.5, help="upper bound on ICK0 cut-offs")
     f.add_argument("--min-ick1", type=float, default=0.3, help="lower bound on ICK1 cut-offs")
     f.add_argument("--out", help="cascade folder (default: $HOLMES_CASCADE or artifacts/cascade)")
+    f.add_argument("--costs-from", metavar="VERSION",
+                   help="reuse the component costs measured for a fitted cascade of --out instead of timing them again: the "
+                        "gates then depend on the data only, not on this machine's load (a reproducible refit)")
     f.set_defaults(func=cmd_fit)
     r = csub.add_parser("report", help="budget-vs-score curve (PNG, table, JSON) of a fitted cascade")
     r.add_argument("--cascade", help="cascade folder (default: $HOLMES_CASCADE or artifacts/cascade)")
@@ -72,8 +75,14 @@ def cmd_fit(args) -> int:
     for name, reason in skipped:
         print(f"skipped {name}: {reason}")
     ens = EnsembleRef.from_registry(args.ensemble, args.registry, args.version)
+    costs = None
+    if args.costs_from:
+        from unfold.persist import load
+
+        costs = load(args.out, args.costs_from).cascade.costs
+        print(f"component costs from cascade {args.costs_from} (not re-timed)")
     fitted, _ = fit_cascade(records, ens, args.budget_ms, feature_model=args.feature_model, max_ick0=args.max_ick0,
-                            min_ick1=args.min_ick1)
+                            min_ick1=args.min_ick1, costs=costs)
     fitted.info["data"] = str(data_dir)
     path = save(fitted, args.out)
     _print(fitted.info)

@@ -133,7 +133,7 @@ def _holdout(args, labelled):
 
     cascade = cascade_row(labelled)  # the fitted cascade ($HOLMES_CASCADE or artifacts/cascade), when there is one
     if cascade is not None:
-        rows.append({**cascade[0], "ece": ece(y, cascade[1][0])})
+        rows.append(cascade[0])
         out_probs["cascade"] = cascade[1]
     return rows, out_probs, cal
 

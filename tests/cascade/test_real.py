@@ -146,3 +146,21 @@ class TestPersistence:
         shutil.rmtree(tmp_path / "v0001")
         with pytest.raises(HolmesInputError):
             load(tmp_path, "v0001")
+
+
+class TestCalibratedCascade:
+    def test_published_probability_is_calibrated_per_deciding_rung(self, fitted, records, ensemble_scorer):
+        from unfold.calibrate import publish
+        from unfold.live import batch_of
+        from unfold.scorer import CascadeScorer, rung_maps, score_windows
+
+        assert "stage1/quick-trees" in fitted.info["calibration"]
+        cv = fitted.info["cv"]
+        assert cv["ece_calibrated"] < cv["ece"] - 0.05  # nested: fold k's maps were fitted on the other folds
+        w, m, a = alarm_batch(records[::10], 16.0)
+        res, _ = score_windows(fitted, w, m, a, ensemble_scorer)
+        out = CascadeScorer(fitted, ensemble_scorer).score(batch_of(w, m, a))
+        expected = publish(rung_maps(fitted), res.probability, res.paths)
+        np.testing.assert_allclose([o.probability for o in out], expected, rtol=0, atol=1e-12)
+        assert not np.allclose(expected, res.probability)  # the maps do move the numbers
+        assert [o.positive for o in out] == res.positive.tolist()  # and never a verdict
