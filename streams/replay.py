@@ -95,13 +95,17 @@ def make_producer(settings: KafkaSettings, realtime: bool):
 
 def replay(settings: KafkaSettings, streams: list[PatientStream], speed: float | None = 1.0, start_s: float = 0.0,
            end_s: float | None = None, chunk_s: float = 1.0, alarm_s: float = ALARM_S, progress: bool = True,
-           producer=None, stop=None, topics: Topics | None = None) -> ReplayStats:
+           producer=None, stop=None, topics: Topics | None = None, stagger_s: float = 0.0) -> ReplayStats:
     """Send every stream from ``start_s`` to ``end_s`` (record seconds) at ``speed`` x real time (None: max).
 
+    ``stagger_s``: patient i of n starts ``i / n * stagger_s`` seconds (whole chunks) after the first, so the records'
+    alarms arrive spread over that span as on a ward, not all in the same second; the replay lasts that much longer.
     ``stop``: optional callable polled between chunk steps; returning True ends the replay early.
     """
     if speed is not None and not speed > 0:
         raise InvalidFieldError("speed", "must be > 0 (or None for as fast as possible)", speed)
+    if not (np.isfinite(stagger_s) and stagger_s >= 0):
+        raise InvalidFieldError("stagger_s", "must be a finite number of seconds >= 0", stagger_s)
     fs = streams[0].record.fs_hz
     chunk_n = int(round(chunk_s * fs))
     if chunk_n < 1 or abs(chunk_n - chunk_s * fs) > 1e-9:
@@ -123,13 +127,17 @@ def replay(settings: KafkaSettings, streams: list[PatientStream], speed: float |
         from tqdm import tqdm
 
         bar = tqdm(total=(last - first) * len(streams), unit="chunk", desc="replay", smoothing=0.05)
+    offsets = [int(round(stagger_s / chunk_s * i / len(streams))) for i in range(len(streams))]  # start delay in chunks
     t_start = time.time() + (0.05 if speed else 0.0)
     try:
-        for seq in range(first, last):
+        for step in range(last - first + max(offsets)):
             if stop is not None and stop():
                 break
-            step_t = t_start + (seq + 1 - first) * chunk_s / speed if speed else 0.0
-            for s in streams:
+            step_t = t_start + (step + 1) * chunk_s / speed if speed else 0.0
+            for s, off in zip(streams, offsets):
+                seq = first + step - off
+                if not first <= seq < last:
+                    continue
                 if speed:
                     due = step_t + s.phase_s / speed
                     wait = due - time.time()

@@ -62,6 +62,8 @@ def _replay_args(p: argparse.ArgumentParser, positional: bool) -> None:
     g.add_argument("--speed", type=_speed, default=1.0, help="x real time, or 'max' (default 1)")
     g.add_argument("--start-s", type=float, default=0.0, help="record second to start from (default 0)")
     g.add_argument("--end-s", type=float, help="record second to stop at (default: record end)")
+    g.add_argument("--stagger-s", type=float, default=0.0,
+                   help="start the patients spread over this many seconds so their alarms arrive spread out (default 0: together)")
 
 
 def _risk_args(p) -> None:
@@ -195,7 +197,7 @@ def cmd_replay(args) -> int:
     _on_signals(lambda *_: stop.set())
     try:
         stats = replay(settings, streams, speed=args.speed, start_s=args.start_s, end_s=args.end_s, stop=stop.is_set,
-                       topics=topics)
+                       topics=topics, stagger_s=args.stagger_s)
     finally:
         if broker is not None:
             broker.stop()
@@ -303,7 +305,8 @@ def cmd_consume(args) -> int:
         ensure_topics(settings, topics)
         print(f"no --bootstrap-servers: embedded broker at {settings.bootstrap_servers}, replaying {len(streams)} patients")
         feeder = threading.Thread(target=lambda: (replay(settings, streams, speed=args.speed, start_s=args.start_s,
-                                                         end_s=args.end_s, progress=False, stop=done.is_set, topics=topics),
+                                                         end_s=args.end_s, progress=False, stop=done.is_set, topics=topics,
+                                                         stagger_s=args.stagger_s),
                                                   done.set()),
                                   daemon=True)
     consumer = StreamConsumer(settings, scorer, WindowConfig(window_s=args.window_s, hop_s=args.hop_s),

@@ -1,0 +1,58 @@
+"""``holmes replay --stagger-s``: patients start spread out, so their alarms arrive spread out as on a ward."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.errors import InvalidFieldError
+from streams.replay import build_streams, replay
+from streams.schemas import decode_alarm, decode_chunk
+
+
+class _Collect:
+    """Keeps what a replay sends (its scheduling is the unit under test, not the broker)."""
+
+    def __init__(self):
+        self.sent = []
+
+    def send(self, topic, key=None, value=None):
+        self.sent.append((topic, value))
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def _run(stream_records, stagger_s):
+    p = _Collect()
+    streams = build_streams(stream_records[:4])
+    stats = replay(None, streams, speed=1000.0, start_s=290.0, end_s=300.0, progress=False, producer=p, stagger_s=stagger_s)
+    alarms = {a.patient_id: a for a in (decode_alarm(v) for t, v in p.sent if t.endswith("alarms"))}
+    chunks = [decode_chunk(v) for t, v in p.sent if t.endswith("waveforms")]
+    return streams, stats, alarms, chunks
+
+
+def test_alarms_arrive_spread_over_the_stagger(stream_records):
+    streams, stats, alarms, chunks = _run(stream_records, 60.0)
+    assert stats.chunks == 4 * 10 and stats.alarms == 4  # every chunk and every alarm still sent, once
+    t = np.array([alarms[s.patient_id].capture_unix_s for s in streams])
+    # patient i starts i/4 * 60 s later; at 1000x real time that is 15 ms of wall clock apart (plus the sub-chunk phase)
+    gaps = np.diff(t) * 1000.0
+    assert np.allclose(gaps, 15.0 + 0.25, atol=1e-3), gaps  # unix-time floats: ~1e-4 ms resolution
+    for s in streams:  # each patient's own chunks stay in order, one per record second
+        seqs = [c.seq for c in chunks if c.patient_id == s.patient_id]
+        assert seqs == list(range(290, 300))
+
+
+def test_no_stagger_sends_alarms_in_the_same_second(stream_records):
+    streams, _, alarms, _ = _run(stream_records, 0.0)
+    t = np.array([alarms[s.patient_id].capture_unix_s for s in streams])
+    assert (t.max() - t.min()) * 1000.0 < 1.0  # within one chunk interval at 1000x
+
+
+def test_bad_stagger_is_named(stream_records):
+    with pytest.raises(InvalidFieldError, match="stagger_s must be a finite number of seconds >= 0, got -1"):
+        replay(None, build_streams(stream_records[:2]), speed=None, start_s=290.0, progress=False, producer=_Collect(), stagger_s=-1)
