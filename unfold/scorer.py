@@ -41,6 +41,19 @@ def local_costly(fitted: FittedCascade) -> MemberScorer:
     return MemberScorer(fitted.ensemble.load(), threshold=0.5)
 
 
+def local_verdicts(fitted: FittedCascade) -> MemberScorer:
+    """The verdict lane in process: the cascade's registry ensemble with the threshold chosen on its out-of-fold
+    predictions (for the challenge's 5:1 cost) and the calibration map fitted on them."""
+    from models.calibration import fit_on_oof
+    from models.metrics import best_threshold
+
+    ref = fitted.ensemble
+    oof = next(iter(ref.profiles().values()))["oof"]
+    prob, folds = ref.oof(oof["records"])
+    y = np.asarray(oof["label"], dtype=int)
+    return MemberScorer(ref.load(), threshold=best_threshold(y, prob), calibrator=fit_on_oof(prob, y, folds))
+
+
 def score_windows(fitted: FittedCascade, windows, masks, alarm_types, costly=None) -> tuple[CascadeResult, LiveRunner]:
     """Offline: the cascade on raw windows (e.g. the alarm windows of a held-out folder)."""
     return run_batch(fitted, batch_of(windows, masks, alarm_types), costly or local_costly(fitted))
@@ -54,9 +67,15 @@ def rung_maps(fitted: FittedCascade) -> dict:
 
 
 class CascadeScorer:
-    def __init__(self, fitted: FittedCascade, costly):
+    """The cascade for routine windows. A window that answers a monitor alarm is never answered by a cheap rung: it
+    goes to ``verdicts`` (the ensemble service, or the registry ensemble in process), in a call of its own, ahead
+    of the routine windows of its tick; its RiskScore names the ensemble's members and ``verdict_lane`` in the
+    timings."""
+
+    def __init__(self, fitted: FittedCascade, costly, verdicts=None):
         self.fitted = fitted
         self.costly = costly
+        self.verdicts = verdicts
         self.maps = rung_maps(fitted)
         self.name = f"cascade:{fitted.version or 'unsaved'}+{getattr(costly, 'name', 'costly')}"
         self._lock = threading.Lock()
@@ -65,6 +84,24 @@ class CascadeScorer:
     def score(self, batch: WindowBatch) -> list[ScoreOut]:
         if len(batch) == 0:
             return []
+        alarm = np.asarray(batch.is_alarm, dtype=bool)
+        if not alarm.any():
+            return self._routine(batch)
+        if self.verdicts is None:
+            self.verdicts = local_verdicts(self.fitted)
+        out: list[ScoreOut | None] = [None] * len(batch)
+        a, r = np.flatnonzero(alarm), np.flatnonzero(~alarm)
+        t0 = time.perf_counter()
+        for i, o in zip(a, self.verdicts.score(batch.take(a))):  # first: the verdicts' deadlines are the tick's
+            out[i] = ScoreOut(o.probability, o.positive, o.stage, o.models, o.degraded_reason,
+                              {**o.timings_ms, "verdict_lane": 1.0, "verdict_ms": (time.perf_counter() - t0) * 1e3})
+        with self._lock:
+            self.stats["verdicts"] = self.stats.get("verdicts", 0) + len(a)
+        for i, o in zip(r, self._routine(batch.take(r)) if len(r) else []):
+            out[i] = o
+        return out
+
+    def _routine(self, batch: WindowBatch) -> list[ScoreOut]:
         t0 = time.perf_counter()
         res, runner = run_batch(self.fitted, batch, self.costly)
         total_ms = (time.perf_counter() - t0) * 1e3
@@ -86,13 +123,14 @@ class CascadeScorer:
         return out
 
 
-_OPTIONS = {"cascade", "version", "costly", "registry"}
+_OPTIONS = {"cascade", "version", "costly", "verdicts", "registry"}
 _IGNORED = {"member", "member_path", "threshold", "data", "deadline_ms"}
 
 
 def cascade_factory(**options) -> CascadeScorer:
     """``cascade``: folder of fitted cascades (default $HOLMES_CASCADE / artifacts/cascade); ``costly``: the
-    scorer for escalated windows (default: the registry ensemble in process)."""
+    scorer for escalated windows (default: the registry ensemble in process); ``verdicts``: the scorer for the
+    windows that answer alarms (default: the registry ensemble in process, ``local_verdicts``)."""
     unknown = set(options) - _OPTIONS - _IGNORED
     if unknown:
         raise InvalidFieldError("scorer options", "has unknown keys for the cascade scorer", sorted(unknown), sorted(_OPTIONS))
@@ -101,7 +139,7 @@ def cascade_factory(**options) -> CascadeScorer:
     if costly is None:
         log.info("cascade: no service given, the costly rung runs %s in process", fitted.ensemble.name)
         costly = local_costly(fitted)
-    return CascadeScorer(fitted, costly)
+    return CascadeScorer(fitted, costly, options.get("verdicts"))
 
 
 register_scorer("cascade", cascade_factory, replace=True)

@@ -247,7 +247,7 @@ def build_scorer(args, in_process: bool = False):
     if workers != 1:
         opts["workers"] = workers
     if args.scorer == "cascade":
-        opts["costly"] = None if in_process else _cascade_costly(args)
+        opts["costly"], opts["verdicts"] = (None, None) if in_process else _cascade_service(args)
     return make_scorer(args.scorer, **{k: v for k, v in opts.items() if v is not None})
 
 
@@ -263,24 +263,26 @@ def _service_alive(path) -> bool:
     return True
 
 
-def _cascade_costly(args):
-    """The cascade's costly rung: the Ray Serve service when one is running (``holmes serve`` wrote its address,
-    or $HOLMES_RAY_ADDRESS is set), else None: the cascade then runs its ensemble in process."""
+def _cascade_service(args):
+    """(costly rung, verdict scorer) of the cascade: the Ray Serve service when one is running (``holmes serve``
+    wrote its address, or $HOLMES_RAY_ADDRESS is set), else (None, None): the cascade then runs its ensemble in
+    process. The costly rung reads the members' raw mean (the gates were tuned on it); verdicts publish the
+    calibrated probability."""
     import os
 
     from deploy.scorer import SERVICE_FILE
 
     if not (os.environ.get("HOLMES_RAY_ADDRESS") or _service_alive(SERVICE_FILE)):
-        log.info("cascade: no running Ray Serve service found; escalated windows are scored in process")
-        return None
+        log.info("cascade: no running Ray Serve service found; escalated windows and verdicts are scored in process")
+        return None, None
     from streams.scorer import make_scorer
 
     importlib.import_module(SCORER_PLUGINS["serve"])
     try:
-        return make_scorer("serve", deadline_ms=args.deadline_ms, raw=True)  # the cascade's gates read raw probabilities
+        return make_scorer("serve", deadline_ms=args.deadline_ms, raw=True), make_scorer("serve", deadline_ms=args.deadline_ms)
     except (ConnectionError, RuntimeError) as e:
         log.warning("cascade: the Ray Serve service is not reachable (%s); escalated windows are scored in process", e)
-        return None
+        return None, None
 
 
 def cmd_consume(args) -> int:

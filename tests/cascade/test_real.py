@@ -150,6 +150,8 @@ class TestPersistence:
 
 class TestCalibratedCascade:
     def test_published_probability_is_calibrated_per_deciding_rung(self, fitted, records, ensemble_scorer):
+        from dataclasses import replace
+
         from unfold.calibrate import publish
         from unfold.live import batch_of
         from unfold.scorer import CascadeScorer, rung_maps, score_windows
@@ -159,8 +161,33 @@ class TestCalibratedCascade:
         assert cv["ece_calibrated"] < cv["ece"] - 0.05  # nested: fold k's maps were fitted on the other folds
         w, m, a = alarm_batch(records[::10], 16.0)
         res, _ = score_windows(fitted, w, m, a, ensemble_scorer)
-        out = CascadeScorer(fitted, ensemble_scorer).score(batch_of(w, m, a))
+        routine = replace(batch_of(w, m, a), is_alarm=np.zeros(len(a), bool))  # routine windows: the cascade answers them
+        out = CascadeScorer(fitted, ensemble_scorer).score(routine)
         expected = publish(rung_maps(fitted), res.probability, res.paths)
         np.testing.assert_allclose([o.probability for o in out], expected, rtol=0, atol=1e-12)
         assert not np.allclose(expected, res.probability)  # the maps do move the numbers
         assert [o.positive for o in out] == res.positive.tolist()  # and never a verdict
+
+
+class TestVerdictLane:
+    def test_alarm_windows_are_answered_by_the_ensemble_never_a_cheap_rung(self, fitted, records, ensemble_scorer):
+        from dataclasses import replace
+
+        from unfold.live import batch_of
+        from unfold.scorer import CascadeScorer, local_verdicts
+
+        w, m, a = alarm_batch(records[::25], 16.0)
+        batch = replace(batch_of(w, m, a), is_alarm=np.zeros(len(a), bool))
+        alarm = np.arange(len(a)) % 3 == 0
+        mixed = replace(batch, is_alarm=alarm)
+        verdicts = local_verdicts(fitted)
+        out = CascadeScorer(fitted, ensemble_scorer, verdicts).score(mixed)
+        routine_alone = CascadeScorer(fitted, ensemble_scorer, verdicts).score(batch.take(np.flatnonzero(~alarm)))
+        raw = verdicts.member.predict_proba(w[alarm], m[alarm], [x for x, k in zip(a, alarm) if k])
+        got = [o for o, k in zip(out, alarm) if k]
+        np.testing.assert_allclose([o.probability for o in got], verdicts.calibrator.transform(raw), rtol=0, atol=1e-12)
+        assert [o.positive for o in got] == [bool(p >= verdicts.threshold) for p in raw]
+        assert all(o.timings_ms["verdict_lane"] == 1.0 and o.models == (fitted.ensemble.name,) for o in got)
+        rest = [o for o, k in zip(out, alarm) if not k]  # the routine windows: as if scored without the alarms
+        assert [(o.probability, o.positive, o.stage) for o in rest] == [(o.probability, o.positive, o.stage) for o in routine_alone]
+        assert all("verdict_lane" not in o.timings_ms for o in rest)
