@@ -3,7 +3,8 @@
     .venv/bin/python bench/risk_hysteresis.py [--from-s 200] [--raise-at 0.7] [--clear-below 0.5] [--hold-s 10]
 
 Each record's continuous risk is the calibrated P(true alarm) of ``features-vote`` on the 16 s window ending
-every second from ``--from-s`` to the alarm (300 s). The model that scores a record never saw it: the records
+every second from ``--from-s`` to the alarm (300 s), cut as the stream cuts it (``streams.offline.record_windows``:
+the default alarm type until the alarm, absent slots masked). The model that scores a record never saw it: the records
 are split into the registry's 5 folds and fold k is scored by a model fitted on the others (its calibration
 map too, on that model's inner out-of-fold predictions). Counted per record: raises of a plain line
 (``risk >= raise_at``) against raises of ``streams.hysteresis.RiskHysteresis``, and whether the alarm is on
@@ -31,7 +32,8 @@ def risk_curves(records, ends_s, folds, progress=True):
     from tqdm import tqdm
 
     from models.calibration import fit_on_oof
-    from models.data import cv_folds, window
+    from models.data import cv_folds
+    from streams.offline import OfflineConfig, record_windows
     from models.evaluate import alarm_features
     from models.feature_models import make_feature_model
     from models.features import extract_batch
@@ -48,11 +50,11 @@ def risk_curves(records, ends_s, folds, progress=True):
         inner = m.inner_oof(F[tr], at[tr], y[tr])
         inner_folds = cv_folds([records[i].info for i in np.flatnonzero(tr)], m.inner_splits, seed=m.seed + 1000)
         cal = fit_on_oof(inner, y[tr], inner_folds)
-        for i in te:
-            r = records[i]
-            W = np.stack([window(r, e, 16.0) for e in ends_s])
-            X = extract_batch(W, np.repeat(r.mask[None], len(W), 0))
-            out[i] = cal.transform(m.proba_from_features(X, np.full(len(W), r.alarm_type)))
+        cfg = OfflineConfig(start_s=float(ends_s[0]) - 16.0, end_s=float(ends_s[-1]))
+        for i in te:  # the windows, masks and alarm context the stream cuts (streams.offline.record_windows)
+            wins = list(record_windows(records[i], cfg))
+            X = extract_batch(np.stack([w[1] for w in wins]), np.stack([w[2] for w in wins]))
+            out[i] = cal.transform(m.proba_from_features(X, [w[3] for w in wins]))
             bar.update()
     bar.close()
     return out

@@ -150,12 +150,21 @@ class Calibrator:
         m = d.get("method")
         if m not in METHODS:
             raise InvalidFieldError("calibration.method", "must be one of the calibration methods", m, METHODS)
+        if m == "none":
+            return cls("none")
         if m == "isotonic":
             x, yk = tuple(map(float, d.get("x", ()))), tuple(map(float, d.get("y", ())))
-            if len(x) != len(yk) or len(x) < 1 or any(b < a for a, b in zip(x, x[1:])):
-                raise InvalidFieldError("calibration.x", "must be increasing knots, as many as calibration.y", len(x))
+            if len(x) != len(yk) or len(x) < 1 or not np.all(np.isfinite(x)) or any(b < a for a, b in zip(x, x[1:])):
+                raise InvalidFieldError("calibration.x", "must be finite increasing knots, as many as calibration.y", list(x)[:5])
+            if any(not 0.0 <= v <= 1.0 for v in yk) or any(b < a for a, b in zip(yk, yk[1:])):
+                raise InvalidFieldError("calibration.y", "must be non-decreasing values in [0, 1] (a map that keeps the ranking)", list(yk)[:5])
             return cls(m, x=x, yk=yk)
-        return cls(m, float(d.get("a", 1.0)), float(d.get("b", 0.0)))
+        a, b = float(d.get("a", 1.0)), float(d.get("b", 0.0))
+        if not (np.isfinite(a) and a > 0):
+            raise InvalidFieldError("calibration.a", "must be a finite slope > 0 (a map that keeps the ranking)", a)
+        if not np.isfinite(b) or (m == "temperature" and b != 0.0):
+            raise InvalidFieldError("calibration.b", "must be finite (and 0 for temperature)", b)
+        return cls(m, a, b)
 
 
 def choose(p, y, folds, methods: Sequence[str] = METHODS) -> tuple[str, dict]:

@@ -164,6 +164,7 @@ class StreamConsumer:
             self._producer.flush()
             self.commit()
             for pid in self.windower.evict_idle():
+                self.risk_alarms.forget(pid)
                 log.info("patient %s idle for %.0f s: state released", pid, self.windower.config.idle_evict_s)
         return n
 
@@ -285,7 +286,8 @@ class StreamConsumer:
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
         keys -= assigned  # revoked and given back to us in the same rebalance: keep the state
         gone = {p for t, p in keys if t == self.topics.waveforms}
-        self.windower.forget_partitions(gone)
+        for pid in self.windower.forget_partitions(gone):
+            self.risk_alarms.forget(pid)
         self._pending = [it for it in self._pending if it.partition not in gone]
         for k in keys:
             self._consumed.pop(k, None)

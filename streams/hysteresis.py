@@ -5,8 +5,8 @@ after staying below a lower level for a hold time, so a risk curve wandering acr
     state = h.update("bed-12", t_s=301.0, risk=0.82)   # True: alarm on
 
 One state per patient; times are the windows' end times (stream seconds). A window older than the last
-one seen for that patient is ignored (out of order), and a gap longer than ``reset_after_s`` starts the
-patient afresh (alarm off), as after a monitor was disconnected.
+one seen for that patient is ignored (out of order), and a gap longer than ``reset_after_s``, forwards or
+backwards (a monitor that restarted its stream), starts the patient afresh (alarm off).
 
 >>> h = RiskHysteresis(HysteresisConfig(raise_at=0.7, clear_below=0.5, hold_s=2))
 >>> [h.update("p", t, r) for t, r in enumerate([0.6, 0.75, 0.65, 0.45, 0.72, 0.4, 0.3, 0.2])]
@@ -60,9 +60,9 @@ class RiskHysteresis:
     def update(self, patient: str, t_s: float, risk: float) -> bool:
         c = self.config
         st = self._state.get(patient)
-        if st is not None and t_s <= st[1]:
+        if st is not None and st[1] - c.reset_after_s <= t_s <= st[1]:
             return st[0]  # duplicate or out of order: the state stands
-        if st is None or t_s - st[1] > c.reset_after_s:
+        if st is None or abs(t_s - st[1]) > c.reset_after_s:  # a long gap, or a stream that restarted from its start
             st = [False, t_s, None]
             self._state[patient] = st
         st[1] = t_s

@@ -46,6 +46,12 @@ class OfflineConfig:
             raise InvalidFieldError("--end-s", f"must be > --start-s + the window ({self.start_s + self.window.window_s} s)", self.end_s)
         if self.batch < 1:
             raise InvalidFieldError("batch", "must be >= 1", self.batch)
+        if abs(round(self.start_s) - self.start_s) > 1e-9:
+            raise InvalidFieldError("--start-s", "must be whole seconds (the replay's 1 s chunks)", self.start_s)
+        k = (ALARM_S - self.start_s - self.window.window_s) / self.window.hop_s
+        if k >= 0 and abs(round(k) - k) > 1e-6:
+            raise InvalidFieldError("--hop-s", f"must put a window end on the alarm time ({ALARM_S:g} s = start + window + k hop)",
+                                    self.window.hop_s)
 
 
 def record_windows(rec: Record, cfg: OfflineConfig) -> Iterator[tuple[float, np.ndarray, np.ndarray, str, bool]]:
@@ -88,10 +94,10 @@ def score_records(records: Sequence[Record], scorer: Scorer, cfg: OfflineConfig,
         for end, x, mask, at, is_alarm in record_windows(rec, cfg):
             pending.append((rec.name, end, x.astype(np.float32), mask, at, is_alarm))
             if len(pending) >= cfg.batch:
-                flush()
-        flush()  # a record's rows are complete before the next record (hysteresis runs in time order per record)
+                flush()  # batches span records; rows stay in record and time order, which the hysteresis needs
         if progress is not None:
             progress(1)
+    flush()
     return rows
 
 

@@ -132,23 +132,32 @@ class MemberScorer:
                 for pi, ci, a in zip(p, published, batch.alarm_types)]
 
 
-def score_isolating(scorer: "Scorer", batch: WindowBatch, on_failure=None) -> list[ScoreOut]:
-    """``scorer.score(batch)``; when it raises, the batch is split in halves and each half retried, so a window
-    that breaks the scorer (one patient's bad signal) is marked degraded alone and every other window is scored.
+DATA_ERRORS = (ValueError, TypeError, ArithmeticError, IndexError, KeyError)  # what one window's data can cause
 
-    ``on_failure(exception, n_windows)`` is called for every failed call (for logs and metrics). A batch of n
-    windows with one bad window costs about 2 log2(n) extra calls.
+
+def score_isolating(scorer: "Scorer", batch: WindowBatch, on_failure=None, _budget: list | None = None) -> list[ScoreOut]:
+    """``scorer.score(batch)``; when it raises a data error (``DATA_ERRORS``: one patient's bad signal), the batch is
+    split in halves and each half retried, so the window that breaks the scorer is marked degraded alone and every
+    other window is scored. Any other failure (a service down, a timeout) marks the whole batch at once: retrying
+    halves would only multiply the wait. At most ``4 (log2(n) + 1) + 4`` calls per batch; past that the rest is marked.
+
+    ``on_failure(exception, n_windows)`` is called for every failed call (for logs and metrics).
     """
+    budget = _budget if _budget is not None else [4 * max(1, len(batch)).bit_length() + 4]
+    if budget[0] <= 0:
+        return [ScoreOut(None, None, 1, (), "scorer failed: retries of this batch used up") for _ in range(len(batch))]
+    budget[0] -= 1
     try:
         return check_scores(scorer.name, scorer.score(batch), len(batch))
     except Exception as e:  # a failing scorer must not stop the stream
         if on_failure is not None:
             on_failure(e, len(batch))
-        if len(batch) == 1:
-            return [ScoreOut(None, None, 1, (), f"scorer failed: {type(e).__name__}: {e}"[:300])]
-        h = len(batch) // 2
-        n = len(batch)
-        return score_isolating(scorer, batch.take(range(h)), on_failure) + score_isolating(scorer, batch.take(range(h, n)), on_failure)
+        reason = f"scorer failed: {type(e).__name__}: {e}"[:300]
+        if len(batch) == 1 or not isinstance(e, DATA_ERRORS):
+            return [ScoreOut(None, None, 1, (), reason) for _ in range(len(batch))]
+        h, n = len(batch) // 2, len(batch)
+        return (score_isolating(scorer, batch.take(range(h)), on_failure, budget)
+                + score_isolating(scorer, batch.take(range(h, n)), on_failure, budget))
 
 
 # ---------------------------------------------------------------------- factory registry

@@ -258,9 +258,12 @@ class Windower:
             self.counts["evicted"] += 1
         return gone
 
-    def forget_partitions(self, partitions: set[int]) -> None:
-        """Drop the state of patients whose waveform partition was revoked (another consumer owns them now)."""
-        for p in [p for p, part in self.partition_of.items() if part in partitions]:
+    def forget_partitions(self, partitions: set[int]) -> list[str]:
+        """Drop the state of patients whose waveform partition was revoked (another consumer owns them now); returns them."""
+        gone = [p for p, part in self.partition_of.items() if part in partitions]
+        for p in gone:
             self.patients.pop(p, None)
             self.partition_of.pop(p, None)
             self.alarms.pop(p, None)
+        return gone
+

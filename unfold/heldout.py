@@ -17,6 +17,7 @@ def cascade_row(records, cascade_dir=None, version: str | None = None, name: str
     from models.zoo_eval import alarm_batch
 
     from models.calibration import ece
+    from models.metrics import auroc
 
     from .calibrate import publish
     from .persist import load
@@ -36,7 +37,9 @@ def cascade_row(records, cascade_dir=None, version: str | None = None, name: str
         log.warning("%d of %d records were used to fit cascade %s: its row is in-sample", overlap, len(labelled), fitted.version)
     published = publish(rung_maps(fitted), res.probability, res.paths)  # what the stream publishes
     row = {"name": name, "threshold": None, "cascade_version": fitted.version, "in_sample_records": overlap,
-           **summarize(y, published, res.positive, a), "ece": ece(y, published), "ece_raw": ece(y, res.probability),
+           **summarize(y, res.probability, res.positive, a),  # AUROC of the deciding rungs' own probabilities, as before
+           "auroc_published": auroc(y, published),  # per-rung maps can reorder windows across rungs
+           "ece": ece(y, published), "ece_raw": ece(y, res.probability),
            "mean_ms": float(res.cost_ms.mean()), "measured_total_ms": float(sum(c["ms"] for c in runner.calls)),
            "frac_reached_ensemble": len(runner.costly_prob) / max(1, len(labelled))}
     return row, (published, res.positive)

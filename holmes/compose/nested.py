@@ -9,8 +9,10 @@ outer training part a rule is fitted (its subset, weights or stacker), then
    and the decision threshold (one, or one per alarm type) is chosen on the calibrated inner predictions;
 2. the rule refitted on the whole training part scores the outer fold, calibrated, thresholded.
 
-So a stated score never saw the records it is scored on: not through the members, the subset, the weights,
-the calibration or the threshold. Rules:
+So a stated score never saw the records it is scored on through the subset, the weights, the calibration or the
+threshold. One second-order path remains, as in any stacking on out-of-fold predictions: the members' OOF
+predictions on the training part came from members whose own training folds included the scored records.
+Rules:
 
     features-vote   the best feature model alone (baseline)
     zoo             mean of (mean of the CNNs) and each feature model: today's registry ensemble

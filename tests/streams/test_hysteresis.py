@@ -43,3 +43,11 @@ def test_unknown_config_keys_are_refused():
     assert HysteresisConfig.from_dict({"raise_at": 0.8, "hold_s": 5}) == HysteresisConfig(raise_at=0.8, hold_s=5.0)
     with pytest.raises(InvalidFieldError, match="hysteresis has unknown keys"):
         HysteresisConfig.from_dict({"raise": 0.8})
+
+
+def test_a_restarted_stream_resets_and_forget_releases():
+    h = RiskHysteresis(HysteresisConfig(raise_at=0.7, clear_below=0.5, hold_s=5, reset_after_s=30))
+    assert h.update("a", 290.0, 0.9) is True
+    assert h.update("a", 16.0, 0.2) is False  # the monitor restarted its stream from the beginning: a fresh state
+    h.forget("a")
+    assert h._state == {}

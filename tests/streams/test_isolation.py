@@ -47,3 +47,38 @@ def test_the_window_that_overflowed_float32_now_scores():
     m = np.repeat(rec.mask[None], 3, 0)
     out = make_scorer("features").score(_batch(["a", "b", "c"], w, m, [rec.alarm_type] * 3))
     assert all(o.degraded_reason is None and 0.0 <= o.probability <= 1.0 for o in out)
+
+
+class _Down:
+    """A scorer whose backend is unreachable: every call fails, whatever the windows."""
+
+    name = "down"
+
+    def __init__(self):
+        self.calls = 0
+
+    def score(self, batch):
+        self.calls += 1
+        raise ConnectionError("service unreachable")
+
+
+def test_a_scorer_outage_marks_the_batch_at_once_without_retrying_halves():
+    b = _batch([f"p{i}" for i in range(128)], np.zeros((128, 5, 10), np.float32), np.ones((128, 5), bool), ["Asystole"] * 128)
+    down = _Down()
+    out = score_isolating(down, b)
+    assert down.calls == 1 and all(o.probability is None for o in out)
+    assert out[0].degraded_reason == "scorer failed: ConnectionError: service unreachable"
+
+
+class _AllBad(_Down):
+    def score(self, batch):
+        self.calls += 1
+        raise ValueError("every window is bad")
+
+
+def test_splitting_is_bounded_when_every_window_fails():
+    b = _batch([f"p{i}" for i in range(128)], np.zeros((128, 5, 10), np.float32), np.ones((128, 5), bool), ["Asystole"] * 128)
+    bad = _AllBad()
+    out = score_isolating(bad, b)
+    assert len(out) == 128 and all(o.probability is None for o in out)
+    assert bad.calls <= 4 * 8 + 4  # 4 (log2(n) + 1) + 4, not 2n - 1 = 255

@@ -82,3 +82,11 @@ def test_a_nested_figure_never_sees_its_own_labels(table, alarm_types, rule):
     np.testing.assert_array_equal(a["cal"][k], b["cal"][k])
     np.testing.assert_array_equal(a["pred_global"][k], b["pred_global"][k])
     assert not np.array_equal(a["cal"][~k], b["cal"][~k])
+
+
+@pytest.mark.parametrize("bad, field", [({"method": "platt", "a": -2.0}, "calibration.a"), ({"method": "platt", "a": float("nan")}, "calibration.a"),
+                                        ({"method": "temperature", "a": 1.0, "b": 0.3}, "calibration.b"),
+                                        ({"method": "isotonic", "x": [0.1, 0.5], "y": [0.6, 0.2]}, "calibration.y")])
+def test_maps_that_would_reorder_windows_are_refused(bad, field):
+    with pytest.raises(InvalidFieldError, match=field):
+        Calibrator.from_dict(bad)
