@@ -139,7 +139,11 @@ def cascade_factory(**options) -> CascadeScorer:
     if costly is None:
         log.info("cascade: no service given, the costly rung runs %s in process", fitted.ensemble.name)
         costly = local_costly(fitted)
-    return CascadeScorer(fitted, costly, options.get("verdicts"))
+    verdicts = options.get("verdicts")
+    if verdicts is None:  # loaded now, not at the first alarm: that verdict has a deadline
+        log.info("cascade: verdicts from %s in process", fitted.ensemble.name)
+        verdicts = local_verdicts(fitted)
+    return CascadeScorer(fitted, costly, verdicts)
 
 
 register_scorer("cascade", cascade_factory, replace=True)
