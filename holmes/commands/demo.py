@@ -120,11 +120,13 @@ def _report(args, records, scores, metrics, format_table) -> None:
         rows.append({"patient": r.name, "alarm": r.alarm_type, "label": "true" if r.label else "false",
                      "windows": len(mine), "p_at_alarm": None if v is None else v.probability,
                      "verdict": "-" if v is None else ("true" if v.verdict else "false"),
+                     "by": "-" if v is None else "+".join(v.models)[:30],  # which model or ensemble answered the alarm
+                     "verdict_ms": None if v is None else (v.published_unix_s - v.sample_unix_s) * 1e3,
                      "ok": "-" if v is None else ("yes" if bool(v.verdict) == bool(r.label) else "NO")})
     print()
     print(format_table(rows, [("patient", "patient", ""), ("alarm", "alarm type", ""), ("label", "label", ""),
                               ("windows", "windows", "d"), ("p_at_alarm", "P(true)", ".3f"), ("verdict", "verdict", ""),
-                              ("ok", "correct", "")]))
+                              ("ok", "correct", ""), ("by", "answered by", ""), ("verdict_ms", "ms", ".0f")]))
     e2e = metrics.get("e2e_ms", {})
     c = metrics.get("counters", {})
     answered = [r for r in rows if r["ok"] != "-"]
@@ -135,7 +137,9 @@ def _report(args, records, scores, metrics, format_table) -> None:
           f"p99 {e2e.get('p99')} ms")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
     (out / "scores.json").write_text(json.dumps([{"patient": s.patient_id, "window_end_s": s.window_end_s,
-                                                  "probability": s.probability, "verdict": s.verdict} for s in scores], indent=1))
+                                                  "probability": s.probability, "verdict": s.verdict, "models": s.models,
+                                                  "risk_alarm": s.risk_alarm, "degraded": s.degraded,
+                                                  "e2e_ms": (s.published_unix_s - s.sample_unix_s) * 1e3} for s in scores], indent=1))
     _plot(out / "risk.png", records, by_patient)
     print(f"wrote {out}/scores.json, metrics.json, risk.png")
 
