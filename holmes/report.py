@@ -59,7 +59,9 @@ def _json(name: str) -> tuple[dict | None, str]:
     p = RESULTS / f"{name}.json"
     if not p.is_file():
         return None, ""
-    return json.loads(p.read_text()), _dated(p)
+    doc = json.loads(p.read_text())
+    own = doc.get("date") or (doc.get("machine") or {}).get("time") if isinstance(doc, dict) else None
+    return doc, str(own) if own else _dated(p)  # the run's own date where the JSON has one
 
 
 def _plt():
@@ -104,7 +106,7 @@ def pareto(out_dir: Path, table, plan, cascade: dict | None, serve: dict | None,
     if serve:
         got = [r for r in serve["budgets"] if r.get("measured_p99_ms")]
         b.plot([r["measured_p99_ms"] for r in got], [r["score"] for r in got], "s--", alpha=0.7,
-               label=f"measured on Ray Serve ({serve['registry']['version']}, {serve_date[:10]})")
+               label=f"measured on Ray Serve: bench/serve_budgets.py's plan ({serve['registry']['version']}, {serve_date[:10]})")
     b.set_xscale("log")
     b.set_xlabel(f"p99 latency at {plan.load.get('beds')} beds (ms)")
     b.set_title("HOLMES ensembles per budget")
