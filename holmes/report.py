@@ -266,7 +266,7 @@ def build(out_dir, registry=None, data=None, beds: int = 64, progress: bool = Tr
 
 
 def _markdown(sections, meta) -> str:
-    out = [f"# HOLMES-ICU trade-off report", "", f"Generated {meta['generated']} from registry {meta['registry']['version']} "
+    out = ["# HOLMES-ICU trade-off report", "", f"Generated {meta['generated']} from registry {meta['registry']['version']} "
            f"({meta['records']} records).", ""]
     for s in sections:
         out += [f"## {s.title}", ""]

@@ -50,7 +50,6 @@ def ece(y, p, bins: int = 10) -> float:
     if len(y) == 0:
         return float("nan")
     idx = np.minimum((p * bins).astype(int), bins - 1)
-    n = np.bincount(idx, minlength=bins)
     gap = np.abs(np.bincount(idx, weights=y, minlength=bins) - np.bincount(idx, weights=p, minlength=bins))
     return float(gap.sum() / len(y))  # sum over bins of n_b/N * |mean y_b - mean p_b|
 
