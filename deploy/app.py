@@ -36,7 +36,8 @@ def default_plan(config: ServeConfig) -> Plan:
     specs = [EnsembleSpec(n, (n,), threshold=profiles[n].get("cv", {}).get("threshold", 0.5), auroc=profiles[n].get("cv", {}).get("auroc")) for n in names]
     if len(names) > 1:
         specs.append(EnsembleSpec("all", tuple(names)))
-    return Plan(tuple(specs), {n: profiles[n]["latency_ms"] for n in names}, {}, {}, {"path": config.registry_dir})
+    return Plan(tuple(specs), {n: profiles[n]["latency_ms"] for n in names}, {}, {}, {"path": config.registry_dir},
+                {n: profiles[n].get("kind", "features") for n in names})
 
 
 def build(config: ServeConfig, plan: Plan, member_objects: Mapping | None = None) -> Application:

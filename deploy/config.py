@@ -24,6 +24,8 @@ class ServeConfig(BaseModel):
     max_request_windows: int = Field(256, ge=1, le=4096, description="largest batch of windows one request may carry")
     default_deadline_ms: float = Field(1000.0, gt=0, description="deadline when a request names none")
     window_s: float | None = Field(None, gt=0, description="required window length (s) at 250 Hz; None: any length")
+    verdict_floor: str = Field("auto", description="weakest plan row a verdict may get: a row name, or 'auto' (the most "
+                               "accurate row on nested CV)")
 
     def member_cpus(self, n_members: int) -> float:
         """CPU reservation per member replica: every replica of the app must be schedulable at once

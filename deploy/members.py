@@ -1,5 +1,9 @@
 """One deployment per zoo member: loads the member once, merges concurrent request batches with
-``@serve.batch`` into one ``predict_proba`` call, and reports its own service time."""
+``@serve.batch`` into one call, and reports its own service time.
+
+``heads`` is what the ingress calls: it gets the batch's shared work (``models.ensemble.Shared``: the CNN
+preprocessing and the features, done once by the ingress for every member) and runs only this member's own
+model on it. ``predict`` takes raw windows (the member does its own preprocessing), for direct callers."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 import numpy as np
 from ray import serve
 
+from models.ensemble import Shared, head, needs
 from models.member import check_output
 
 
@@ -38,11 +43,25 @@ class MemberModel:
         set_torch_threads(torch_threads)
         self.member = load_member(source)
         self.name = self.member.name
-        self.predict.set_max_batch_size(max_batch_size)
-        self.predict.set_batch_wait_timeout_s(batch_wait_timeout_s)
+        for f in (self.predict, self.heads):
+            f.set_max_batch_size(max_batch_size)
+            f.set_batch_wait_timeout_s(batch_wait_timeout_s)
 
     def info(self) -> dict:
-        return {"name": self.name, "kind": getattr(self.member, "kind", "?")}
+        return {"name": self.name, "kind": getattr(self.member, "kind", "?"), "needs": needs(self.member)}
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0)
+    async def heads(self, shared: list, alarm_types: list) -> list:
+        """Per merged request: (probabilities, service_ms, merged) of this member's head on the shared work."""
+        sizes = [len(s) for s in shared]
+        t0 = time.perf_counter()
+        p = head(self.member, Shared.concat(shared), [t for ats in alarm_types for t in ats])
+        service_ms = (time.perf_counter() - t0) * 1000.0
+        out, start = [], 0
+        for n in sizes:
+            out.append((p[start : start + n], service_ms, len(sizes)))
+            start += n
+        return out
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0)
     async def predict(self, windows: list, masks: list, alarm_types: list) -> list:

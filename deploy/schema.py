@@ -45,6 +45,9 @@ class ScoreRequest(BaseModel):
     alarm_types: list[str] = Field(..., description="alarm type per window (models.data.ALARM_TYPES)")
     deadline_ms: Optional[float] = Field(None, description="answer within this many ms of arrival")
     ensemble: Optional[str] = Field(None, description="force this ensemble instead of the policy's choice")
+    lane: str = Field("routine", description="'verdict' (a window answering a monitor alarm: ahead of routine work, "
+                      "never below the floor) or 'routine'")
+    floor: Optional[str] = Field(None, description="verdict lane: weakest plan row allowed ('auto': the most accurate on nested CV)")
 
 
 def decode_windows(req: ScoreRequest) -> np.ndarray:

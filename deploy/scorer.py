@@ -45,7 +45,7 @@ def find_ray_address() -> str:
 class ServeScorer:
     def __init__(self, app_name: str = "holmes", ray_address: str | None = None, deadline_ms: float | None = None,
                  min_deadline_ms: float = 1.0, handle=None, timeout_s: float = 30.0, max_request_windows: int = 64,
-                 raw: bool = False):
+                 raw: bool = False, lane: str = "routine", floor: str | None = None):
         if handle is None:
             import ray
             from ray import serve
@@ -55,8 +55,12 @@ class ServeScorer:
                 ray.init(address=ray_address or find_ray_address(), ignore_reinit_error=True, log_to_driver=False)
             handle = serve.get_app_handle(app_name)
         self.handle = handle
-        self.raw = raw  # publish the members' mean instead of the calibrated probability (the cascade's costly rung)
-        self.name = f"serve:{app_name}"
+        self.raw = raw  # publish the members' combined probability uncalibrated (the cascade's costly rung reads it)
+        if lane not in ("routine", "verdict"):
+            raise InvalidFieldError("lane", "must be 'routine' or 'verdict'", lane, ["routine", "verdict"])
+        self.lane = lane  # "verdict": alarm windows, ahead of routine work and never below ``floor``
+        self.floor = floor if floor is not None else ("auto" if lane == "verdict" else None)
+        self.name = f"serve:{app_name}" + (":verdicts" if lane == "verdict" else "")
         self.deadline_ms = deadline_ms
         self.min_deadline_ms = min_deadline_ms
         self.timeout_s = timeout_s
@@ -79,7 +83,8 @@ class ServeScorer:
         resps = []
         for s in range(0, n, step):
             ref = ray.put(windows[s : s + step])  # one copy into the object store, read zero-copy by the replicas
-            resps.append(self.handle.score.remote(ref, masks[s : s + step], list(alarm_types[s : s + step]), deadline_ms, ensemble))
+            resps.append(self.handle.score.remote(ref, masks[s : s + step], list(alarm_types[s : s + step]), deadline_ms, ensemble,
+                                                  self.lane, self.floor))
         return [r.result(timeout_s=self.timeout_s) for r in resps]
 
     def score(self, batch: WindowBatch) -> list[ScoreOut]:
@@ -91,15 +96,21 @@ class ServeScorer:
         scores = []
         for out in outs:
             models = tuple(out["ensemble"]["members"])
-            reason = None if out["fits_deadline"] else "deadline_unreachable_cheapest_ensemble"
-            timings = {"serve_call_ms": call_ms, "fanout_ms": out["latency_ms"]["fanout"],
+            if out["fits_deadline"]:
+                reason = None
+            elif out.get("lane") == "verdict":
+                reason = "verdict_deadline_at_risk_floor_ensemble"  # never weaker than the floor: maybe late
+            else:
+                reason = "deadline_unreachable_cheapest_ensemble"
+            timings = {"serve_call_ms": call_ms, "fanout_ms": out["latency_ms"]["fanout"], "shared_ms": out["latency_ms"]["shared"],
                        "expected_queue_ms": out["latency_ms"]["expected_queue"], "batch_size": float(len(batch))}
             probs = out["raw_probabilities"] if self.raw else out["probabilities"]
             scores += [ScoreOut(float(p), bool(v), 1, models, reason, timings) for p, v in zip(probs, out["verdicts"])]
         return scores
 
 
-_OPTIONS = {"app_name", "ray_address", "deadline_ms", "min_deadline_ms", "handle", "timeout_s", "max_request_windows", "raw"}
+_OPTIONS = {"app_name", "ray_address", "deadline_ms", "min_deadline_ms", "handle", "timeout_s", "max_request_windows", "raw",
+            "lane", "floor"}
 _IGNORED = {"member", "member_path", "threshold", "registry", "data"}  # other scorers' options the CLI may pass
 
 

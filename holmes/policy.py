@@ -62,8 +62,17 @@ class SlackPolicy:
         base = self.model.ensemble_service_ms([self.member_ms(m, batch) for m in spec.members])
         return base * self._ratio.get(spec.name, 1.0)
 
+    def at_least(self, floor: EnsembleSpec) -> list[EnsembleSpec]:
+        """The menu's rows no weaker than ``floor`` on nested CV (stated score, AUROC where a row has none)."""
+        def strength(e):
+            return (e.score if e.score is not None else -1.0, e.auroc if e.auroc is not None else -1.0)
+
+        return [e for e in self.menu if e.name == floor.name or strength(e) >= strength(floor)]
+
     def choose(self, batch: int, deadline_ms: float, elapsed_ms: float = 0.0, queue_ms: float = 0.0, ensemble: str | None = None,
-               backlog_ms: Mapping[str, float] | None = None) -> Choice:
+               backlog_ms: Mapping[str, float] | None = None, floor: str | None = None) -> Choice:
+        """``floor``: a plan row's name (or "auto": ``Plan.floor()``); only rows at least as strong are chosen, and
+        the floor itself when none of them fits (``fits=False``), never a weaker one."""
         if not (isinstance(deadline_ms, (int, float)) and math.isfinite(deadline_ms) and deadline_ms > 0):
             raise InvalidFieldError("deadline_ms", "must be a finite number > 0", deadline_ms)
         if batch < 1:
@@ -78,10 +87,17 @@ class SlackPolicy:
             spec = self.plan.get(ensemble)
             pred, slack = self.predict_ms(spec, batch), slack_of(spec)
             return Choice(spec, pred, slack, pred * self.safety <= slack, requested=True)
-        preds = [(spec, self.predict_ms(spec, batch), slack_of(spec)) for spec in self.menu]
+        menu = self.menu
+        floor_spec = None
+        if floor is not None:
+            floor_spec = self.plan.floor() if floor == "auto" else self.plan.get(floor)
+            menu = self.at_least(floor_spec)
+        preds = [(spec, self.predict_ms(spec, batch), slack_of(spec)) for spec in menu]
         for spec, pred, slack in preds:
             if pred * self.safety <= slack:
                 return Choice(spec, pred, slack, True)
+        if floor_spec is not None:
+            return Choice(floor_spec, self.predict_ms(floor_spec, batch), slack_of(floor_spec), False)
         spec, pred, slack = min(preds, key=lambda sp: sp[1] - sp[2])
         return Choice(spec, pred, slack, False)
 

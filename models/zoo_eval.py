@@ -56,20 +56,24 @@ def cv_summary(labels, prob, folds) -> dict:
 
 
 def ensemble_prob(probs: Iterable[np.ndarray]) -> np.ndarray:
-    """Mean probability of several members (each an array over the same records)."""
-    arr = np.stack([np.asarray(p, dtype=np.float64) for p in probs])
-    return arr.mean(axis=0)
+    """Mean probability of several members (each an array over the same records): ``models.ensemble``'s "mean"."""
+    from .ensemble import combine
+
+    probs = list(probs)
+    return combine({str(i): p for i, p in enumerate(probs)}, {}, "mean")
 
 
 def combine_rows(probs: dict[str, np.ndarray], kinds: dict[str, str]) -> dict[str, np.ndarray]:
     """Add the ensemble rows to per-member probabilities (``kinds``: member name -> "cnn" | "features")."""
+    from .ensemble import combine
+
     out = dict(probs)
     cnn = [n for n, k in kinds.items() if k == "cnn" and n in probs]
     feat = [n for n, k in kinds.items() if k == "features" and n in probs]
     if cnn:
-        out[CNN_ENSEMBLE] = ensemble_prob(probs[n] for n in cnn)
+        out[CNN_ENSEMBLE] = combine(probs, kinds, "mean", cnn)
         if feat:
-            out[ZOO_ENSEMBLE] = ensemble_prob([out[CNN_ENSEMBLE]] + [probs[n] for n in feat])
+            out[ZOO_ENSEMBLE] = combine(probs, kinds, "zoo", cnn + feat)
     return out
 
 

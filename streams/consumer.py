@@ -2,10 +2,16 @@
 
 Loop: poll both topics -> validate every message (a bad one goes to ``icu.deadletter`` with its reason and
 original bytes; nothing else is affected) -> place chunks in per-patient ring buffers -> cut every window
-that became ready, of all patients, into ONE batch -> scorer -> publish one ``RiskScore`` per window to
-``icu.risk`` -> wait for the broker's acknowledgement -> commit offsets, held back to the oldest data a window
-not yet scored still needs. A consumer killed at any point therefore re-reads and re-scores; de-duplicating
-``icu.risk`` by (patient, window end) leaves exactly one score per window.
+that became ready, of all patients -> score in two lanes -> publish one ``RiskScore`` per window to
+``icu.risk`` (``streams.publish``) -> wait for the broker's acknowledgement -> commit offsets, held back to the
+oldest data a window not yet scored still needs (``streams.offsets``). A consumer killed at any point therefore
+re-reads and re-scores; de-duplicating ``icu.risk`` by (patient, window end) leaves exactly one score per window.
+
+Two lanes: the windows that answer a monitor alarm are scored first, in a call of their own to ``verdicts``
+(the ensemble service's verdict lane in production; the routine scorer when none is given), due
+``verdict_deadline_ms`` after the alarm's sample time; the routine windows of all patients then go to the
+routine scorer (the cascade) as ONE batch per ``max_batch``. A verdict published after its deadline carries
+``verdict_late`` in its degraded reasons and is counted (``verdicts_late``).
 
 >>> c = StreamConsumer(KafkaSettings("127.0.0.1:9092"), make_scorer("member", member=m))   # doctest: +SKIP
 >>> c.run(timeout_s=60)                                                                   # doctest: +SKIP
@@ -26,12 +32,13 @@ from models.errors import InvalidFieldError
 from .broker import KafkaSettings, Topics
 from .hysteresis import HysteresisConfig, RiskHysteresis
 from .metrics import StreamMetrics
-from .schemas import RiskScore, decode_alarm, decode_chunk, encode_risk
+from .offsets import OffsetBook
+from .publish import MAX_DEADLETTER_COPY_BYTES, RiskPublisher
+from .schemas import decode_alarm, decode_chunk
 from .scorer import ScoreOut, Scorer, WindowBatch, score_isolating
 from .windows import WindowConfig, Windower, WindowItem
 
 log = logging.getLogger(__name__)
-MAX_DEADLETTER_COPY_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,8 @@ class ConsumerConfig:
     # low ones every fetch waits up to ``fetch_max_wait_ms`` for the bytes.
     fetch_min_bytes: int = 1
     auto_offset_reset: str = "earliest"
-    deadline_ms: float = 1000.0
+    deadline_ms: float = 1000.0  # routine windows: due this long after their last sample
+    verdict_deadline_ms: float = 1000.0  # a verdict: due this long after its alarm's sample time
     max_batch: int = 128
     tick_budget_s: float = 1.0  # scoring time per loop step before polling again (keeps the group membership)
     # Risk scores: every tick ends with a flush, so a longer linger costs no latency there; it lets one tick's
@@ -64,8 +72,8 @@ class ConsumerConfig:
     def __post_init__(self):
         if self.auto_offset_reset not in ("earliest", "latest"):
             raise InvalidFieldError("auto_offset_reset", "must be earliest or latest", self.auto_offset_reset, ["earliest", "latest"])
-        for name in ("poll_timeout_ms", "max_poll_records", "commit_interval_s", "deadline_ms", "max_batch", "producer_batch_bytes",
-                     "fetch_min_bytes"):
+        for name in ("poll_timeout_ms", "max_poll_records", "commit_interval_s", "deadline_ms", "verdict_deadline_ms", "max_batch",
+                     "producer_batch_bytes", "fetch_min_bytes"):
             if not getattr(self, name) > 0:
                 raise InvalidFieldError(name, "must be > 0", getattr(self, name))
         if self.linger_ms < 0:
@@ -74,19 +82,20 @@ class ConsumerConfig:
 
 class StreamConsumer:
     def __init__(self, settings: KafkaSettings, scorer: Scorer, window: WindowConfig | None = None,
-                 config: ConsumerConfig | None = None, metrics: StreamMetrics | None = None, topics: Topics | None = None):
+                 config: ConsumerConfig | None = None, metrics: StreamMetrics | None = None, topics: Topics | None = None,
+                 verdicts: Scorer | None = None):
         self.settings = settings
         self.topics = topics or Topics()
         self.scorer = scorer
+        self.verdicts = verdicts  # the verdict lane's scorer (None: the routine scorer answers alarms too)
         self.config = config or ConsumerConfig()
         self.risk_alarms = RiskHysteresis(self.config.hysteresis)
         self.windower = Windower(window or WindowConfig())
         self.metrics = metrics or StreamMetrics(slo_ms=self.config.deadline_ms)
         self._consumer = None
         self._producer = None
-        self._consumed: dict[tuple[str, int], int] = {}
-        self._committed: dict[tuple[str, int], int] = {}
-        self._last_commit = 0.0
+        self.publisher: RiskPublisher | None = None
+        self.offsets = OffsetBook()
         self._stop = False
         self.last_scored_monotonic = time.monotonic()
         self._revoked: list[tuple[str, int]] = []  # appended by the rebalance listener (IO thread)
@@ -101,6 +110,8 @@ class StreamConsumer:
         c = self.config
         self._producer = KafkaProducer(**kw, linger_ms=c.linger_ms, batch_size=c.producer_batch_bytes,
                                        max_request_size=2 * MAX_DEADLETTER_COPY_BYTES)
+        self.publisher = RiskPublisher(self._producer, self.topics, self.windower.config.window_s,
+                                       self.windower.config.default_alarm_type, self.metrics, self.risk_alarms)
         self._consumer = KafkaConsumer(
             **kw, group_id=c.group_id, enable_auto_commit=False, auto_offset_reset=c.auto_offset_reset,
             session_timeout_ms=c.session_timeout_ms, heartbeat_interval_ms=c.heartbeat_interval_ms,
@@ -160,7 +171,7 @@ class StreamConsumer:
             for m in msgs:
                 self._handle(tp.topic, tp.partition, m)
         n = self._tick()
-        if time.monotonic() - self._last_commit >= self.config.commit_interval_s:
+        if self.offsets.due(self.config.commit_interval_s):
             self._producer.flush()
             self.commit()
             for pid in self.windower.evict_idle():
@@ -169,7 +180,7 @@ class StreamConsumer:
         return n
 
     def _handle(self, topic: str, partition: int, m) -> None:
-        self._consumed[(topic, partition)] = m.offset + 1
+        self.offsets.mark(topic, partition, m.offset)
         self.metrics.inc("messages")
         if self.metrics.first_message_unix_s is None:
             self.metrics.mark_first_message()
@@ -186,37 +197,42 @@ class StreamConsumer:
             self.dead_letter(topic, partition, m, field, str(e))
 
     def dead_letter(self, topic: str, partition: int, m, field: str, reason: str) -> None:
-        value = m.value if isinstance(m.value, (bytes, bytearray)) else b""
-        headers = [("reason", reason[:2000].encode()), ("field", field.encode()), ("topic", topic.encode()),
-                   ("partition", str(partition).encode()), ("offset", str(m.offset).encode()),
-                   ("original_size", str(len(value)).encode())]
-        if len(value) > MAX_DEADLETTER_COPY_BYTES:
-            value = value[:MAX_DEADLETTER_COPY_BYTES]
-            headers.append(("truncated", b"1"))
-        self._producer.send(self.topics.deadletter, key=m.key, value=bytes(value), headers=headers)
-        self.metrics.dead_letter(field)
-        log.debug("dead letter %s[%d]@%d: %s", topic, partition, m.offset, reason)
+        self.publisher.dead_letter(topic, partition, m, field, reason)
 
     def _tick(self, budget_s: float | None = None) -> int:
-        """Score ready windows in batches of ``max_batch`` until ``budget_s`` is spent (the rest waits for the
-        next step, so the loop keeps polling within ``max_poll_interval_ms`` under overload)."""
+        """Verdicts first (every alarm window pending, in calls of their own), then routine windows in batches of
+        ``max_batch`` until ``budget_s`` is spent (the rest waits for the next step, so the loop keeps polling
+        within ``max_poll_interval_ms`` under overload)."""
         items, lost = self.windower.ready(copy=False)  # ring views: np.stack in _score is their only copy
         self._pending.extend(items)
         if not self._pending and not lost:
             return 0
         budget_s = self.config.tick_budget_s if budget_s is None else budget_s
-        t0, done = time.monotonic(), []
-        while self._pending and (not done or time.monotonic() - t0 < budget_s):
+        t0, done, verdict_done = time.monotonic(), [], []
+        alarms = [it for it in self._pending if it.alarm is not None]
+        if alarms:  # the verdict lane: ahead of every routine window, whatever the backlog
+            self._pending = [it for it in self._pending if it.alarm is None]
+            scorer = self.verdicts or self.scorer
+            for s in range(0, len(alarms), self.config.max_batch):
+                part = alarms[s : s + self.config.max_batch]
+                due = np.array([self._verdict_due(it) for it in part])
+                scores, score_ms = self._score(part, scorer, due)
+                self.publisher.scores(part, scores, score_ms, scorer.name, due)
+                verdict_done.extend(part)
+        while self._pending and (not (done or verdict_done) or time.monotonic() - t0 < budget_s):
             part, self._pending = self._pending[: self.config.max_batch], self._pending[self.config.max_batch :]
-            scores, score_ms = self._score(part)
-            self._publish(part, scores, score_ms)
+            scores, score_ms = self._score(part, self.scorer)
+            self.publisher.scores(part, scores, score_ms, self.scorer.name)
             done.extend(part)
         for it in self._pending:  # left for the next step, which adds chunks first: copy them out of the rings
             it.materialize()
         for lw in lost:
-            self._publish_lost(lw)
+            self.publisher.lost(lw, self.scorer.name)
         self._producer.flush()
         acked = time.time()
+        done += verdict_done
+        if verdict_done:
+            self.metrics.observe_verdict_latency((acked - np.array([self._alarm_unix_s(it) for it in verdict_done])) * 1e3)
         if done:
             self.metrics.observe_latency((acked - np.array([it.sample_unix_s for it in done])) * 1e3)
             self.metrics.inc("windows_scored", len(done))
@@ -224,60 +240,32 @@ class StreamConsumer:
             self.metrics.last_scored_unix_s = acked
         return len(done)
 
-    def _score(self, items: list[WindowItem]) -> tuple[list[ScoreOut], float]:
-        dl = self.config.deadline_ms / 1e3
+    @staticmethod
+    def _alarm_unix_s(it: WindowItem) -> float:
+        """Wall-clock time of the alarm's sample: the window's last sample, less the stream seconds between them."""
+        return it.sample_unix_s - max(it.end_s - it.alarm.time_s, 0.0)
+
+    def _verdict_due(self, it: WindowItem) -> float:
+        return self._alarm_unix_s(it) + self.config.verdict_deadline_ms / 1e3
+
+    def _score(self, items: list[WindowItem], scorer: Scorer, due: np.ndarray | None = None) -> tuple[list[ScoreOut], float]:
         sample = np.array([it.sample_unix_s for it in items])
         batch = WindowBatch(
             patient_ids=[it.patient_id for it in items], window_end_s=np.array([it.end_s for it in items]),
             windows=np.stack([it.window for it in items]), masks=np.stack([it.mask for it in items]),
             alarm_types=[it.alarm_type for it in items], is_alarm=np.array([it.alarm is not None for it in items]),
-            sample_unix_s=sample, deadline_unix_s=sample + dl,
+            sample_unix_s=sample, deadline_unix_s=sample + self.config.deadline_ms / 1e3 if due is None else due,
         )
         t0 = time.perf_counter()
 
         def failed(e: Exception, n: int) -> None:
-            log.warning("scorer %s failed on a batch of %d (%s: %s); retrying its halves", self.scorer.name, n, type(e).__name__, e)
+            log.warning("scorer %s failed on a batch of %d (%s: %s); retrying its halves", scorer.name, n, type(e).__name__, e)
             self.metrics.inc("scorer_failures")
 
-        scores = score_isolating(self.scorer, batch, failed)  # a window that breaks the scorer is marked alone
+        scores = score_isolating(scorer, batch, failed)  # a window that breaks the scorer is marked alone
         ms = (time.perf_counter() - t0) * 1e3
         self.metrics.observe_batch(len(items), ms)
         return scores, ms
-
-    def _publish(self, items: list[WindowItem], scores: list[ScoreOut], score_ms: float) -> float:
-        now = time.time()
-        cfg = self.windower.config
-        for it, s in zip(items, scores):
-            reasons = list(it.degraded_reasons) + ([s.degraded_reason] if s.degraded_reason else [])
-            verdict = None if it.alarm is None or s.positive is None else bool(s.positive)
-            risk = RiskScore(
-                patient_id=it.patient_id, window_end_s=it.end_s, window_s=cfg.window_s, stage=s.stage,
-                probability=s.probability, positive=s.positive, alarm_type=it.alarm_type, models=list(s.models),
-                scorer=self.scorer.name, verdict=verdict, alarm_time_s=None if it.alarm is None else it.alarm.time_s,
-                degraded=bool(reasons), degraded_reasons=reasons,
-                latency_ms={"wait_ms": round((it.ready_unix_s - it.sample_unix_s) * 1e3, 3),
-                            "score_ms": round(score_ms, 3), "to_send_ms": round((now - it.sample_unix_s) * 1e3, 3)},
-                sample_unix_s=it.sample_unix_s, published_unix_s=now,
-                risk_alarm=self.risk_alarms.update(it.patient_id, it.end_s, s.probability),
-            )
-            self._producer.send(self.topics.risk, key=it.patient_id.encode(), value=encode_risk(risk))
-            if reasons:
-                self.metrics.inc("degraded")
-            if it.alarm is not None:
-                self.metrics.inc("verdicts")
-        self.metrics.inc("scores_published", len(items))
-        return now
-
-    def _publish_lost(self, lw) -> None:
-        now = time.time()
-        ev = lw.alarm
-        risk = RiskScore(lw.patient_id, lw.end_s, self.windower.config.window_s, 1, None, None,
-                         ev.alarm_type if ev else self.windower.config.default_alarm_type, [], self.scorer.name, None,
-                         ev.time_s if ev else None, True, [lw.reason], {}, lw.sample_unix_s, now)
-        self._producer.send(self.topics.risk, key=lw.patient_id.encode(), value=encode_risk(risk))
-        self.metrics.inc("scores_published")
-        self.metrics.inc("degraded")
-        self.metrics.inc("lost_windows")
 
     def _forget_revoked(self) -> None:
         """Drop the state of partitions another consumer owns now; it re-reads them from the last commit."""
@@ -289,9 +277,7 @@ class StreamConsumer:
         for pid in self.windower.forget_partitions(gone):
             self.risk_alarms.forget(pid)
         self._pending = [it for it in self._pending if it.partition not in gone]
-        for k in keys:
-            self._consumed.pop(k, None)
-            self._committed.pop(k, None)
+        self.offsets.forget(keys)
         if keys:
             self.metrics.inc("partitions_released", len(keys))
             log.info("released %d revoked partitions", len(keys))
@@ -299,34 +285,7 @@ class StreamConsumer:
     # ------------------------------------------------------------------ offsets
     def commit(self, force: bool = False, only: set[tuple[str, int]] | None = None) -> dict:
         """Commit, per assigned partition, the offset below which every message is fully handled."""
-        from kafka import TopicPartition
-        from kafka.structs import OffsetAndMetadata
-
-        self._last_commit = time.monotonic()
-        assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
-        offsets = self.windower.committable({k: v for k, v in self._consumed.items() if k in assigned},
-                                            self.topics.waveforms, self.topics.alarms)
-        for it in self._pending:  # windows cut but not scored yet: their first chunk must be re-read after a crash
-            tp = (self.topics.waveforms, it.partition)
-            if tp in offsets and it.first_offset >= 0:
-                offsets[tp] = min(offsets[tp], it.first_offset)
-            if it.alarm_offset >= 0 and (self.topics.alarms, it.alarm_partition) in offsets:
-                tpa = (self.topics.alarms, it.alarm_partition)
-                offsets[tpa] = min(offsets[tpa], it.alarm_offset)
-        todo = {k: v for k, v in offsets.items() if (force or self._committed.get(k) != v) and (only is None or k in only)}
-        if not todo:
-            return {}
-        from kafka.errors import CommitFailedError, KafkaError
-
-        try:
-            self._consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in todo.items()})
-        except (CommitFailedError, KafkaError) as e:  # left the group (e.g. a rebalance): the new owner re-reads
-            log.warning("offset commit failed, will re-read from the last commit: %s", e)
-            self.metrics.inc("commit_failures")
-            return {}
-        self._committed.update(todo)
-        self.metrics.inc("commits")
-        return todo
+        return self.offsets.commit(self._consumer, self.windower, self._pending, self.topics, self.metrics, force, only)
 
 
 def _rebalance_listener(owner: StreamConsumer):

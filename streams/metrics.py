@@ -60,6 +60,7 @@ class StreamMetrics:
         self.counters: Counter[str] = Counter()
         self.dead_letter_reasons: Counter[str] = Counter()
         self.e2e_ms = LatencyReservoir()
+        self.verdict_e2e_ms = LatencyReservoir(50_000)  # alarm sample time -> verdict acknowledged
         self.score_ms = LatencyReservoir(50_000)
         self.batch_sizes = LatencyReservoir(50_000)
         self.started = time.time()
@@ -82,6 +83,9 @@ class StreamMetrics:
     def observe_latency(self, e2e_ms) -> None:
         self.e2e_ms.add(e2e_ms)
 
+    def observe_verdict_latency(self, e2e_ms) -> None:
+        self.verdict_e2e_ms.add(e2e_ms)
+
     def observe_batch(self, size: int, score_ms: float) -> None:
         self.batch_sizes.add([size])
         self.score_ms.add([score_ms])
@@ -96,6 +100,7 @@ class StreamMetrics:
             "counters": dict(sorted(self.counters.items())),
             "dead_letters_by_field": dict(sorted(self.dead_letter_reasons.items())),
             "e2e_ms": self.e2e_ms.summary(self.slo_ms),
+            "verdict_e2e_ms": self.verdict_e2e_ms.summary(self.slo_ms),
             "score_batch_ms": self.score_ms.summary(),
             "batch_size": self.batch_sizes.summary(),
             "active_s": round((self.last_scored_unix_s or 0.0) - (self.first_message_unix_s or 0.0), 3)

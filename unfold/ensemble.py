@@ -1,10 +1,7 @@
 """The costly rung: a registry ensemble, referenced by name, with its OOF probability, cost and an
 in-process member for offline use (in the stream the service runs it; ``unfold`` never imports deploy).
 
-Rules (as in ``models.zoo_eval``):
-    "mean"  mean probability of the members (the composer's ensembles)
-    "zoo"   mean of the CNN-ensemble probability and each feature model's probability
-            (the registry's ``cnn+features-ensemble`` row)
+The rule ("mean" or "zoo") is ``models.ensemble``'s, the one every part of the project combines members with.
 """
 
 from __future__ import annotations
@@ -14,10 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from models.ensemble import RULES, EnsembleModel, combine  # noqa: F401  (RULES: re-exported)
 from models.errors import InvalidFieldError
-from models.member import check_batch, check_output
-
-RULES = ("mean", "zoo")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BATCH = "64"  # cost per window at the batch size the stream sends
 
@@ -56,14 +51,7 @@ class EnsembleRef:
         return {n: reg.profile(n, self.version) for n in self.members}
 
     def combine(self, probs: dict[str, np.ndarray], kinds: dict[str, str]) -> np.ndarray:
-        if self.rule not in RULES:
-            raise InvalidFieldError("rule", "must be a known ensemble rule", self.rule, RULES)
-        if self.rule == "mean":
-            return np.mean([probs[n] for n in self.members], axis=0)
-        cnn = [probs[n] for n in self.members if kinds[n] == "cnn"]
-        feat = [probs[n] for n in self.members if kinds[n] != "cnn"]
-        parts = ([np.mean(cnn, axis=0)] if cnn else []) + feat
-        return np.mean(parts, axis=0)
+        return combine(probs, kinds, self.rule, self.members)
 
     def oof(self, records) -> tuple[np.ndarray, np.ndarray]:
         """(OOF probability, fold) per record name, from the members' registry profiles."""
@@ -108,50 +96,12 @@ class EnsembleRef:
         return cls(d["name"], tuple(d["members"]), d.get("rule", "mean"), reg, d.get("version"))
 
 
-class EnsembleMember:
-    """The ensemble in process (a ``models.member.Member``): every member on the batch, combined by the rule.
-
-    Work the members share is done once per batch: the CNN preprocessing (the same for every zoo CNN) and
-    the feature extraction (the same for every feature model); each member then runs its own model on it.
-    The probabilities are those of each member's own ``predict_proba`` (tests/cascade/test_quick.py).
-    """
-
-    kind = "ensemble"
+class EnsembleMember(EnsembleModel):
+    """The ensemble in process (a ``models.member.Member``): ``models.ensemble.EnsembleModel`` over the
+    registry members of ``ref``, with its rule. Work the members share (CNN preprocessing, feature
+    extraction) is done once per batch; each member's probability equals its own ``predict_proba``
+    (tests/cascade/test_quick.py)."""
 
     def __init__(self, ref: EnsembleRef, members):
+        super().__init__(ref.name, members, ref.rule)
         self.ref = ref
-        self.name = ref.name
-        self.members = list(members)
-
-    def member_probs(self, windows, masks, alarm_types) -> dict[str, np.ndarray]:
-        from models.cnn import CNNMember
-        from models.feature_models import FeatureModel
-
-        windows, masks = np.asarray(windows), np.asarray(masks, dtype=bool)
-        cnn = [m for m in self.members if isinstance(m, CNNMember)]
-        feat = [m for m in self.members if isinstance(m, FeatureModel)]
-        probs = {}
-        if cnn:
-            from models.preprocess import preprocess
-
-            for n in sorted({m.n_samples for m in cnn}):
-                check_batch(windows, masks, alarm_types, n)
-            prep = preprocess(windows, masks)
-            for m in cnn:
-                probs[m.name] = m.proba_from_preprocessed(prep, alarm_types)
-        if feat:
-            from models.data import FS_HZ
-            from models.features import extract_batch
-
-            X = extract_batch(windows, masks, FS_HZ)
-            for m in feat:
-                probs[m.name] = m.proba_from_features(X, alarm_types)
-        for m in self.members:
-            if m.name not in probs:
-                probs[m.name] = m.predict_proba(windows, masks, alarm_types)
-        return {m.name: check_output(m.name, probs[m.name], len(windows)) for m in self.members}
-
-    def predict_proba(self, windows, masks, alarm_types) -> np.ndarray:
-        check_batch(windows, masks, alarm_types)
-        probs = self.member_probs(windows, masks, alarm_types)
-        return check_output(self.name, self.ref.combine(probs, {m.name: m.kind for m in self.members}), len(windows))

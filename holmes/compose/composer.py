@@ -106,4 +106,5 @@ def compose(
     used = {m for s in specs for m in s.members}
     member_lat = {n: {str(b): float(v) for b, v in zip(table.batch_sizes, row)} for n, row in zip(table.names, table.latency_ms) if n in used}
     load_d = {"beds": load.beds, "rate_hz": load.rate_hz, "max_request_windows": load.max_request_windows, "arrival": load.arrival}
-    return Plan(tuple(specs), member_lat, model.to_dict(), load_d, registry or {})
+    kinds = {n: k for n, k in zip(table.names, table.kinds) if n in used}
+    return Plan(tuple(specs), member_lat, model.to_dict(), load_d, registry or {}, kinds)

@@ -18,11 +18,12 @@ PLAN_VERSION = 1
 
 @dataclass(frozen=True)
 class EnsembleSpec:
-    """One servable ensemble: mean probability of ``members``; true alarm when p >= ``threshold``."""
+    """One servable ensemble: ``members`` combined by ``rule`` (``models.ensemble``); true alarm when p >= ``threshold``."""
 
     name: str
     members: tuple[str, ...]
     threshold: float = 0.5
+    rule: str = "mean"
     budget_ms: float | None = None
     auroc: float | None = None  # nested: search and threshold chosen without the fold scored (see composer)
     score: float | None = None  # nested challenge score
@@ -50,6 +51,13 @@ class Plan:
     latency_model: dict = field(default_factory=dict)
     load: dict = field(default_factory=dict)
     registry: dict = field(default_factory=dict)
+    kinds: dict = field(default_factory=dict)  # {member: "cnn" | "features" | ...}: what the "zoo" rule reads
+
+    def floor(self) -> EnsembleSpec:
+        """The most accurate row on nested CV (its stated ``score``; AUROC breaks ties): the default floor of the
+        verdicts."""
+        return max(self.ensembles, key=lambda e: (e.score if e.score is not None else -1.0,
+                                                   e.auroc if e.auroc is not None else -1.0, -len(e.members)))
 
     @property
     def members(self) -> list[str]:
@@ -72,6 +80,7 @@ class Plan:
             "load": self.load,
             "latency_model": self.latency_model,
             "member_latency_ms": self.member_latency_ms,
+            "kinds": self.kinds,
             "ensembles": [e.to_dict() for e in self.ensembles],
         }
 
@@ -100,7 +109,18 @@ class Plan:
         missing = [m for e in ens for m in e.members if m not in lat]
         if missing:
             raise InvalidFieldError("member_latency_ms", "must list every member of every ensemble", sorted(set(missing)))
-        return cls(tuple(ens), lat, d.get("latency_model", {}), d.get("load", {}), d.get("registry", {}))
+        kinds = d.get("kinds", {}) or {}
+        from models.ensemble import check_rule
+
+        for e in ens:
+            try:
+                check_rule(e.rule)
+            except InvalidFieldError:
+                raise InvalidFieldError(f"ensembles[{e.name}].rule", "must be a models.ensemble rule", e.rule, ["mean", "zoo"]) from None
+            if e.rule != "mean" and any(m not in kinds for m in e.members):
+                raise InvalidFieldError("kinds", f"must give the kind of every member of {e.name} (rule {e.rule})",
+                                        sorted(m for m in e.members if m not in kinds))
+        return cls(tuple(ens), lat, d.get("latency_model", {}), d.get("load", {}), d.get("registry", {}), kinds)
 
     @classmethod
     def load(cls, path: str | Path) -> "Plan":

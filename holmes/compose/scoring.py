@@ -1,6 +1,7 @@
 """Scoring ensembles from out-of-fold predictions: AUROC for many subsets at once, nested challenge score.
 
-An ensemble is a set of members; its probability is the mean of the members' probabilities. Subsets are
+An ensemble is a set of members; its probability is the mean of the members' probabilities (the "mean" rule
+of ``models.ensemble``, the one the service and the cascade combine with). Subsets are
 boolean masks over the zoo's members (``bool [K, M]``), so thousands are scored with one matrix product and
 one row-wise rank.
 """
@@ -10,16 +11,15 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
+from models.ensemble import subset_weights
 from models.metrics import auroc, best_threshold, challenge_score
 
 from .table import ZooTable
 
 
-def ensemble_prob(table: ZooTable, mask: np.ndarray) -> np.ndarray:
-    """Mean OOF probability of each subset: bool [K, M] -> float [K, N] (or [M] -> [N])."""
-    m = np.atleast_2d(np.asarray(mask, dtype=np.float64))
-    sizes = m.sum(1, keepdims=True)
-    out = (m @ table.oof) / np.maximum(sizes, 1.0)
+def ensemble_prob(table: ZooTable, mask: np.ndarray, rule: str = "mean") -> np.ndarray:
+    """OOF probability of each subset under ``rule`` (``models.ensemble``): bool [K, M] -> float [K, N] (or [M] -> [N])."""
+    out = subset_weights(mask, table.kinds, rule) @ table.oof
     return out[0] if np.ndim(mask) == 1 else out
 
 

@@ -35,8 +35,10 @@ class TestBatchReference:
         assert stats.chunks == len(streams) * (end_max - START_S) and stats.alarms == len(streams)
 
         scorer = RecordingScorer(MemberScorer(member))
+        # the whole replay is in the broker before the consumer starts, so every verdict is seconds past its alarm:
+        # the verdict deadline is set out of the way here (lateness is tested in test_lanes.py)
         consumer = StreamConsumer(kafka_broker.settings, scorer, WindowConfig(window_s=16.0, hop_s=1.0),
-                                  ConsumerConfig(group_id=unique_group("ref")), topics=topics)
+                                  ConsumerConfig(group_id=unique_group("ref"), verdict_deadline_ms=3_600_000), topics=topics)
         metrics = consumer.run(timeout_s=60, until=lambda c: c.metrics.counters["windows_scored"] >= len(expected))
         assert metrics["counters"]["windows_scored"] == len(expected)
         assert metrics["counters"].get("dead_letters", 0) == 0
