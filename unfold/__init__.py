@@ -8,7 +8,7 @@ ECG lead and one pulse signal (``unfold.lead``), a feature model on all signals 
 
 Public surface:
     Gate, ICK0, IDK, ICK1                 three-way gates (validated cut-offs)
-    Cascade, Stage, Rung, CascadeResult   fit (gates tuned on OOF under per-stage budgets) / predict / run
+    Cascade, Stage, Rung, CascadeResult   fit (gates tuned on OOF under per-stage budgets and a bound on missed true alarms) / predict / run
     CostTable                             measured ms and MACs per compute component
     LeadModel, quick_features             the cheap rung (one ECG lead + one pulse, low sample rate)
     EnsembleRef                           the costly rung's registry ensemble

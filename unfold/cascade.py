@@ -23,6 +23,7 @@ component (a feature extractor, the ensemble service) shared by several rungs is
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -89,6 +90,19 @@ class OfflineRunner:
         return np.asarray(self.probs[s][r], dtype=np.float64)[idx], ms, macs
 
 
+def check_miss_rate(field: str, value) -> float | None:
+    """None (no bound) or a finite number in [0, 1): the highest admissible fraction of true alarms among a
+    rung's ICK0 answers (1 would admit every cut-off, i.e. no bound: pass None for that)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise InvalidFieldError(field, "must be a number in [0, 1) (a fraction of the ICK0 answers) or none", value)
+    v = float(value)
+    if not math.isfinite(v) or not 0.0 <= v < 1.0:
+        raise InvalidFieldError(field, "must be in [0, 1) (a fraction of the ICK0 answers) or none", value)
+    return v
+
+
 def check_thresholds(stages: Sequence[Stage], thresholds) -> list[list[Gate]]:
     """Validate a nested list of gates (or {"lo", "hi"} dicts) against the stages; the last rung is forced."""
     if not isinstance(thresholds, (list, tuple)) or len(thresholds) != len(stages):
@@ -119,10 +133,12 @@ class Cascade:
     ``budgets_ms``: mean marginal compute per window that each stage may spend (ms), None = unbounded.
     ``max_ick0`` / ``min_ick1``: bounds on the gate cut-offs (an ICK0 cut-off may not exceed ``max_ick0``,
     an ICK1 cut-off may not be below ``min_ick1``), against gates fitted to a few training windows.
+    ``max_miss_rate``: bound on the fraction of true alarms among each non-forced rung's ICK0 answers on the
+    tuning data (``unfold.tuning``: an ICK0 cut-off is admissible only under it), None = no bound.
     """
 
     def __init__(self, stages: Sequence[Stage], costs: CostTable, budgets_ms: Sequence[float | None] | None = None,
-                 grid_step: float = 0.05, max_ick0: float = 0.5, min_ick1: float = 0.3):
+                 grid_step: float = 0.05, max_ick0: float = 0.5, min_ick1: float = 0.3, max_miss_rate: float | None = None):
         if not stages:
             raise InvalidFieldError("stages", "must hold at least one stage", stages)
         for s in stages:
@@ -141,6 +157,7 @@ class Cascade:
         self.grid_step = grid_step
         self.max_ick0 = max_ick0
         self.min_ick1 = min_ick1
+        self.max_miss_rate = check_miss_rate("max_miss_rate", max_miss_rate)
 
     # ------------------------------------------------------------------ fitting
     def set_thresholds(self, thresholds) -> "Cascade":
@@ -170,7 +187,7 @@ class Cascade:
             fixed = np.ones(n, dtype=bool)
             fixed[idx] = False
             row, rep = tune_stage(P, marg, y[idx], positive[fixed], verdict_y[fixed], self.budgets_ms[s], self.grid_step,
-                                  self.max_ick0, self.min_ick1)
+                                  self.max_ick0, self.min_ick1, self.max_miss_rate)
             gates.append(row)
             self.fit_report_.append({"stage": stage.name, "n": int(len(idx)), **rep})
             # run this stage with its gates to get who reaches the next one and what they already paid

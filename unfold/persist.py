@@ -59,6 +59,7 @@ def save(fitted: FittedCascade, root: str | os.PathLike | None = None) -> Path:
     c = fitted.cascade
     doc = {"format": FORMAT, "version": version, "stages": _stages_to_list(c.stages), "costs": c.costs.to_dict(),
            "budgets_ms": c.budgets_ms, "grid_step": c.grid_step, "max_ick0": c.max_ick0, "min_ick1": c.min_ick1,
+           "max_miss_rate": c.max_miss_rate,
            "thresholds_": [[g.to_dict() for g in row] for row in c.thresholds_], "ensemble": fitted.ensemble.to_dict(),
            "models_file": "models.joblib", "models_sha256": sha256_file(tmp / "models.joblib"), "info": fitted.info}
     (tmp / "cascade.json").write_text(json.dumps(doc, indent=1, default=float))
@@ -98,6 +99,7 @@ def load(root: str | os.PathLike | None = None, version: str | None = None) -> F
             if extra:
                 raise HolmesInputError(f"{f}: rung {st.name}/{r.name} needs the feature extractor {extra[0]!r}, which this version "
                                        f"does not have (it has {sorted(EXTRACTORS)}); refit with `holmes cascade fit`")
-    c = Cascade(stages, CostTable(doc["costs"]), doc["budgets_ms"], doc["grid_step"], doc["max_ick0"], doc["min_ick1"])
+    c = Cascade(stages, CostTable(doc["costs"]), doc["budgets_ms"], doc["grid_step"], doc["max_ick0"], doc["min_ick1"],
+                doc.get("max_miss_rate"))  # absent before v0008: no bound
     c.set_thresholds(doc["thresholds_"])
     return FittedCascade(c, joblib.load(mfile), EnsembleRef.from_dict(doc["ensemble"]), doc.get("info", {}), version)

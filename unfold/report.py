@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 COLUMNS = [("budget", "budget ms/stage", ""), ("score", "score", ".2f"), ("auroc_deciding_prob", "AUROC", ".3f"),
-           ("tpr", "TPR", ".3f"), ("tnr", "TNR", ".3f"), ("mean_ms", "ms/window", ".3f"), ("ms_reduction_x", "ms x less", ".1f"),
+           ("tpr", "TPR", ".3f"), ("tnr", "TNR", ".3f"), ("fn", "missed", ".0f"), ("mean_ms", "ms/window", ".3f"), ("ms_reduction_x", "ms x less", ".1f"),
            ("mean_macs", "MACs/window", ".3g"), ("macs_reduction_x", "MACs x less", ".1f"), ("frac_reached_ensemble", "to ensemble", ".3f")]
 STAGE_COLUMNS = [("rung", "stage/rung", ""), ("ran", "ran", ".0f"), ("ICK0", "ICK0", ".0f"), ("IDK", "IDK", ".0f"),
                  ("ICK1", "ICK1", ".0f"), ("stopped_frac_of_stage", "stopped (of stage)", ".3f")]
@@ -60,7 +60,7 @@ def plot(info: dict, path: str | Path) -> Path:
     ax.plot([chosen["mean_ms"]], [chosen["score"]], "*", ms=14, color="C0", label=f"served cascade (budget {info['budget_ms']} ms/stage)")
     log_ms_axis(ax, x + [b["mean_ms"] for b in info["baselines"]])
     ax.set_xlabel("model compute per window (ms, measured, log scale)")
-    ax.set_ylabel("challenge score (nested CV, 300 records)")
+    ax.set_ylabel(f"challenge score (nested CV, {info['cv']['n']} records)")
     ax.set_title("UnfoldML cascade: budget vs challenge score (labels: per-stage budget, ms)", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)

@@ -1,10 +1,12 @@
 """``holmes cascade fit`` and ``holmes cascade report``: the UnfoldML cascade on the real records.
 
-    holmes cascade fit [--data DIR] [--registry PATH] [--ensemble cnn+features-ensemble] [--budget-ms 0.16]
+    holmes cascade fit [--data DIR] [--registry PATH] [--ensemble cnn+features-ensemble] [--budget-ms 0.4] [--max-miss-rate 0.05]
     holmes cascade report [--cascade DIR] [--version vNNNN] [--out-dir bench/results]
 
 ``fit`` tunes the gates on out-of-fold predictions (record-grouped CV, the folds of every registry member),
-scores the cascade at every budget of the curve with nested CV, refits the rung models on every record and
+under a bound on missed true alarms (``--max-miss-rate``: a cheap rung may answer ICK0 only through a cut-off whose
+ICK0 answers hold at most that fraction of true alarms on the tuning data), scores the cascade at every budget of
+the curve with nested CV, refits the rung models on every record and
 saves a new version under artifacts/cascade (``holmes evaluate --data OTHER_DIR`` then scores it as the
 row ``cascade``; ``holmes consume --scorer cascade`` serves it). ``report`` prints the curve and per-stage
 table and writes cascade_curve.png and cascade_report.json.
@@ -30,7 +32,24 @@ def _budget(value: str):
     return v
 
 
-DEFAULT_BUDGET_MS = 0.16  # unfold.fit.DEFAULT_BUDGET_MS (not imported here: the CLI starts without scikit-learn)
+DEFAULT_BUDGET_MS = 0.4  # unfold.fit.DEFAULT_BUDGET_MS (not imported here: the CLI starts without scikit-learn)
+DEFAULT_MAX_MISS_RATE = "0.05"  # unfold.fit.DEFAULT_MAX_MISS_RATE
+
+
+def _miss_rate(value: str):
+    """--max-miss-rate: a number in [0, 1) or 'none'; anything else is a typed InvalidFieldError (field, rule, value)."""
+    from models.errors import InvalidFieldError
+
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InvalidFieldError("--max-miss-rate", "must be a number in [0, 1) (a fraction of a rung's ICK0 answers) or 'none'",
+                                value) from None
+    from unfold.cascade import check_miss_rate
+
+    return check_miss_rate("--max-miss-rate", v)
 
 
 def register(sub) -> None:
@@ -45,6 +64,9 @@ def register(sub) -> None:
     f.add_argument("--budget-ms", type=_budget, default=DEFAULT_BUDGET_MS,
                    help="per-stage compute budget of the served cascade (ms/window; 'none' for the most accurate gates)")
     f.add_argument("--feature-model", default="features-vote", help="multi-signal rung: features-gbm, features-vote, ...")
+    f.add_argument("--max-miss-rate", default=DEFAULT_MAX_MISS_RATE, metavar="RATE",
+                   help="bound on missed true alarms: a cheap rung may answer ICK0 only where at most this fraction of its ICK0 "
+                        "answers are true alarms on the tuning data, in [0, 1) or 'none' (default %(default)s)")
     f.add_argument("--max-ick0", type=float, default=0.5, help="upper bound on ICK0 cut-offs")
     f.add_argument("--min-ick1", type=float, default=0.3, help="lower bound on ICK1 cut-offs")
     f.add_argument("--out", help="cascade folder (default: $HOLMES_CASCADE or artifacts/cascade)")
@@ -70,6 +92,7 @@ def cmd_fit(args) -> int:
         v = getattr(args, name)
         if not 0.0 <= v <= 1.0:
             raise InvalidFieldError(f"--{name.replace('_', '-')}", "must be in [0, 1]", v)
+    max_miss_rate = _miss_rate(args.max_miss_rate)
     data_dir = resolve_data_dir(args.data)
     records, skipped = load_dataset(data_dir, progress=True)
     for name, reason in skipped:
@@ -82,7 +105,7 @@ def cmd_fit(args) -> int:
         costs = load(args.out, args.costs_from).cascade.costs
         print(f"component costs from cascade {args.costs_from} (not re-timed)")
     fitted, _ = fit_cascade(records, ens, args.budget_ms, feature_model=args.feature_model, max_ick0=args.max_ick0,
-                            min_ick1=args.min_ick1, costs=costs)
+                            min_ick1=args.min_ick1, costs=costs, max_miss_rate=max_miss_rate)
     fitted.info["data"] = str(data_dir)
     path = save(fitted, args.out)
     _print(fitted.info)
@@ -105,7 +128,9 @@ def _print(info: dict) -> None:
     print("\nbudget vs score (nested CV, record-grouped folds, seed 0)")
     print(format_table(curve_rows(info), COLUMNS))
     cv = info["cv"]
-    print(f"\nserved cascade (budget {info['budget_ms']} ms/stage): score {cv['score']:.2f}, {cv['mean_ms']:.3f} ms/window "
+    bound = info.get("max_miss_rate")
+    print(f"\nserved cascade (budget {info['budget_ms']} ms/stage, miss bound {'none' if bound is None else bound}): score "
+          f"{cv['score']:.2f}, missed true alarms {cv['fn']}, {cv['mean_ms']:.3f} ms/window "
           f"({cv['ms_reduction_x']:.1f}x less than the full ensemble), {cv['frac_reached_ensemble']:.3f} of windows reached it")
     print(format_table(stage_rows(cv), STAGE_COLUMNS))
     s2 = cv["stage2"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from holmes.cli import main
 from models.data import list_records, resolve_data_dir
 
@@ -23,6 +25,20 @@ class TestCLI:
     def test_fit_rejects_bad_bounds(self, capsys):
         assert main(["cascade", "fit", "--max-ick0", "1.5"]) == 2
         assert "--max-ick0 must be in [0, 1], got 1.5" in capsys.readouterr().err
+
+    @pytest.mark.parametrize("bad,rule", [("1.5", "must be in [0, 1)"), ("-0.01", "must be in [0, 1)"), ("nan", "must be in [0, 1)"),
+                                          ("often", "must be a number in [0, 1)")])
+    def test_fit_rejects_a_bad_miss_bound_with_a_typed_error(self, bad, rule, capsys):
+        from holmes.commands.cascade import _miss_rate
+        from models.errors import InvalidFieldError
+
+        assert main(["cascade", "fit", "--max-miss-rate", bad]) == 2  # before any record is read
+        err = capsys.readouterr().err
+        assert f"--max-miss-rate {rule}" in err and repr(bad if bad == "often" else float(bad)) in err
+        with pytest.raises(InvalidFieldError) as e:
+            _miss_rate(bad)
+        assert e.value.field == "--max-miss-rate" and e.value.rule.startswith(rule)
+        assert _miss_rate("none") is None and _miss_rate("0.05") == 0.05
 
     def test_stale_service_file_is_not_a_service(self, tmp_path):
         from holmes.commands.stream import _service_alive

@@ -103,3 +103,57 @@ class TestDocExamples:
         for mod in (unfold.gates, unfold.cascade, unfold.costs):
             res = doctest.testmod(mod)
             assert res.failed == 0 and res.attempted > 0, mod.__name__
+
+
+def _ick0_by_rung(result, y, stages) -> dict:
+    """Per non-forced rung: (windows its gate answered ICK0, true alarms among them), read from the paths."""
+    out = {f"{st.name}/{rg.name}": [0, 0] for st in stages for rg in st.rungs[:-1]}
+    for path, t in zip(result.paths, y):
+        for name, d in path:
+            if d == "ICK0" and name in out:
+                out[name][0] += 1
+                out[name][1] += int(t)
+    return out
+
+
+class TestMissBound:
+    """An ICK0 cut-off is admissible only where its ICK0 answers hold at most ``max_miss_rate`` true alarms."""
+
+    @staticmethod
+    def _data(seed=0, n=600):
+        rng = np.random.default_rng(seed)
+        y = rng.random(n) < 0.35
+        at = rng.choice(["Tachycardia", "Ventricular_Tachycardia"], n)
+        noisy = lambda s: 1.0 / (1.0 + np.exp(-(3.0 * (y - 0.4) + rng.normal(0.0, s, n))))  # noqa: E731  (cheap rungs: noisier)
+        probs = [[noisy(2.0), noisy(1.5), noisy(0.7)], [noisy(2.0), noisy(0.7)]]
+        return probs, [y, y & (at == "Ventricular_Tachycardia")], at, y
+
+    @pytest.mark.parametrize("bound", [0.02, 0.05, 0.1])
+    def test_tuned_gates_respect_the_bound_on_their_tuning_data(self, bound):
+        probs, labels, at, y = self._data()
+        free = Cascade(STAGES, COSTS, [10.0, 5.0]).fit(probs, labels, at)
+        worst_free = max(m / n for n, m in _ick0_by_rung(free.predict(probs, at), y, STAGES).values() if n)
+        assert worst_free > bound  # without the bound the tuner does answer ICK0 where more true alarms hide
+        c = Cascade(STAGES, COSTS, [10.0, 5.0], max_miss_rate=bound).fit(probs, labels, at)  # the bound is hard, budgets give way
+        counts = _ick0_by_rung(c.predict(probs, at), y, STAGES)
+        assert sum(n for n, _ in counts.values()) > 0  # the cheap rungs still answer some windows ICK0
+        for name, (n, m) in counts.items():
+            assert m <= bound * n + 1e-9, (name, n, m)
+        for rep in c.fit_report_:  # the tuner's own account agrees and says so
+            assert rep["meets_miss_bound"] and rep["max_miss_rate"] == bound
+            assert all(a["miss_rate"] <= bound + 1e-12 for a in rep["ick0"])
+        assert {f"{st.name}/{STAGES[s].rungs[a['rung']].name}": (a["ick0"], a["true_alarms"])
+                for s, (st, rep) in enumerate(zip(STAGES, c.fit_report_)) for a in rep["ick0"]} == {k: tuple(v) for k, v in counts.items()}
+
+    def test_bound_that_no_cut_off_meets_is_reported(self):
+        probs, labels, at, y = self._data(1, 200)
+        probs[0][0] = np.where(y, 0.0, probs[0][0])  # the first rung gives p = 0 to every true alarm: even lo = 0 misses
+        c = Cascade(STAGES, COSTS, [None, None], max_miss_rate=0.01).fit(probs, labels, at)
+        assert c.fit_report_[0]["meets_miss_bound"] is False and c.fit_report_[0]["max_miss_rate"] == 0.01
+
+    @pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, math.nan, math.inf, "0.05", True])
+    def test_bad_bound_is_a_typed_error(self, bad):
+        with pytest.raises(InvalidFieldError) as e:
+            Cascade(STAGES, COSTS, max_miss_rate=bad)
+        assert e.value.field == "max_miss_rate" and "[0, 1)" in e.value.rule
+        assert e.value.value is bad or str(e.value.value) == str(bad)

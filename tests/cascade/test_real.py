@@ -191,3 +191,47 @@ class TestVerdictLane:
         rest = [o for o, k in zip(out, alarm) if not k]  # the routine windows: as if scored without the alarms
         assert [(o.probability, o.positive, o.stage) for o in rest] == [(o.probability, o.positive, o.stage) for o in routine_alone]
         assert all("verdict_lane" not in o.timings_ms for o in rest)
+
+
+class TestSafeCascade:
+    """Gates under a bound on missed true alarms (``max_miss_rate``), on the real records."""
+
+    def test_bound_holds_on_the_real_data_the_gates_were_tuned_on(self, oof, fitted):
+        from unfold import Cascade
+        from unfold.evaluate import default_stages, nested_cv
+
+        data, probs = oof
+        stages = default_stages("features-vote")
+        y = data.y.astype(bool)
+        c = Cascade(stages, fitted.cascade.costs, [0.4, 0.4], max_miss_rate=0.05).fit(probs, data.labels(), data.alarm_types)
+        res = c.predict(probs, data.alarm_types)
+        answered = {}
+        for path, t in zip(res.paths, y):
+            for name, d in path:
+                if d == "ICK0" and not name.endswith("/ensemble"):
+                    n, m = answered.get(name, (0, 0))
+                    answered[name] = (n + 1, m + int(t))
+        assert sum(n for n, _ in answered.values()) > len(y) / 4  # the cheap rungs do answer routine windows
+        for name, (n, m) in answered.items():
+            assert m <= 0.05 * n, (name, n, m)
+        assert c.thresholds_[0][0].lo < c.thresholds_[0][0].hi  # an IDK band on the first rung: uncertain windows escalate
+        nested, fits = nested_cv(data, probs, fitted.cascade.costs, stages, [0.4, 0.4], max_miss_rate=0.05)
+        for f in fits:  # every outer fold's gates meet the bound on the four folds they were tuned on
+            assert all(r["meets_miss_bound"] and all(a["miss_rate"] <= 0.05 for a in r["ick0"]) for r in f["fit"])
+        assert any(p[-1][0].endswith("/ensemble") for p in nested.paths)
+
+    def test_committed_cascade_is_safe_and_cheap_in_nested_cv(self, fitted):
+        info, cv = fitted.info, fitted.info["cv"]
+        assert info["max_miss_rate"] == fitted.cascade.max_miss_rate is not None
+        assert all(r["meets_miss_bound"] for r in info["fit_report"])
+        first = fitted.cascade.thresholds_[0][0]
+        assert first.lo < first.hi and cv["frac_reached_ensemble"] > 0
+        full = info["full_ensemble_cv"]
+        full_fn = round((1 - full["tpr"]) * (cv["tp"] + cv["fn"]))
+        assert cv["fn"] <= full_fn and cv["score"] >= full["score"] - 1.0 and cv["ms_reduction_x"] >= 10.0
+
+    def test_bound_is_saved_and_loaded(self, fitted, tmp_path):
+        from unfold.persist import load, save
+
+        save(fitted, tmp_path)
+        assert load(tmp_path).cascade.max_miss_rate == fitted.cascade.max_miss_rate
