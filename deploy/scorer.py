@@ -2,7 +2,8 @@
 
 One handle call per tick's batch of windows (never one per window). The deadline passed to the service is
 the time left until the earliest window of the batch is due; the policy picks the ensemble that fits it.
-Registered in the stream scorer registry as ``serve`` when this module is imported:
+With ``lane="verdict"`` (the consumer's verdict lane) the service answers ahead of routine work and never
+below ``floor``. Registered in the stream scorer registry as ``serve`` when this module is imported:
 
     import deploy.scorer; from streams.scorer import make_scorer
     scorer = make_scorer("serve", app_name="holmes")
@@ -10,10 +11,7 @@ Registered in the stream scorer registry as ``serve`` when this module is import
 
 from __future__ import annotations
 
-import json
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -21,39 +19,14 @@ from models.errors import InvalidFieldError
 from streams.scorer import ScoreOut, WindowBatch, register_scorer
 
 
-SERVICE_FILE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "holmes-icu" / "serve.json"
-
-
-def write_service_file(ray_address: str, app_name: str, http_url: str) -> Path:
-    """Written by ``holmes serve`` so a consumer on this machine finds the Ray cluster holding the app."""
-    SERVICE_FILE.parent.mkdir(parents=True, exist_ok=True)
-    SERVICE_FILE.write_text(json.dumps({"ray_address": ray_address, "app_name": app_name, "http": http_url, "pid": os.getpid()}))
-    return SERVICE_FILE
-
-
-def find_ray_address() -> str:
-    """$HOLMES_RAY_ADDRESS or $RAY_ADDRESS, else the address ``holmes serve`` wrote, else Ray's own "auto"."""
-    for var in ("HOLMES_RAY_ADDRESS", "RAY_ADDRESS"):
-        if os.environ.get(var):
-            return os.environ[var]
-    try:
-        return json.loads(SERVICE_FILE.read_text())["ray_address"]
-    except (OSError, ValueError, KeyError):
-        return "auto"
-
-
 class ServeScorer:
     def __init__(self, app_name: str = "holmes", ray_address: str | None = None, deadline_ms: float | None = None,
                  min_deadline_ms: float = 1.0, handle=None, timeout_s: float = 30.0, max_request_windows: int = 64,
                  raw: bool = False, lane: str = "routine", floor: str | None = None):
-        if handle is None:
-            import ray
-            from ray import serve
+        if handle is None:  # a stale service file or an unreachable address is reported at once, naming it
+            from .runtime import connect_service
 
-            if not ray.is_initialized():
-                os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-                ray.init(address=ray_address or find_ray_address(), ignore_reinit_error=True, log_to_driver=False)
-            handle = serve.get_app_handle(app_name)
+            handle = connect_service(app_name, ray_address)
         self.handle = handle
         self.raw = raw  # publish the members' combined probability uncalibrated (the cascade's costly rung reads it)
         if lane not in ("routine", "verdict"):
@@ -95,7 +68,7 @@ class ServeScorer:
         call_ms = (time.perf_counter() - t0) * 1000.0
         scores = []
         for out in outs:
-            models = tuple(out["ensemble"]["members"])
+            models = (f"plan:{out['ensemble']['name']}",) + tuple(out["ensemble"]["members"])  # the plan row, then its members
             if out["fits_deadline"]:
                 reason = None
             elif out.get("lane") == "verdict":

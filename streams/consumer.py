@@ -163,13 +163,7 @@ class StreamConsumer:
     # ------------------------------------------------------------------ one iteration
     def step(self) -> int:
         """Poll once, place what came, score and publish what is ready, commit if due; returns windows scored."""
-        polled = self._consumer.poll(timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_poll_records)
-        if self._revoked:
-            self._forget_revoked()
-        # alarms first: an alarm polled together with the chunks after it is then pending when its window is cut
-        for tp, msgs in sorted(polled.items(), key=lambda kv: kv[0].topic != self.topics.alarms):
-            for m in msgs:
-                self._handle(tp.topic, tp.partition, m)
+        self._poll(self.config.poll_timeout_ms)
         n = self._tick()
         if self.offsets.due(self.config.commit_interval_s):
             self._producer.flush()
@@ -178,6 +172,15 @@ class StreamConsumer:
                 self.risk_alarms.forget(pid)
                 log.info("patient %s idle for %.0f s: state released", pid, self.windower.config.idle_evict_s)
         return n
+
+    def _poll(self, timeout_ms: int) -> None:
+        polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=self.config.max_poll_records)
+        if self._revoked:
+            self._forget_revoked()
+        # alarms first: an alarm polled together with the chunks after it is then pending when its window is cut
+        for tp, msgs in sorted(polled.items(), key=lambda kv: kv[0].topic != self.topics.alarms):
+            for m in msgs:
+                self._handle(tp.topic, tp.partition, m)
 
     def _handle(self, topic: str, partition: int, m) -> None:
         self.offsets.mark(topic, partition, m.offset)
@@ -202,43 +205,61 @@ class StreamConsumer:
     def _tick(self, budget_s: float | None = None) -> int:
         """Verdicts first (every alarm window pending, in calls of their own), then routine windows in batches of
         ``max_batch`` until ``budget_s`` is spent (the rest waits for the next step, so the loop keeps polling
-        within ``max_poll_interval_ms`` under overload)."""
-        items, lost = self.windower.ready(copy=False)  # ring views: np.stack in _score is their only copy
-        self._pending.extend(items)
-        if not self._pending and not lost:
-            return 0
+        within ``max_poll_interval_ms`` under overload). Between routine batches the consumer polls without
+        waiting, so an alarm that arrives while a routine backlog drains is answered next, not after it."""
         budget_s = self.config.tick_budget_s if budget_s is None else budget_s
-        t0, done, verdict_done = time.monotonic(), [], []
-        alarms = [it for it in self._pending if it.alarm is not None]
-        if alarms:  # the verdict lane: ahead of every routine window, whatever the backlog
-            self._pending = [it for it in self._pending if it.alarm is None]
-            scorer = self.verdicts or self.scorer
-            for s in range(0, len(alarms), self.config.max_batch):
-                part = alarms[s : s + self.config.max_batch]
-                due = np.array([self._verdict_due(it) for it in part])
-                scores, score_ms = self._score(part, scorer, due)
-                self.publisher.scores(part, scores, score_ms, scorer.name, due)
-                verdict_done.extend(part)
-        while self._pending and (not (done or verdict_done) or time.monotonic() - t0 < budget_s):
+        t0, done, n_verdicts, lost_all = time.monotonic(), [], 0, []
+        while True:
+            items, lost = self.windower.ready(copy=False)  # ring views: np.stack in _score is their only copy
+            self._pending.extend(items)
+            lost_all += lost
+            if any(it.alarm is not None for it in self._pending):
+                n_verdicts += self._verdict_lane()
+            if not self._pending or ((done or n_verdicts) and time.monotonic() - t0 >= budget_s):
+                break
             part, self._pending = self._pending[: self.config.max_batch], self._pending[self.config.max_batch :]
             scores, score_ms = self._score(part, self.scorer)
             self.publisher.scores(part, scores, score_ms, self.scorer.name)
             done.extend(part)
+            if self._pending and budget_s != float("inf"):
+                for it in self._pending:  # the poll adds chunks: copy the waiting windows out of the rings first
+                    it.materialize()
+                self._poll(0)
         for it in self._pending:  # left for the next step, which adds chunks first: copy them out of the rings
             it.materialize()
-        for lw in lost:
+        for lw in lost_all:
             self.publisher.lost(lw, self.scorer.name)
+        if not done and not lost_all:
+            return n_verdicts
         self._producer.flush()
         acked = time.time()
-        done += verdict_done
-        if verdict_done:
-            self.metrics.observe_verdict_latency((acked - np.array([self._alarm_unix_s(it) for it in verdict_done])) * 1e3)
         if done:
             self.metrics.observe_latency((acked - np.array([it.sample_unix_s for it in done])) * 1e3)
-            self.metrics.inc("windows_scored", len(done))
-            self.last_scored_monotonic = time.monotonic()
-            self.metrics.last_scored_unix_s = acked
-        return len(done)
+            self._scored(len(done), acked)
+        return len(done) + n_verdicts
+
+    def _scored(self, n: int, acked: float) -> None:
+        self.metrics.inc("windows_scored", n)
+        self.last_scored_monotonic = time.monotonic()
+        self.metrics.last_scored_unix_s = acked
+
+    def _verdict_lane(self) -> int:
+        """Every pending alarm window, ahead of the routine ones: scored by ``verdicts`` in calls of their own,
+        published and acknowledged before any routine work goes on."""
+        alarms = [it for it in self._pending if it.alarm is not None]
+        self._pending = [it for it in self._pending if it.alarm is None]
+        scorer = self.verdicts or self.scorer
+        for s in range(0, len(alarms), self.config.max_batch):
+            part = alarms[s : s + self.config.max_batch]
+            due = np.array([self._verdict_due(it) for it in part])
+            scores, score_ms = self._score(part, scorer, due)
+            self.publisher.scores(part, scores, score_ms, scorer.name, due)
+        self._producer.flush()
+        acked = time.time()
+        self.metrics.observe_verdict_latency((acked - np.array([self._alarm_unix_s(it) for it in alarms])) * 1e3)
+        self.metrics.observe_latency((acked - np.array([it.sample_unix_s for it in alarms])) * 1e3)
+        self._scored(len(alarms), acked)
+        return len(alarms)
 
     @staticmethod
     def _alarm_unix_s(it: WindowItem) -> float:

@@ -1,18 +1,19 @@
 """``holmes demo``: the main job on embedded defaults.
 
-Starts the embedded Kafka-compatible broker, replays real records as live patients (the seconds around
-each monitor alarm, at maximum speed), scores every patient's window every second with the chosen
-scorer, answers each alarm with a verdict, then prints verdicts next to the true labels, end-to-end
-latency and stream counters, and draws the risk curves (PNG).
+Runs the whole service path on embedded defaults: the embedded Kafka-compatible broker, the Ray Serve
+application of the committed plan (``deploy/holmes.yaml``), the stream consumer with the cascade for routine
+windows and the verdict lane for alarms; replays real records as live patients (the seconds around each
+monitor alarm), then prints each verdict next to the true label with the ensemble that answered it and its
+ms from sample to published, the end-to-end latency and stream counters, and draws the risk curves (PNG).
 
-    holmes demo [--data DIR] [--patients 12] [--scorer features] [--start-s 270] [--end-s 310] [--out out/demo]
+    holmes demo [--data DIR] [--patients 12] [--scorer service] [--start-s 270] [--end-s 310] [--out out/demo]
+
+``--scorer features`` / ``cascade`` score in this process instead (no Ray: quicker to start).
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="live replay of real records through Kafka, scored (the main job)")
     p.add_argument("--data", help="CinC-2015-style folder (default: $HOLMES_DATA, cache, ../shared/data/cinc2015)")
     p.add_argument("--patients", type=int, default=12, help="records replayed as simultaneous patients (default 12)")
-    p.add_argument("--scorer", default="features", help="features (in-process), serve or cascade")
+    p.add_argument("--scorer", default="service", help="service (the whole path: Ray Serve, cascade, verdict lane; default), "
+                   "or in process: features, cascade")
+    p.add_argument("--config", help="service YAML for --scorer service (default deploy/holmes.yaml)")
     p.add_argument("--registry", help="model registry folder (default artifacts/registry)")
     p.add_argument("--start-s", type=float, default=270.0, help="record second the replay starts at (default 270)")
     p.add_argument("--end-s", type=float, default=310.0, help="record second the replay stops at (default 310)")
@@ -47,14 +50,13 @@ def _pick(records, n: int):
 
 
 def run(args) -> int:
-    from holmes.commands.stream import SCORER_PLUGINS
     from models.data import load_dataset, resolve_data_dir
     from models.errors import InvalidFieldError
     from models.tables import format_table
-    from streams.broker import EmbeddedBroker, Topics, ensure_topics
-    from streams.consumer import ConsumerConfig, StreamConsumer
-    from streams.replay import build_streams, replay
-    from streams.scorer import available_scorers, make_scorer
+    from streams.broker import Topics
+    from streams.consumer import ConsumerConfig
+    from streams.pipeline import ReplayPlan, StreamPipeline
+    from streams.replay import build_streams
     from streams.testing import dedup_last, read_scores
     from streams.windows import WindowConfig
 
@@ -65,45 +67,48 @@ def run(args) -> int:
     data_dir = resolve_data_dir(args.data)
     records, skipped = load_dataset(data_dir)
     records = _pick([r for r in records if r.label is not None], args.patients)
-    if args.scorer not in available_scorers() and args.scorer in SCORER_PLUGINS:
-        import importlib
+    service = args.scorer == "service"
+    runtime = None
+    if service:
+        from deploy import runtime
+        from holmes.commands.serve import start_service, stream_scorers
+        from deploy.holmes_config import HolmesConfig
 
-        importlib.import_module(SCORER_PLUGINS[args.scorer])
-    opts = {"registry": args.registry, "data": args.data}
-    scorer = make_scorer(args.scorer, **{k: v for k, v in opts.items() if v is not None})
+        cfg = HolmesConfig.load(args.config, {"service.registry_dir": args.registry, "http.port": 0})
+        print(f"[demo] starting the Ray Serve application of {cfg.service.plan_path} (a minute or two on 2 cores)", flush=True)
+        handle, plan, _ = start_service(cfg)
+        scorer, verdicts = stream_scorers(cfg, handle)
+    else:
+        scorer, verdicts = _in_process_scorer(args), None
     streams = build_streams(records)
-    topics = Topics.with_prefix(None)
-    print(f"[demo] {len(records)} patients from {data_dir}, record seconds {args.start_s:g}-{args.end_s:g}, scorer {args.scorer}")
-    broker = EmbeddedBroker().start()
+    print(f"[demo] {len(records)} patients from {data_dir}, record seconds {args.start_s:g}-{args.end_s:g}, "
+          f"routine windows: {scorer.name}, verdicts: {(verdicts or scorer).name}", flush=True)
+    pipeline = StreamPipeline(scorer, None, Topics.with_prefix(None), WindowConfig(window_s=args.window_s, hop_s=1.0),
+                              ConsumerConfig(group_id="holmes-demo", deadline_ms=1000.0), verdicts=verdicts,
+                              replay=ReplayPlan(streams, args.speed, args.start_s, args.end_s), progress_every_s=None)
     try:
-        settings = broker.settings
-        ensure_topics(settings, topics)
-        print(f"[demo] embedded broker at {settings.bootstrap_servers}")
-        done = threading.Event()
-        feeder = threading.Thread(
-            target=lambda: (replay(settings, streams, speed=args.speed, start_s=args.start_s, end_s=args.end_s, progress=False,
-                                   stop=lambda: False, topics=topics), done.set()), daemon=True)
-        consumer = StreamConsumer(settings, scorer, WindowConfig(window_s=args.window_s, hop_s=1.0),
-                                  ConsumerConfig(group_id="holmes-demo", deadline_ms=1000.0), topics=topics)
-        consumer.start()
-        t_done: dict[str, float] = {}
-
-        def until(c) -> bool:
-            # the replay starts once the consumer owns its partitions, so latency measures scoring, not start-up
-            if feeder.ident is None and c._consumer is not None and c._consumer.assignment():
-                feeder.start()
-            if not done.is_set():
-                return False
-            t_done.setdefault("t", time.monotonic())
-            idle_s = time.monotonic() - max(c.last_scored_monotonic, t_done["t"])
-            return idle_s > (3.0 if c.metrics.counters["windows_scored"] else 30.0)
-
-        metrics = consumer.run(timeout_s=300.0, until=until)
-        scores = list(dedup_last(read_scores(settings, topics.risk, timeout_s=20.0)).values())
+        pipeline.start()
+        print(f"[demo] embedded broker at {pipeline.bootstrap_servers}", flush=True)
+        metrics = pipeline.run(timeout_s=300.0)
+        scores = list(dedup_last(read_scores(pipeline.settings, pipeline.topics.risk, timeout_s=20.0)).values())
     finally:
-        broker.stop()
+        pipeline.close()
+        if runtime is not None:
+            runtime.shutdown()
     _report(args, records, scores, metrics, format_table)
     return 0
+
+
+def _in_process_scorer(args):
+    import importlib
+
+    from holmes.commands.stream import SCORER_PLUGINS
+    from streams.scorer import available_scorers, make_scorer
+
+    if args.scorer not in available_scorers() and args.scorer in SCORER_PLUGINS:
+        importlib.import_module(SCORER_PLUGINS[args.scorer])
+    opts = {"registry": args.registry, "data": args.data}
+    return make_scorer(args.scorer, **{k: v for k, v in opts.items() if v is not None})
 
 
 def _report(args, records, scores, metrics, format_table) -> None:
@@ -120,7 +125,7 @@ def _report(args, records, scores, metrics, format_table) -> None:
         rows.append({"patient": r.name, "alarm": r.alarm_type, "label": "true" if r.label else "false",
                      "windows": len(mine), "p_at_alarm": None if v is None else v.probability,
                      "verdict": "-" if v is None else ("true" if v.verdict else "false"),
-                     "by": "-" if v is None else "+".join(v.models)[:30],  # which model or ensemble answered the alarm
+                     "by": "-" if v is None else _answered_by(v.models),  # which model or ensemble answered the alarm
                      "verdict_ms": None if v is None else (v.published_unix_s - v.sample_unix_s) * 1e3,
                      "ok": "-" if v is None else ("yes" if bool(v.verdict) == bool(r.label) else "NO")})
     print()
@@ -142,6 +147,14 @@ def _report(args, records, scores, metrics, format_table) -> None:
                                                   "e2e_ms": (s.published_unix_s - s.sample_unix_s) * 1e3} for s in scores], indent=1))
     _plot(out / "risk.png", records, by_patient)
     print(f"wrote {out}/scores.json, metrics.json, risk.png")
+
+
+def _answered_by(models) -> str:
+    """The plan row (and its size) that answered, or the model / ensemble name."""
+    models = list(models)
+    if models and models[0].startswith("plan:"):
+        return f"{models[0][5:]} ({len(models) - 1} models)"
+    return "+".join(models)[:30]
 
 
 def _plot(path, records, by_patient) -> None:

@@ -1,64 +1,176 @@
-"""``holmes serve``: start the Ray Serve application (ingress + one deployment per member of the plan).
+"""``holmes serve``: the whole service. The Ray Serve application (ingress + one deployment per member of the
+plan), the Kafka side (the embedded broker unless a cluster is given) and the stream consumer: routine
+windows through the cascade (escalating what it cannot decide to the service), alarm windows through the
+verdict lane (the service, ahead of routine work, never below the floor).
 
-    holmes serve --plan artifacts/plan.json              # HTTP on 127.0.0.1:8000, Ctrl-C stops
-    holmes serve --registry artifacts/registry           # no plan: every member alone plus all together
-    serve run deploy/serve.yaml                          # the same through Ray's own CLI
+    holmes serve                                          # deploy/holmes.yaml; prints the bootstrap address, then "ready"
+    holmes serve --bootstrap-servers kafka:9092 --plan artifacts/plan.json
+    holmes serve --service-only                           # only the Ray Serve application (HTTP + handles)
+    holmes replay --bootstrap-servers <address> --beds 300 --speed 1 --stagger-s 60     # feed it, from another shell
+
+Ctrl-C or SIGTERM stops it all: the consumer publishes and commits what it scored, then Serve, Ray and the
+embedded broker stop.
 """
 
 from __future__ import annotations
 
-import os
+import json
+import logging
 import signal
+import sys
 import threading
+
+log = logging.getLogger("holmes.serve")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("serve", help="run the HOLMES ensemble service on Ray Serve")
-    p.add_argument("--plan", help="plan JSON from `holmes compose` (default: artifacts/plan.json when it exists)")
-    p.add_argument("--registry", help="registry folder (default: $HOLMES_REGISTRY or artifacts/registry)")
+    p = sub.add_parser("serve", help="run the whole service: Ray Serve ensembles, Kafka consumer, cascade, verdict lane")
+    p.add_argument("--config", help="service YAML (default deploy/holmes.yaml)")
+    p.add_argument("--plan", help="plan JSON from `holmes compose` (overrides service.plan_path)")
+    p.add_argument("--registry", help="registry folder (overrides service.registry_dir)")
     p.add_argument("--version", help="registry version (default: LATEST)")
-    p.add_argument("--members", help="comma-separated members to deploy when there is no plan")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--app-name", default="holmes", help="Serve application name (the stream scorer's --app-name)")
+    p.add_argument("--host", help="HTTP host (overrides http.host)")
+    p.add_argument("--port", type=int, help="HTTP port (overrides http.port)")
+    p.add_argument("--app-name", help="Serve application name")
     p.add_argument("--ray-address", help="join a running Ray cluster (default: start a local one)")
-    p.add_argument("--num-cpus", type=float, default=2, help="CPUs of the local Ray instance")
+    p.add_argument("--num-cpus", type=float, help="CPUs of the local Ray instance")
+    p.add_argument("--bootstrap-servers", help="Kafka cluster (default: start the embedded broker)")
+    p.add_argument("--topic-prefix", help="namespace the icu.* topics")
+    p.add_argument("--routine-scorer", choices=("cascade", "serve", "features"), help="what scores routine windows")
+    p.add_argument("--cascade", help="fitted cascades folder (overrides stream.cascade_dir)")
+    p.add_argument("--verdict-floor", help="weakest plan row a verdict may get ('auto': the most accurate on nested CV)")
+    p.add_argument("--verdict-deadline-ms", type=float, help="verdict due this long after the alarm's sample time")
+    p.add_argument("--duration-s", type=float, help="stop after this many seconds (default: until Ctrl-C / SIGTERM)")
+    p.add_argument("--metrics-json", help="write the consumer's final metrics here")
+    p.add_argument("--service-only", action="store_true", help="run only the Ray Serve application, no Kafka side")
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    import ray
-    from ray import serve
+def load_config(args):
+    from deploy.holmes_config import HolmesConfig
 
-    from deploy.app import build, default_plan
-    from deploy.config import ServeConfig
+    over = {"service.plan_path": args.plan, "service.registry_dir": args.registry, "service.registry_version": args.version,
+            "http.host": args.host, "http.port": args.port, "app_name": args.app_name, "ray.address": args.ray_address,
+            "ray.num_cpus": args.num_cpus, "kafka.bootstrap_servers": args.bootstrap_servers,
+            "kafka.topic_prefix": args.topic_prefix, "stream.routine_scorer": args.routine_scorer,
+            "stream.cascade_dir": args.cascade, "stream.verdict_floor": args.verdict_floor,
+            "service.verdict_floor": args.verdict_floor, "stream.verdict_deadline_ms": args.verdict_deadline_ms}
+    return HolmesConfig.load(args.config, over)
+
+
+def start_service(cfg):
+    """Ray (local or joined), the application for the configured plan; returns (handle, plan, ray address)."""
+    from deploy import runtime
+    from deploy.app import default_plan
     from holmes.compose.plan import Plan
-    from models.registry import default_registry_path
 
-    plan_path = args.plan or ("artifacts/plan.json" if os.path.isfile("artifacts/plan.json") else None)
-    registry = args.registry or str(default_registry_path())
-    config = ServeConfig(registry_dir=registry, registry_version=args.version, plan_path=plan_path,
-                         members=[m for m in args.members.split(",") if m] if args.members else None)
-    plan = Plan.load(plan_path) if plan_path else default_plan(config)
-    if args.ray_address:
-        ray.init(address=args.ray_address)
+    service = cfg.service.model_copy(update={"registry_dir": cfg.resolved(cfg.service.registry_dir),
+                                             "plan_path": cfg.resolved(cfg.service.plan_path)})
+    plan = Plan.load(service.plan_path) if service.plan_path else default_plan(service)
+    if cfg.ray.address:
+        ray, _ = runtime.join(cfg.ray.address)
     else:
-        ray.init(num_cpus=args.num_cpus, include_dashboard=False, object_store_memory=256 * 1024**2,
-                 runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled"}})
-    serve.start(http_options={"host": args.host, "port": args.port})
-    serve.run(build(config, plan), name=args.app_name, route_prefix="/")
-    from deploy.scorer import write_service_file
+        ray, _ = runtime.start_local(cfg.ray.num_cpus, cfg.http.host, cfg.http.port)
+    handle = runtime.run_app(service, plan, cfg.app_name)
+    runtime.warm_up(handle, plan, cfg.stream.window_s)
+    address = ray.get_runtime_context().gcs_address
+    runtime.write_service_file(address, cfg.app_name, f"http://{cfg.http.host}:{cfg.http.port}")
+    return handle, plan, address
 
-    write_service_file(ray.get_runtime_context().gcs_address, args.app_name, f"http://{args.host}:{args.port}")
-    print(f"HOLMES service '{args.app_name}' on http://{args.host}:{args.port}  (members: {', '.join(plan.members)})")
-    print("  POST /v1/score   GET /v1/ensembles   GET /healthz   Ctrl-C stops")
+
+def stream_scorers(cfg, handle):
+    """(routine scorer, verdict scorer) of the consumer, both backed by the running application ``handle``."""
+    from deploy.scorer import ServeScorer
+
+    s = cfg.stream
+    verdicts = ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.verdict_deadline_ms, lane="verdict",
+                           floor=s.verdict_floor)
+    if s.routine_scorer == "serve":
+        return ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.deadline_ms), verdicts
+    if s.routine_scorer == "features":
+        import streams.feature_scorer  # noqa: F401  (registers "features")
+        from streams.scorer import make_scorer
+
+        return make_scorer("features", registry=cfg.resolved(cfg.service.registry_dir)), verdicts
+    from unfold.scorer import cascade_factory
+
+    # the costly rung reads the combined probability uncalibrated (its gates were tuned on it)
+    costly = ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.deadline_ms, raw=True)
+    return cascade_factory(cascade=cfg.resolved(s.cascade_dir), version=s.cascade_version, costly=costly, verdicts=verdicts), verdicts
+
+
+def _kafka_settings(cfg):
+    import os
+
+    from streams.broker import KafkaSettings
+
+    k = cfg.kafka
+    if not k.bootstrap_servers:
+        return None
+    return KafkaSettings(k.bootstrap_servers, security_protocol=k.security_protocol, sasl_mechanism=k.sasl_mechanism,
+                         sasl_plain_username=k.sasl_plain_username,
+                         sasl_plain_password=k.sasl_plain_password or os.environ.get("HOLMES_KAFKA_PASSWORD"),
+                         ssl_cafile=k.ssl_cafile, ssl_certfile=k.ssl_certfile, ssl_keyfile=k.ssl_keyfile)
+
+
+def run(args) -> int:
+    from deploy import runtime
+    from streams.broker import Topics
+    from streams.consumer import ConsumerConfig
+    from streams.hysteresis import HysteresisConfig
+    from streams.pipeline import StreamPipeline
+    from streams.windows import WindowConfig
+
+    cfg = load_config(args)  # a bad setting fails here, before anything starts
+    s = cfg.stream
+    hysteresis = HysteresisConfig(s.risk.raise_at, s.risk.clear_below, s.risk.hold_s)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    pipeline = None
+
+    def on_signal(*_):
+        stop.set()
+        if pipeline is not None:
+            pipeline.request_stop()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    print(f"[serve] starting Ray Serve application '{cfg.app_name}' (plan {cfg.service.plan_path})", flush=True)
+    handle, plan, address = start_service(cfg)
     try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    serve.shutdown()
-    ray.shutdown()
-    return 0
+        print(f"[serve] ensemble service on http://{cfg.http.host}:{cfg.http.port} (Ray at {address}; members: "
+              f"{', '.join(plan.members)}; verdict floor: {plan.floor().name if s.verdict_floor == 'auto' else s.verdict_floor})",
+              flush=True)
+        if args.service_only:
+            print("[serve] ready: POST /v1/score  GET /v1/ensembles  GET /healthz  (Ctrl-C stops)", flush=True)
+            stop.wait(args.duration_s)
+            return 0
+        routine, verdicts = stream_scorers(cfg, handle)
+        pipeline = StreamPipeline(routine, _kafka_settings(cfg), Topics.with_prefix(cfg.kafka.topic_prefix),
+                                  WindowConfig(window_s=s.window_s, hop_s=s.hop_s),
+                                  ConsumerConfig(group_id=s.group_id, deadline_ms=s.deadline_ms,
+                                                 verdict_deadline_ms=s.verdict_deadline_ms, hysteresis=hysteresis),
+                                  verdicts=verdicts)
+        pipeline.start()
+        print(f"[serve] bootstrap servers: {pipeline.bootstrap_servers}"
+              + ("  (embedded broker, in memory)" if pipeline.broker is not None else ""), flush=True)
+        print(f"[serve] routine windows: {routine.name}; verdicts: {verdicts.name}", flush=True)
+        pipeline.on_ready(lambda p: print(f"[serve] ready: consuming {p.topics.waveforms} and {p.topics.alarms}, "
+                                          f"publishing to {p.topics.risk} (Ctrl-C stops)", flush=True))
+        if stop.is_set():
+            pipeline.request_stop()
+        metrics = pipeline.run(timeout_s=args.duration_s)
+        metrics["service"] = {"plan": cfg.service.plan_path, "floor": plan.floor().name, "stats": getattr(routine, "stats", {})}
+        c = metrics["counters"]
+        print(f"[serve] stopped: windows {c.get('windows_scored', 0)}, verdicts {c.get('verdicts', 0)} "
+              f"(degraded {c.get('verdicts_degraded', 0)}, late {c.get('verdicts_late', 0)}), e2e p99 "
+              f"{metrics['e2e_ms'].get('p99')} ms, verdict p99 {metrics['verdict_e2e_ms'].get('p99')} ms", flush=True)
+        if args.metrics_json:
+            with open(args.metrics_json, "w") as f:
+                json.dump(metrics, f, indent=2, default=str)
+        return 0
+    finally:
+        if pipeline is not None:
+            pipeline.close()
+        runtime.shutdown()
+        print("[serve] stopped Serve, Ray" + (" and the embedded broker" if pipeline is not None and cfg.kafka.bootstrap_servers is None else ""),
+              file=sys.stderr, flush=True)

@@ -18,7 +18,6 @@ import logging
 import signal
 import sys
 import threading
-import time
 
 log = logging.getLogger("holmes.stream")
 
@@ -251,98 +250,70 @@ def build_scorer(args, in_process: bool = False):
     return make_scorer(args.scorer, **{k: v for k, v in opts.items() if v is not None})
 
 
-def _service_alive(path) -> bool:
-    """True when ``holmes serve`` wrote ``path`` and its process still runs (a stale file would make Ray wait forever)."""
-    import os
-
-    try:
-        pid = int(json.loads(path.read_text())["pid"])
-        os.kill(pid, 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return True
-
-
 def _cascade_service(args):
     """(costly rung, verdict scorer) of the cascade: the Ray Serve service when one is running (``holmes serve``
     wrote its address, or $HOLMES_RAY_ADDRESS is set), else (None, None): the cascade then runs its ensemble in
     process. The costly rung reads the members' raw mean (the gates were tuned on it); verdicts publish the
     calibrated probability."""
-    import os
+    from deploy.runtime import ServiceUnavailableError, service_address
 
-    from deploy.scorer import SERVICE_FILE
-
-    if not (os.environ.get("HOLMES_RAY_ADDRESS") or _service_alive(SERVICE_FILE)):
-        log.info("cascade: no running Ray Serve service found; escalated windows and verdicts are scored in process")
+    try:
+        address, source = service_address()
+    except ServiceUnavailableError as e:
+        log.info("cascade: no running Ray Serve service (%s); escalated windows and verdicts are scored in process", e)
         return None, None
     from streams.scorer import make_scorer
 
     importlib.import_module(SCORER_PLUGINS["serve"])
     try:
-        return make_scorer("serve", deadline_ms=args.deadline_ms, raw=True), make_scorer("serve", deadline_ms=args.deadline_ms)
+        return (make_scorer("serve", deadline_ms=args.deadline_ms, raw=True, ray_address=address),
+                make_scorer("serve", deadline_ms=args.deadline_ms, lane="verdict", ray_address=address))
     except (ConnectionError, RuntimeError) as e:
-        log.warning("cascade: the Ray Serve service is not reachable (%s); escalated windows are scored in process", e)
+        log.warning("cascade: the Ray Serve service at %s (%s) is not reachable (%s); escalated windows are scored in process",
+                    address, source, e)
         return None, None
 
 
+def _verdict_scorer(args, routine):
+    """The verdict lane's scorer: the service's verdict lane when the routine scorer is the service (or a cascade
+    escalating to it); None otherwise (the routine scorer answers alarms: the cascade with its ensemble)."""
+    if args.scorer == "serve":
+        from streams.scorer import make_scorer
+
+        return make_scorer("serve", deadline_ms=args.deadline_ms, lane="verdict")
+    v = getattr(routine, "verdicts", None)
+    return v if getattr(v, "lane", None) == "verdict" else None
+
+
 def cmd_consume(args) -> int:
-    from streams.broker import EmbeddedBroker, Topics, ensure_topics
-    from streams.consumer import ConsumerConfig, StreamConsumer
+    from streams.broker import Topics
+    from streams.consumer import ConsumerConfig
     from streams.hysteresis import HysteresisConfig
-    from streams.replay import replay
+    from streams.pipeline import ReplayPlan, StreamPipeline
     from streams.windows import WindowConfig
 
     hysteresis = HysteresisConfig(args.risk_raise_at, args.risk_clear_below, args.risk_hold_s)  # bad settings fail first
     scorer = build_scorer(args)
-    topics = Topics.with_prefix(args.topic_prefix)
-    broker = feeder = None
-    done = threading.Event()
+    settings, replay_plan = None, None
     if args.bootstrap_servers:
         settings = _settings(args)
-        ensure_topics(settings, topics)
     else:
         streams = _load_streams(args)
-        broker = EmbeddedBroker().start()
-        settings = broker.settings
-        ensure_topics(settings, topics)
-        print(f"no --bootstrap-servers: embedded broker at {settings.bootstrap_servers}, replaying {len(streams)} patients")
-        feeder = threading.Thread(target=lambda: (replay(settings, streams, speed=args.speed, start_s=args.start_s,
-                                                         end_s=args.end_s, progress=False, stop=done.is_set, topics=topics,
-                                                         stagger_s=args.stagger_s),
-                                                  done.set()),
-                                  daemon=True)
-    consumer = StreamConsumer(settings, scorer, WindowConfig(window_s=args.window_s, hop_s=args.hop_s),
+        replay_plan = ReplayPlan(streams, args.speed, args.start_s, args.end_s, args.stagger_s)
+    pipeline = StreamPipeline(scorer, settings, Topics.with_prefix(args.topic_prefix), WindowConfig(window_s=args.window_s, hop_s=args.hop_s),
                               ConsumerConfig(group_id=args.group_id, deadline_ms=args.deadline_ms, hysteresis=hysteresis),
-                              topics=topics)
-    _on_signals(consumer.request_stop)
-    consumer.start()
-    if feeder is not None:
-        feeder.start()
-    last_report = [time.monotonic()]
-    done_at: dict[str, float] = {}
-
-    def until(c) -> bool:
-        if time.monotonic() - last_report[0] >= 10:
-            last_report[0] = time.monotonic()
-            s = c.metrics.snapshot()
-            log.info("windows %d, dead letters %d, e2e p50/p99 %s/%s ms", s["counters"].get("windows_scored", 0),
-                     s["counters"].get("dead_letters", 0), s["e2e_ms"].get("p50"), s["e2e_ms"].get("p99"))
-        # embedded demo: stop once the replay is over and nothing became ready for a few seconds
-        if feeder is None or not done.is_set():
-            return False
-        done_at.setdefault("t", time.monotonic())
-        idle_s = time.monotonic() - max(c.last_scored_monotonic, done_at["t"])
-        return idle_s > (3.0 if c.metrics.counters["windows_scored"] else 30.0)
-
+                              verdicts=_verdict_scorer(args, scorer), replay=replay_plan)
     try:
-        metrics = consumer.run(timeout_s=args.duration_s, until=until)
+        pipeline.start()
+        if replay_plan is not None:
+            print(f"no --bootstrap-servers: embedded broker at {pipeline.bootstrap_servers}, replaying {len(replay_plan.streams)} patients")
+        _on_signals(pipeline.request_stop)
+        metrics = pipeline.run(timeout_s=args.duration_s)
     finally:
-        done.set()
+        pipeline.close()
         close = getattr(scorer, "close", None)
         if close is not None:  # scoring worker processes, if any
             close()
-        if broker is not None:
-            broker.stop()
     print(json.dumps(metrics, indent=2))
     if args.metrics_json:
         with open(args.metrics_json, "w") as f:

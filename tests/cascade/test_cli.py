@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 
@@ -40,15 +41,35 @@ class TestCLI:
         assert e.value.field == "--max-miss-rate" and e.value.rule.startswith(rule)
         assert _miss_rate("none") is None and _miss_rate("0.05") == 0.05
 
-    def test_stale_service_file_is_not_a_service(self, tmp_path):
-        from holmes.commands.stream import _service_alive
+    def test_stale_service_file_is_reported_within_seconds_naming_it(self, tmp_path, monkeypatch, capsys):
+        import time
+
+        from deploy import runtime
+        from deploy.runtime import ServiceUnavailableError, service_address, service_running
 
         f = tmp_path / "serve.json"
-        f.write_text(json.dumps({"ray_address": "127.0.0.1:1", "pid": 2**22 + 12345}))
-        assert _service_alive(f) is False
-        f.write_text(json.dumps({"ray_address": "127.0.0.1:1", "pid": os.getpid()}))
-        assert _service_alive(f) is True
-        assert _service_alive(tmp_path / "missing.json") is False
+        monkeypatch.setattr(runtime, "SERVICE_FILE", f)
+        for var in ("HOLMES_RAY_ADDRESS", "RAY_ADDRESS"):
+            monkeypatch.delenv(var, raising=False)
+        with pytest.raises(ServiceUnavailableError, match="no service file"):
+            service_address()
+        f.write_text(json.dumps({"ray_address": "127.0.0.1:1", "pid": 2**22 + 12345}))  # a process that is gone
+        with pytest.raises(ServiceUnavailableError) as e:
+            service_address()
+        assert e.value.source == str(f) and "stale" in str(e.value) and str(f) in str(e.value)
+        f.write_text(json.dumps({"ray_address": "127.0.0.1:1", "pid": os.getpid()}))  # alive, but nothing listens
+        t0 = time.monotonic()
+        with pytest.raises(ServiceUnavailableError, match="does not accept connections"):
+            service_address()
+        assert time.monotonic() - t0 < 5 and service_running() is False
+        # the stream consumer with the service scorer says so at once, naming the file, instead of retrying for minutes
+        t0 = time.monotonic()
+        assert main(["consume", "--scorer", "serve", "--bootstrap-servers", "127.0.0.1:1", "--duration-s", "1"]) == 2
+        assert str(f) in capsys.readouterr().err and time.monotonic() - t0 < 10
+        # the cascade scorer falls back to its ensemble in process (and logs why)
+        from holmes.commands.stream import _cascade_service
+
+        assert _cascade_service(argparse.Namespace(deadline_ms=1000.0)) == (None, None)
 
 
 class TestEvaluateRow:

@@ -22,3 +22,24 @@ def test_demo_with_the_cascade_answers_every_alarm_with_the_ensemble(tmp_path, c
     assert all(0.0 <= s["probability"] <= 1.0 and isinstance(s["risk_alarm"], bool) and not s["degraded"] for s in scores)
     assert all(s["e2e_ms"] < 5000 for s in scores)
     assert (out / "risk.png").stat().st_size > 10_000
+
+
+def test_demo_runs_the_whole_service_path(tmp_path, capsys):
+    """The default demo: Ray Serve application of the committed plan, cascade for routine windows, verdict lane."""
+    from holmes.compose.plan import Plan
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--patients", "4", "--start-s", "281", "--end-s", "302", "--speed", "4", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    floor = Plan.load("deploy/plan.json").floor()
+    assert "answered by" in printed and floor.name in printed and "/4 correct" in printed
+    scores = json.loads((out / "scores.json").read_text())
+    verdicts = [s for s in scores if s["verdict"] is not None]
+    # every alarm answered by the service's verdict lane with the floor row (the most accurate on nested CV), in time
+    assert len(verdicts) == 4 and {s["models"][0] for s in verdicts} == {f"plan:{floor.name}"}
+    assert all(set(s["models"][1:]) == set(floor.members) and not s["degraded"] and s["e2e_ms"] < 1000 for s in verdicts)
+    routine = [s for s in scores if s["verdict"] is None]
+    assert routine and all(s["models"][0].startswith("stage1/") for s in routine)  # the cascade's cheap rungs first
+    assert all(0.0 <= s["probability"] <= 1.0 for s in scores)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["counters"]["verdicts"] == 4 and metrics["counters"].get("verdicts_late", 0) == 0

@@ -1,0 +1,119 @@
+"""The whole service's configuration (``deploy/holmes.yaml``): one validated object, unknown keys refused.
+
+    cfg = HolmesConfig.load("deploy/holmes.yaml", overrides={"kafka.bootstrap_servers": "broker:9092"})
+
+Sections: ``service`` (the Ray Serve application: ``deploy.config.ServeConfig``), ``ray``, ``http``, ``kafka``
+(none given: the embedded broker), ``stream`` (the consumer: routine scorer, verdict lane, windows, deadlines,
+risk alarm). Relative paths are read from the project root.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from models.errors import InvalidFieldError
+
+from .config import ServeConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PATH = PROJECT_ROOT / "deploy" / "holmes.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RayConfig(_Strict):
+    address: str | None = Field(None, description="join this running Ray cluster; None: start a local one")
+    num_cpus: float = Field(2, gt=0, description="CPUs of the local Ray instance")
+
+
+class HttpConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535, description="HTTP port of Serve (0: no HTTP proxy)")
+
+
+class KafkaConfig(_Strict):
+    bootstrap_servers: str | None = Field(None, description="HOST:PORT[,...] of a Kafka cluster; None: the embedded broker")
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: str | None = Field(None, description="or $HOLMES_KAFKA_PASSWORD")
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    topic_prefix: str | None = None
+
+
+class RiskConfig(_Strict):
+    raise_at: float = Field(0.7, gt=0, lt=1)
+    clear_below: float = Field(0.5, gt=0, lt=1)
+    hold_s: float = Field(10.0, ge=0)
+
+
+class StreamConfig(_Strict):
+    routine_scorer: Literal["cascade", "serve", "features"] = Field(
+        "cascade", description="routine windows: the cascade (escalating to the service), the service, or features in process")
+    cascade_dir: str | None = Field(None, description="fitted cascades folder (None: $HOLMES_CASCADE or artifacts/cascade)")
+    cascade_version: str | None = None
+    verdict_floor: str = Field("auto", description="weakest plan row a verdict may get ('auto': the most accurate on nested CV)")
+    verdict_deadline_ms: float = Field(1000.0, gt=0, description="a verdict is due this long after its alarm's sample time")
+    deadline_ms: float = Field(1000.0, gt=0, description="a routine window is due this long after its last sample")
+    window_s: float = Field(16.0, gt=0)
+    hop_s: float = Field(1.0, gt=0)
+    group_id: str = "holmes-scorer"
+    risk: RiskConfig = RiskConfig()
+
+
+class HolmesConfig(_Strict):
+    app_name: str = "holmes"
+    service: ServeConfig = ServeConfig(registry_dir="artifacts/registry", plan_path="deploy/plan.json")
+    ray: RayConfig = RayConfig()
+    http: HttpConfig = HttpConfig()
+    kafka: KafkaConfig = KafkaConfig()
+    stream: StreamConfig = StreamConfig()
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> "HolmesConfig":
+        try:
+            return cls.model_validate(d or {})
+        except ValidationError as e:
+            err = e.errors()[0]
+            field = ".".join(str(x) for x in err.get("loc", ())) or "config"
+            raise InvalidFieldError(f"{source}: {field}", err.get("msg", "is invalid").lower(), err.get("input")) from None
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> "HolmesConfig":
+        """The YAML at ``path`` (default ``deploy/holmes.yaml``) with dotted ``overrides`` (None values skipped)."""
+        import yaml
+
+        path = Path(path) if path else DEFAULT_PATH
+        if not path.is_file():
+            raise InvalidFieldError("--config", "must be an existing YAML file", str(path))
+        try:
+            d = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise InvalidFieldError(str(path), "must be valid YAML", str(e)[:200]) from None
+        if not isinstance(d, dict):
+            raise InvalidFieldError(str(path), "must be a mapping of sections", type(d).__name__)
+        for key, value in (overrides or {}).items():
+            if value is None:
+                continue
+            node = d
+            *parents, leaf = key.split(".")
+            for p in parents:
+                node = node.setdefault(p, {})
+                if not isinstance(node, dict):
+                    raise InvalidFieldError(key, "must name a setting inside a section", value)
+            node[leaf] = value
+        return cls.from_dict(d, str(path))
+
+    def resolved(self, path: str | None) -> str | None:
+        """A path of the config, relative ones read from the project root."""
+        if path is None:
+            return None
+        p = Path(path)
+        return str(p if p.is_absolute() else PROJECT_ROOT / p)
