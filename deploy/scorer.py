@@ -22,7 +22,7 @@ from streams.scorer import ScoreOut, WindowBatch, register_scorer
 class ServeScorer:
     def __init__(self, app_name: str = "holmes", ray_address: str | None = None, deadline_ms: float | None = None,
                  min_deadline_ms: float = 1.0, handle=None, timeout_s: float = 30.0, max_request_windows: int = 64,
-                 raw: bool = False, lane: str = "routine", floor: str | None = None):
+                 raw: bool = False, lane: str = "routine", floor: str | None = None, ensemble: str | None = None):
         if handle is None:  # a stale service file or an unreachable address is reported at once, naming it
             from .runtime import connect_service
 
@@ -33,6 +33,7 @@ class ServeScorer:
             raise InvalidFieldError("lane", "must be 'routine' or 'verdict'", lane, ["routine", "verdict"])
         self.lane = lane  # "verdict": alarm windows, ahead of routine work and never below ``floor``
         self.floor = floor if floor is not None else ("auto" if lane == "verdict" else None)
+        self.ensemble = ensemble  # a plan row to request by name (the cascade's costly rung: the row its gates were tuned on)
         self.name = f"serve:{app_name}" + (":verdicts" if lane == "verdict" else "")
         self.deadline_ms = deadline_ms
         self.min_deadline_ms = min_deadline_ms
@@ -64,7 +65,7 @@ class ServeScorer:
         if len(batch) == 0:
             return []
         t0 = time.perf_counter()
-        outs = self.score_arrays(batch.windows, batch.masks, batch.alarm_types, self._deadline_ms(batch))
+        outs = self.score_arrays(batch.windows, batch.masks, batch.alarm_types, self._deadline_ms(batch), self.ensemble)
         call_ms = (time.perf_counter() - t0) * 1000.0
         scores = []
         for out in outs:
@@ -83,7 +84,7 @@ class ServeScorer:
 
 
 _OPTIONS = {"app_name", "ray_address", "deadline_ms", "min_deadline_ms", "handle", "timeout_s", "max_request_windows", "raw",
-            "lane", "floor"}
+            "lane", "floor", "ensemble"}
 _IGNORED = {"member", "member_path", "threshold", "registry", "data"}  # other scorers' options the CLI may pass
 
 

@@ -1,0 +1,231 @@
+"""The system as users run it: ``holmes serve`` (Ray Serve ensembles, cascade for routine windows, verdict lane,
+embedded broker) fed by ``holmes replay --beds N --speed 1 [--stagger-s S]`` from another process; the verdicts
+published on ``icu.risk`` are read back and compared with the offline probability of the same ensemble on the
+same window.
+
+    .venv/bin/python bench/serve_beds.py --beds 300 --stagger-s 60            # a ward: alarms spread over 60 s
+    .venv/bin/python bench/serve_beds.py --beds 300 --stagger-s 0 --tag burst  # every alarm in the same second
+
+Per run: alarms answered, verdicts degraded (by reason), verdicts published after their deadline without the flag
+(must be 0), e2e p50/p95/p99 for verdicts (from the alarm's sample time) and routine windows (from the window's
+last sample), windows lost, the cascade's escalations, the largest |published - offline| verdict probability,
+CPU and load, and ``bench/features_cost.py``'s median for this machine. Writes bench/results/serve_beds_<tag>.json
+and .png, and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from _servebench import machine, write_json  # noqa: E402
+
+HOLMES = [sys.executable, "-m", "holmes.cli"]
+
+
+def features_cost() -> dict:
+    out = Path(tempfile.mkdtemp()) / "features_cost.json"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "features_cost.py"), "--repeats", "2", "--out", str(out)], check=True,
+                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
+class Service:
+    """``holmes serve`` in a subprocess; its output is kept, the bootstrap address and the ready line awaited."""
+
+    def __init__(self, metrics_path: Path, extra: list[str]):
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(HOLMES + ["serve", "--port", "0", "--metrics-json", str(metrics_path)] + extra, cwd=ROOT,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.ready = threading.Event()
+        self.bootstrap: str | None = None
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+            m = re.search(r"bootstrap servers: (\S+)", line)
+            if m:
+                self.bootstrap = m.group(1)
+            if line.startswith("[serve] ready"):
+                self.ready.set()
+
+    def wait_ready(self, timeout_s: float) -> None:
+        if not self.ready.wait(timeout_s):
+            self.stop()
+            raise RuntimeError("holmes serve did not get ready:\n" + "\n".join(self.lines[-30:]))
+
+    def stop(self, timeout_s: float = 120) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return -9
+
+
+def offline_check(verdicts, plan_path: str, registry: str) -> dict:
+    """Largest |published - offline| over the verdicts: the same plan row (members, rule, calibration) in process on
+    the same window cut from the record."""
+    from holmes.compose.plan import Plan
+    from models.calibration import Calibrator
+    from models.data import load_dataset, resolve_data_dir, window
+    from models.ensemble import EnsembleModel
+    from models.registry import Registry
+
+    plan = Plan.load(plan_path)
+    reg = Registry(registry)
+    version = plan.registry.get("version") or reg.latest()
+    names = sorted({s.patient_id.split("-", 1)[1] for s in verdicts})
+    recs = {r.name: r for r in load_dataset(resolve_data_dir(), names)[0]}
+    diffs, by_row = [], {}
+    for s in verdicts:
+        by_row.setdefault(s.models[0][len("plan:"):], []).append(s)
+    for row, items in by_row.items():
+        spec = plan.get(row)
+        model = EnsembleModel(row, [reg.load(m, version) for m in spec.members], spec.rule)
+        w = np.stack([window(recs[s.patient_id.split("-", 1)[1]], s.window_end_s, s.window_s) for s in items]).astype(np.float32)
+        m = np.stack([recs[s.patient_id.split("-", 1)[1]].mask for s in items]) & np.isfinite(w).any(axis=2)
+        p = Calibrator.from_dict(spec.calibration).transform(model.predict_proba(w, m, [s.alarm_type for s in items]))
+        diffs += [abs(float(a) - s.probability) for a, s in zip(p, items)]
+    return {"n": len(diffs), "max_abs_diff": max(diffs) if diffs else None, "rows": sorted(by_row)}
+
+
+def pct(v) -> dict:
+    v = np.asarray(v, dtype=float)
+    if not len(v):
+        return {"n": 0}
+    p50, p95, p99 = np.percentile(v, [50, 95, 99])
+    return {"n": int(len(v)), "p50": round(float(p50), 1), "p95": round(float(p95), 1), "p99": round(float(p99), 1),
+            "max": round(float(v.max()), 1), "within_1s": round(float((v <= 1000).mean()), 4)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--beds", type=int, default=300)
+    ap.add_argument("--stagger-s", type=float, default=60.0)
+    ap.add_argument("--start-s", type=float, default=280.0)
+    ap.add_argument("--end-s", type=float, default=300.0)
+    ap.add_argument("--tag", help="result name (default: <beds>beds_stagger<S>)")
+    ap.add_argument("--serve-args", default="", help="extra `holmes serve` options, e.g. '--routine-scorer serve'")
+    ap.add_argument("--no-offline-check", action="store_true")
+    args = ap.parse_args()
+    tag = args.tag or f"{args.beds}beds_stagger{args.stagger_s:g}"
+
+    from streams.broker import KafkaSettings, Topics
+    from streams.testing import dedup_last, read_scores
+
+    print("[bench] bench/features_cost.py on this machine ...", flush=True)
+    fc = features_cost()
+    tmp = Path(tempfile.mkdtemp())
+    t0 = time.time()
+    svc = Service(tmp / "metrics.json", args.serve_args.split())
+    svc.wait_ready(600)
+    startup_s = time.time() - t0
+    print(f"[bench] holmes serve ready in {startup_s:.0f} s at {svc.bootstrap}; replaying {args.beds} beds", flush=True)
+    load = []
+    stop_load = threading.Event()
+    threading.Thread(target=lambda: [load.append(os.getloadavg()[0]) for _ in iter(lambda: stop_load.wait(2.0), True)],
+                     daemon=True).start()
+    rep = subprocess.run(HOLMES + ["replay", "--bootstrap-servers", svc.bootstrap, "--beds", str(args.beds), "--speed", "1",
+                                   "--stagger-s", str(args.stagger_s), "--start-s", str(args.start_s), "--end-s", str(args.end_s)],
+                         cwd=ROOT, capture_output=True, text=True)
+    replay_stats = json.loads(rep.stdout[rep.stdout.index("{"):]) if "{" in rep.stdout else {"error": rep.stderr[-2000:]}
+    n_windows_bed = int(args.end_s - args.start_s - 16 + 1)
+    expected = args.beds * n_windows_bed
+    settings = KafkaSettings(svc.bootstrap)
+    scores, t_drain = {}, time.time()
+    while time.time() - t_drain < 60:  # the consumer drains what is left
+        time.sleep(3)
+        scores = dedup_last(read_scores(settings, Topics().risk, timeout_s=5.0))
+        if len(scores) >= expected:
+            break
+    stop_load.set()
+    rc = svc.stop()
+    metrics = json.loads((tmp / "metrics.json").read_text()) if (tmp / "metrics.json").exists() else {}
+    scores = list(scores.values())
+    verdicts = [s for s in scores if s.alarm_time_s is not None]
+    routine = [s for s in scores if s.alarm_time_s is None]
+
+    def alarm_unix(s):
+        return s.sample_unix_s - max(s.window_end_s - s.alarm_time_s, 0.0)
+
+    v_ms = [(s.published_unix_s - alarm_unix(s)) * 1e3 for s in verdicts]
+    r_ms = [(s.published_unix_s - s.sample_unix_s) * 1e3 for s in routine]
+    reasons: dict[str, int] = {}
+    for s in verdicts:
+        for r in s.degraded_reasons:
+            reasons[r] = reasons.get(r, 0) + 1
+    late_unflagged = sum(1 for s, ms in zip(verdicts, v_ms) if ms > 1000 and "verdict_late" not in s.degraded_reasons)
+    answered_by: dict[str, int] = {}
+    for s in verdicts:
+        k = s.models[0] if s.models else "-"
+        answered_by[k] = answered_by.get(k, 0) + 1
+    out = {
+        "machine": machine(), "features_cost": {"rows": fc.get("rows"), "beds_per_core_at_1hz": fc.get("beds_per_core_at_1hz")},
+        "command": " ".join(sys.argv), "beds": args.beds, "stagger_s": args.stagger_s, "record_s": [args.start_s, args.end_s],
+        "serve_args": args.serve_args, "startup_s": round(startup_s, 1), "serve_rc": rc,
+        "replay": replay_stats, "expected_windows": expected, "windows_published": len(scores),
+        "alarms": args.beds, "verdicts": len(verdicts), "verdicts_degraded": sum(1 for s in verdicts if s.degraded),
+        "verdict_degraded_reasons": reasons, "verdicts_late_unflagged": late_unflagged, "answered_by": answered_by,
+        "routine_degraded": sum(1 for s in routine if s.degraded),
+        "verdict_e2e_ms": pct(v_ms), "routine_e2e_ms": pct(r_ms),
+        "load_avg_1m": {"mean": round(float(np.mean(load)), 2) if load else None, "max": round(float(np.max(load)), 2) if load else None},
+        "consumer_metrics": metrics,
+    }
+    if not args.no_offline_check and verdicts:
+        print("[bench] offline probability of the same ensemble on the same windows ...", flush=True)
+        plan_path = str(ROOT / "deploy" / "plan.json")
+        out["offline_check"] = offline_check([s for s in verdicts if s.models and s.models[0].startswith("plan:")],
+                                             plan_path, str(ROOT / "artifacts" / "registry"))
+    path = write_json(f"serve_beds_{tag}.json", out)
+    _plot(ROOT / "bench" / "results" / f"serve_beds_{tag}.png", v_ms, r_ms, tag)
+    fcm = out["features_cost"]
+    print(f"\n{'run':<28} {'alarms':>6} {'verdicts':>8} {'degraded':>8} {'late unflagged':>14} {'verdict p50/p99 ms':>20} "
+          f"{'routine p50/p99 ms':>20} {'windows':>13} {'max |diff|':>10}")
+    oc = out.get("offline_check", {})
+    print(f"{tag:<28} {args.beds:>6} {len(verdicts):>8} {out['verdicts_degraded']:>8} {late_unflagged:>14} "
+          f"{out['verdict_e2e_ms'].get('p50')}/{out['verdict_e2e_ms'].get('p99'):>9} {out['routine_e2e_ms'].get('p50')}/{out['routine_e2e_ms'].get('p99'):>9} "
+          f"{len(scores):>6}/{expected:<6} {oc.get('max_abs_diff')}")
+    print(f"features_cost on this machine: {fcm}; load avg mean/max {out['load_avg_1m']}; wrote {path}")
+    return 0
+
+
+def _plot(path: Path, v_ms, r_ms, tag: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for v, label in ((v_ms, "verdicts (from the alarm's sample)"), (r_ms, "routine windows (from the last sample)")):
+        if len(v):
+            x = np.sort(v)
+            ax.plot(x, np.arange(1, len(x) + 1) / len(x), label=f"{label}, n={len(x)}")
+    ax.axvline(1000, color="k", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_xlabel("end-to-end ms (published on icu.risk)")
+    ax.set_ylabel("fraction")
+    ax.set_title(f"holmes serve, {tag}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
