@@ -14,14 +14,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def start_ray(port: int = 8011):
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    import ray
-    from ray import serve
+    from deploy.runtime import start_local
 
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024**2, log_to_driver=False,
-             runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled"}})
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    return ray, serve
+    return start_local(2, "127.0.0.1", port)
 
 
 def real_windows(n: int = 64, window_s: float = 16.0, seed: int = 0):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -48,32 +47,20 @@ def records_for_replay(n: int):
 
 
 def run_mode(mode: str, scorer, settings, recs, beds: int, stream_s: float) -> dict:
-    from streams.broker import Topics, ensure_topics
-    from streams.consumer import ConsumerConfig, StreamConsumer
-    from streams.replay import build_streams, replay
+    from streams.broker import Topics
+    from streams.consumer import ConsumerConfig
+    from streams.pipeline import ReplayPlan, StreamPipeline
+    from streams.replay import build_streams
     from streams.windows import WindowConfig
 
     tag = f"bench-{mode}-{int(time.time())}"
-    topics = Topics.with_prefix(tag)
-    ensure_topics(settings, topics)
-    consumer = StreamConsumer(settings, scorer, WindowConfig(window_s=16.0, hop_s=1.0),
-                              ConsumerConfig(group_id=tag, deadline_ms=1000.0), topics=topics).start()
-    done = threading.Event()
     streams = build_streams(recs, beds=beds)
-    feeder = threading.Thread(target=lambda: (replay(settings, streams, speed=1.0, start_s=START_S, end_s=START_S + stream_s,
-                                                     progress=False, topics=topics), done.set()), daemon=True)
-    time.sleep(4.0)  # group join before the first chunk
-    feeder.start()
-    expected = beds * int(stream_s - 16 + 1)
-    t_done: dict = {}
-
-    def until(c) -> bool:
-        if not done.is_set():
-            return False
-        t_done.setdefault("t", time.monotonic())
-        return c.metrics.counters.get("windows_scored", 0) >= expected or time.monotonic() - t_done["t"] > 30
-    metrics = consumer.run(timeout_s=stream_s + 120, until=until)
-    return {"mode": mode, "expected_windows": expected, "metrics": metrics}
+    pipeline = StreamPipeline(scorer, settings, Topics.with_prefix(tag), WindowConfig(window_s=16.0, hop_s=1.0),
+                              ConsumerConfig(group_id=tag, deadline_ms=1000.0),
+                              replay=ReplayPlan(streams, 1.0, START_S, START_S + stream_s), progress_every_s=None)
+    with pipeline:
+        metrics = pipeline.run(timeout_s=stream_s + 120)
+    return {"mode": mode, "expected_windows": beds * int(stream_s - 16 + 1), "metrics": metrics}
 
 
 def main() -> int:

@@ -32,6 +32,7 @@ def main(argv=None) -> int:
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--reps", type=int, default=9)
     ap.add_argument("--out", default="serve_profile.json")
+    ap.add_argument("--profile-out", help="also write the service profile `holmes compose` reads by default (deploy/service_profile.json)")
     args = ap.parse_args(argv)
 
     from deploy import ServeConfig, build
@@ -86,8 +87,15 @@ def main(argv=None) -> int:
         "tail_factor": round(max(tail, 1.1), 3),
         "member_ms": {n: {b: round(r["service_ms"][b], 3) for b in r["service_ms"]} for n, r in rows.items()},
     }
-    path = write_json(args.out, {"registry": {"path": str(reg.path), "version": version}, "machine": machine(), "window_s": window_s,
-                                 "reps": args.reps, "latency_model": model, "members": rows})
+    doc = {"registry": {"path": str(reg.path), "version": version}, "machine": machine(), "window_s": window_s,
+           "reps": args.reps, "latency_model": model, "members": rows, "measured_on": "ray-serve deployment",
+           "command": " ".join(["bench/serve_profile.py"] + (argv if argv is not None else sys.argv[1:]))}
+    path = write_json(args.out, doc)
+    if args.profile_out:
+        import json
+
+        Path(args.profile_out).write_text(json.dumps(doc, indent=1))
+        print(f"wrote the service profile {args.profile_out} (`holmes compose` reads it by default)")
     print(f"\n{'member':28s} {'inproc b64':>10} {'service b64':>11} {'total b64':>9} {'p99 b64':>8} {'total b1':>8}")
     for n, r in rows.items():
         print(f"{n:28s} {float(r['inprocess_ms']['64']):10.1f} {r['service_ms']['64']:11.1f} {r['total_ms']['64']:9.1f} {r['total_p99_ms']['64']:8.1f} {r['total_ms']['1']:8.1f}")

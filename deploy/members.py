@@ -56,12 +56,7 @@ class MemberModel:
         sizes = [len(s) for s in shared]
         t0 = time.perf_counter()
         p = head(self.member, Shared.concat(shared), [t for ats in alarm_types for t in ats])
-        service_ms = (time.perf_counter() - t0) * 1000.0
-        out, start = [], 0
-        for n in sizes:
-            out.append((p[start : start + n], service_ms, len(sizes)))
-            start += n
-        return out
+        return _per_request(p, sizes, (time.perf_counter() - t0) * 1000.0)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0)
     async def predict(self, windows: list, masks: list, alarm_types: list) -> list:
@@ -72,9 +67,13 @@ class MemberModel:
         m = masks[0] if len(masks) == 1 else np.concatenate(masks)
         a = [t for ats in alarm_types for t in ats]
         p = check_output(self.name, self.member.predict_proba(w, m, a), len(w))
-        service_ms = (time.perf_counter() - t0) * 1000.0
-        out, start = [], 0
-        for n in sizes:
-            out.append((p[start : start + n], service_ms, len(sizes)))
-            start += n
-        return out
+        return _per_request(p, sizes, (time.perf_counter() - t0) * 1000.0)
+
+
+def _per_request(p: np.ndarray, sizes: list[int], service_ms: float) -> list:
+    """Split one merged call's probabilities back per request: (probabilities, service_ms, requests merged)."""
+    out, start = [], 0
+    for n in sizes:
+        out.append((p[start : start + n], service_ms, len(sizes)))
+        start += n
+    return out

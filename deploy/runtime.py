@@ -21,6 +21,7 @@ from models.errors import HolmesInputError
 
 SERVICE_FILE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "holmes-icu" / "serve.json"
 OBJECT_STORE_BYTES = 256 * 1024**2  # small: requests carry a few MB at most
+_started_ray = False  # this process started the Ray instance it uses (and so shuts it down)
 
 
 class ServiceUnavailableError(HolmesInputError):
@@ -42,9 +43,11 @@ def start_local(num_cpus: float = 2, http_host: str = "127.0.0.1", http_port: in
     import ray
     from ray import serve
 
+    global _started_ray
     if not ray.is_initialized():
         ray.init(num_cpus=num_cpus, include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES, log_to_driver=False,
                  runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled"}})
+        _started_ray = True
     serve.start(http_options={"host": http_host, "port": http_port} if http_port else {"location": "NoServer"})
     return ray, serve
 
@@ -163,12 +166,19 @@ def service_running() -> bool:
     return True
 
 
-def shutdown() -> None:
+def shutdown(app_name: str | None = None) -> None:
+    """Stop Serve and Ray when this process started them; on a Ray instance it joined, only delete ``app_name``."""
+    global _started_ray
     import ray
     from ray import serve
 
     try:
-        serve.shutdown()
+        if _started_ray or app_name is None:
+            serve.shutdown()
+        elif ray.is_initialized():
+            serve.delete(app_name)
     finally:
-        ray.shutdown()
+        if _started_ray or app_name is None:
+            ray.shutdown()
+            _started_ray = False
         remove_service_file()

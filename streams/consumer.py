@@ -244,16 +244,16 @@ class StreamConsumer:
         self.metrics.last_scored_unix_s = acked
 
     def _verdict_lane(self) -> int:
-        """Every pending alarm window, ahead of the routine ones: scored by ``verdicts`` in calls of their own,
-        published and acknowledged before any routine work goes on."""
+        """Every pending alarm window, ahead of the routine ones: scored by ``verdicts`` in one call of their own (a
+        service scorer sends it as concurrent requests), published and acknowledged before any routine work goes on.
+        A routine copy of the same window still pending (cut before its alarm came) is superseded by the verdict."""
         alarms = [it for it in self._pending if it.alarm is not None]
-        self._pending = [it for it in self._pending if it.alarm is None]
+        keys = {(it.patient_id, it.end_s) for it in alarms}
+        self._pending = [it for it in self._pending if it.alarm is None and (it.patient_id, it.end_s) not in keys]
         scorer = self.verdicts or self.scorer
-        for s in range(0, len(alarms), self.config.max_batch):
-            part = alarms[s : s + self.config.max_batch]
-            due = np.array([self._verdict_due(it) for it in part])
-            scores, score_ms = self._score(part, scorer, due)
-            self.publisher.scores(part, scores, score_ms, scorer.name, due)
+        due = np.array([self._verdict_due(it) for it in alarms])
+        scores, score_ms = self._score(alarms, scorer, due)
+        self.publisher.scores(alarms, scores, score_ms, scorer.name, due)
         self._producer.flush()
         acked = time.time()
         self.metrics.observe_verdict_latency((acked - np.array([self._alarm_unix_s(it) for it in alarms])) * 1e3)

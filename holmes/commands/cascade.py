@@ -1,7 +1,13 @@
 """``holmes cascade fit`` and ``holmes cascade report``: the UnfoldML cascade on the real records.
 
     holmes cascade fit [--data DIR] [--registry PATH] [--ensemble cnn+features-ensemble] [--budget-ms 0.4] [--max-miss-rate 0.05]
+    holmes cascade fit --plan deploy/plan.json [--ensemble floor|ROW] [--costs-from v0007 --ensemble-ms MS] ...
     holmes cascade report [--cascade DIR] [--version vNNNN] [--out-dir bench/results]
+
+The costly rung is a registry ensemble row by default; with ``--plan`` it is a row of that serving plan
+(``--ensemble floor``, the default then: the plan's most accurate row on nested CV, the one the service answers
+alarms with; or a row's name), so the windows the cascade escalates are scored on the service by the very
+ensemble its gates were tuned on (``unfold.scorer`` asks the service for that row by name).
 
 ``fit`` tunes the gates on out-of-fold predictions (record-grouped CV, the folds of every registry member),
 under a bound on missed true alarms (``--max-miss-rate``: a cheap rung may answer ICK0 only through a cut-off whose
@@ -60,7 +66,11 @@ def register(sub) -> None:
     f.add_argument("--data", help="CinC-2015-style folder (default: $HOLMES_DATA, cache, ../shared/data/cinc2015)")
     f.add_argument("--registry", help="registry whose ensemble is the costly rung (default artifacts/registry)")
     f.add_argument("--version", help="registry version (default LATEST)")
-    f.add_argument("--ensemble", default="cnn+features-ensemble", help="registry ensemble row, or 'all' (mean of every member)")
+    f.add_argument("--plan", metavar="PLAN_JSON",
+                   help="take the costly rung from this serving plan (e.g. deploy/plan.json): the row --ensemble names")
+    f.add_argument("--ensemble", default=None,
+                   help="the costly rung: without --plan a registry ensemble row or 'all' (default cnn+features-ensemble); "
+                        "with --plan 'floor' (default: the plan's most accurate row) or the name of a plan row")
     f.add_argument("--budget-ms", type=_budget, default=DEFAULT_BUDGET_MS,
                    help="per-stage compute budget of the served cascade (ms/window; 'none' for the most accurate gates)")
     f.add_argument("--feature-model", default="features-vote", help="multi-signal rung: features-gbm, features-vote, ...")
@@ -72,7 +82,10 @@ def register(sub) -> None:
     f.add_argument("--out", help="cascade folder (default: $HOLMES_CASCADE or artifacts/cascade)")
     f.add_argument("--costs-from", metavar="VERSION",
                    help="reuse the component costs measured for a fitted cascade of --out instead of timing them again: the "
-                        "gates then depend on the data only, not on this machine's load (a reproducible refit)")
+                        "gates then depend on the data only, not on this machine's load (a reproducible refit); if that "
+                        "cascade's costly rung is another ensemble, this one's is priced by --ensemble-ms or measured now")
+    f.add_argument("--ensemble-ms", type=float, metavar="MS",
+                   help="price of the costly rung in ms per window (e.g. the one bench/cascade_safe.py measured) instead of timing it")
     f.set_defaults(func=cmd_fit)
     r = csub.add_parser("report", help="budget-vs-score curve (PNG, table, JSON) of a fitted cascade")
     r.add_argument("--cascade", help="cascade folder (default: $HOLMES_CASCADE or artifacts/cascade)")
@@ -84,7 +97,6 @@ def register(sub) -> None:
 def cmd_fit(args) -> int:
     from models.data import load_dataset, resolve_data_dir
     from models.errors import InvalidFieldError
-    from unfold.ensemble import EnsembleRef
     from unfold.fit import fit_cascade
     from unfold.persist import save
 
@@ -93,19 +105,35 @@ def cmd_fit(args) -> int:
         if not 0.0 <= v <= 1.0:
             raise InvalidFieldError(f"--{name.replace('_', '-')}", "must be in [0, 1]", v)
     max_miss_rate = _miss_rate(args.max_miss_rate)
+    ens = costly_rung(args)  # before any record is read: a bad --plan / --ensemble fails at once
+    if args.ensemble_ms is not None:
+        from unfold.fit import ensemble_cost
+
+        ensemble_cost(ens, ms=args.ensemble_ms)  # validates it
+    costs, time_ensemble = None, False
+    if args.costs_from:
+        from unfold.persist import load
+
+        prior = load(args.out, args.costs_from)
+        costs = prior.cascade.costs
+        print(f"component costs from cascade {args.costs_from} (not re-timed)")
+        time_ensemble = (prior.ensemble.members, prior.ensemble.rule) != (ens.members, ens.rule) and args.ensemble_ms is None
+        if time_ensemble:
+            print(f"  its costly rung is {prior.ensemble.name}, not {ens.name}: {ens.name} is timed now (--ensemble-ms fixes its price)")
     data_dir = resolve_data_dir(args.data)
     records, skipped = load_dataset(data_dir, progress=True)
     for name, reason in skipped:
         print(f"skipped {name}: {reason}")
-    ens = EnsembleRef.from_registry(args.ensemble, args.registry, args.version)
-    costs = None
-    if args.costs_from:
-        from unfold.persist import load
+    ensemble_ms = args.ensemble_ms
+    if time_ensemble:
+        from unfold.fit import ensemble_cost, with_ensemble
 
-        costs = load(args.out, args.costs_from).cascade.costs
-        print(f"component costs from cascade {args.costs_from} (not re-timed)")
+        costs = with_ensemble(costs, ens, ensemble_cost(ens, [r for r in records if r.label is not None]))
+    src = ens.source()
+    print(f"costly rung: {'plan row ' + src['row'] + ' of ' + src['plan'] if ens.is_plan_row else 'registry ensemble ' + ens.name} "
+          f"({len(ens.members)} members, rule {ens.rule}, registry {src['registry']}/{ens.version})")
     fitted, _ = fit_cascade(records, ens, args.budget_ms, feature_model=args.feature_model, max_ick0=args.max_ick0,
-                            min_ick1=args.min_ick1, costs=costs, max_miss_rate=max_miss_rate)
+                            min_ick1=args.min_ick1, costs=costs, max_miss_rate=max_miss_rate, ensemble_ms=ensemble_ms)
     fitted.info["data"] = str(data_dir)
     path = save(fitted, args.out)
     _print(fitted.info)
@@ -113,11 +141,25 @@ def cmd_fit(args) -> int:
     return 0
 
 
+def costly_rung(args):
+    """The cascade's costly rung from the fit's arguments: a plan row with ``--plan`` (``--ensemble`` 'floor' or a
+    row name), else a registry ensemble row. A bad value is a typed ``InvalidFieldError`` naming the option."""
+    from unfold.ensemble import EnsembleRef
+
+    if getattr(args, "plan", None):
+        return EnsembleRef.from_plan(args.plan, args.ensemble if args.ensemble is not None else "floor", args.registry, args.version)
+    return EnsembleRef.from_registry(args.ensemble or "cnn+features-ensemble", args.registry, args.version)
+
+
 def _print(info: dict) -> None:
     from models.tables import format_table
     from unfold.report import COLUMNS, STAGE_COLUMNS, curve_rows, stage_rows
 
     full = info["baselines"][-1]
+    src = info.get("ensemble")  # absent before v0009: a registry ensemble row
+    if src:
+        print("\ncostly rung: " + (f"plan row {src['row']} of {src['plan']}" if src["kind"] == "plan_row" else f"registry ensemble {src['row']}")
+              + f" (registry {src['registry']}/{src['version']})")
     print(f"\nfull ensemble on every window: {full['name']}  score {full['score']:.2f}  AUROC {full['auroc']:.3f}  "
           f"{full['mean_ms']:.3f} ms/window  {full['mean_macs']:.3g} MACs/window")
     if info.get("full_ensemble_ms_members_separately"):

@@ -94,7 +94,7 @@ def run(args) -> int:
     finally:
         pipeline.close()
         if runtime is not None:
-            runtime.shutdown()
+            runtime.shutdown(cfg.app_name)
     _report(args, records, scores, metrics, format_table)
     return 0
 

@@ -71,7 +71,7 @@ def start_service(cfg):
         ray, _ = runtime.join(cfg.ray.address)
     else:
         ray, _ = runtime.start_local(cfg.ray.num_cpus, cfg.http.host, cfg.http.port)
-    handle = runtime.run_app(service, plan, cfg.app_name)
+    handle = runtime.run_app(service, plan, cfg.app_name, route_prefix="/" if cfg.http.port else None)
     runtime.warm_up(handle, plan, cfg.stream.window_s)
     address = ray.get_runtime_context().gcs_address
     runtime.write_service_file(address, cfg.app_name, f"http://{cfg.http.host}:{cfg.http.port}")
@@ -132,10 +132,10 @@ def run(args) -> int:
         if pipeline is not None:
             pipeline.request_stop()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
     print(f"[serve] starting Ray Serve application '{cfg.app_name}' (plan {cfg.service.plan_path})", flush=True)
     handle, plan, address = start_service(cfg)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own SIGTERM handler (sys.exit)
+        signal.signal(sig, on_signal)
     try:
         print(f"[serve] ensemble service on http://{cfg.http.host}:{cfg.http.port} (Ray at {address}; members: "
               f"{', '.join(plan.members)}; verdict floor: {plan.floor().name if s.verdict_floor == 'auto' else s.verdict_floor})",
@@ -171,6 +171,6 @@ def run(args) -> int:
     finally:
         if pipeline is not None:
             pipeline.close()
-        runtime.shutdown()
+        runtime.shutdown(cfg.app_name)
         print("[serve] stopped Serve, Ray" + (" and the embedded broker" if pipeline is not None and cfg.kafka.bootstrap_servers is None else ""),
               file=sys.stderr, flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from holmes.commands.compose import DEFAULT_PROFILE
 from holmes.compose import Evaluator, Plan, batch_auroc, compose, ensemble_prob, nested_score, search
 from holmes.policy import SlackPolicy
 from holmes.queueing import LatencyModel, Load, latency_at_load
@@ -145,6 +146,39 @@ class TestPlanAndPolicy:
         assert c.spec.name == "budget_100ms" and c.fits
         assert pol.choose(64, deadline_ms=1000, backlog_ms={m: 950.0 for m in small.members}).spec.name == "budget_1000ms"
 
+    def test_verdict_floor_is_never_undercut(self, table):
+        plan = compose(table, [50, 250, 1000], LOAD, MODEL, progress=False)
+        pol = SlackPolicy(plan)
+        floor = plan.floor()
+        assert floor.score == max(e.score for e in plan.ensembles)  # the most accurate row on nested CV
+        strength = {e.name: (e.score, e.auroc) for e in plan.ensembles}
+        for deadline, queue in ((1000, 0.0), (1000, 900.0), (5, 0.0)):
+            c = pol.choose(64, deadline_ms=deadline, queue_ms=queue, floor="auto")
+            assert strength[c.spec.name] >= strength[floor.name]  # never weaker than the floor
+        hopeless = pol.choose(64, deadline_ms=5, floor="auto")
+        assert not hopeless.fits and hopeless.spec.name == floor.name  # late rather than weaker: flagged, not hidden
+        cheapest = pol.choose(64, deadline_ms=5)  # without a floor (routine windows) the cheapest row is taken
+        assert cheapest.predicted_ms <= hopeless.predicted_ms
+        named = plan.ensembles[0].name
+        assert strength[pol.choose(64, deadline_ms=1000, floor=named).spec.name] >= strength[named]
+        with pytest.raises(InvalidFieldError, match="ensemble"):
+            pol.choose(64, deadline_ms=100, floor="nope")
+
+    def test_zoo_rule_plan_needs_member_kinds(self, table):
+        from holmes.compose.plan import EnsembleSpec
+
+        good = Plan((EnsembleSpec("z", tuple(table.names[:3]), rule="zoo"),), {n: {"1": 1.0} for n in table.names[:3]},
+                    kinds={n: "cnn" for n in table.names[:3]})
+        assert Plan.from_dict(good.to_dict()).ensembles[0].rule == "zoo"
+        d = good.to_dict()
+        d["kinds"] = {}
+        with pytest.raises(InvalidFieldError, match="kinds"):
+            Plan.from_dict(d)
+        d = good.to_dict()
+        d["ensembles"][0]["rule"] = "median"
+        with pytest.raises(InvalidFieldError, match="rule"):
+            Plan.from_dict(d)
+
     def test_policy_learns_slower_machine(self, table):
         plan = compose(table, [250, 1000], LOAD, MODEL, progress=False)
         pol = SlackPolicy(plan, ewma_alpha=0.5)
@@ -225,3 +259,50 @@ class TestNestedPlanFigures:
         prob2, pred2 = nested_selection(replace(table, y=np.where(k, 1 - table.y, table.y)), 250, LOAD, MODEL)
         np.testing.assert_array_equal(prob[k], prob2[k])
         np.testing.assert_array_equal(pred[k], pred2[k])
+
+
+class TestServiceProfile:
+    """`holmes compose` takes its latency from the profile measured on the running service, and refuses a stale one."""
+
+    def _profile(self, tmp_path, **change):
+        import json
+
+        d = json.loads(DEFAULT_PROFILE.read_text())
+        d.update(change)
+        p = tmp_path / "profile.json"
+        p.write_text(json.dumps(d))
+        return p
+
+    def test_the_committed_profile_is_the_services_and_covers_the_zoo(self):
+        from holmes.commands.compose import service_latency_model
+        from holmes.compose import ZooTable
+
+        table, reg = ZooTable.from_registry()
+        members = [n for n, k in zip(table.names, table.kinds) if k != "ensemble"]
+        model = service_latency_model(DEFAULT_PROFILE, reg, members)
+        assert set(members) <= set(model.member_ms) and model.overhead_ms > 0
+
+    @pytest.mark.parametrize("change,needle", [
+        ({"registry": {"version": "v0001"}}, "stale: measured on registry v0001"),
+        ({"measured_on": "in process"}, "measured on the running deployment"),
+    ])
+    def test_stale_profile_is_refused_naming_the_file(self, tmp_path, capsys, change, needle):
+        from holmes.cli import main
+
+        p = self._profile(tmp_path, **change)
+        assert main(["compose", "--budget-ms", "250", "--latency-model", str(p), "--out", str(tmp_path / "plan.json")]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and str(p) in err and not (tmp_path / "plan.json").exists()
+
+    def test_profile_missing_a_member_is_refused(self, tmp_path, capsys):
+        import json
+
+        from holmes.cli import main
+
+        d = json.loads(DEFAULT_PROFILE.read_text())
+        gone = sorted(d["latency_model"]["member_ms"])[0]
+        del d["latency_model"]["member_ms"][gone]
+        p = tmp_path / "profile.json"
+        p.write_text(json.dumps(d))
+        assert main(["compose", "--budget-ms", "250", "--latency-model", str(p), "--out", str(tmp_path / "plan.json")]) == 2
+        assert gone in capsys.readouterr().err

@@ -4,6 +4,7 @@ cascade and its verdict lane; every alarm answered by the ensemble, the table sa
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from holmes.cli import main
 
@@ -31,7 +32,7 @@ def test_demo_runs_the_whole_service_path(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--patients", "4", "--start-s", "281", "--end-s", "302", "--speed", "4", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    floor = Plan.load("deploy/plan.json").floor()
+    floor = Plan.load(Path(__file__).resolve().parents[2] / "deploy" / "plan.json").floor()
     assert "answered by" in printed and floor.name in printed and "/4 correct" in printed
     scores = json.loads((out / "scores.json").read_text())
     verdicts = [s for s in scores if s["verdict"] is not None]

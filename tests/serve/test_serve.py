@@ -79,7 +79,7 @@ class TestHandle:
         assert isinstance(scorer, ServeScorer)
         scores = scorer.score(wb)
         ref = _reference(members, ["stats_all", "stats_ecg"], w[:16], m[:16], a[:16])
-        assert [s.models for s in scores] == [("stats_all", "stats_ecg")] * 16
+        assert [s.models for s in scores] == [("plan:both", "stats_all", "stats_ecg")] * 16  # the plan row, then its members
         np.testing.assert_allclose([s.probability for s in scores], ref, atol=1e-12)
 
 
