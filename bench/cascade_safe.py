@@ -28,10 +28,28 @@ the safest: the costliest error first (fewest missed true alarms against the ful
 seed), then the best worst-seed score against it, then the most compute saved. If no row meets the targets
 on every seed, the same among the rows that meet them on the mean; else none is chosen.
 
-    .venv/bin/python bench/cascade_safe.py [--seeds 5] [--bounds none 0.1 0.07 0.05 0.03] [--budgets 0.16 ... none]
-    .venv/bin/python bench/cascade_safe.py --plot-only   # redraw the PNG and the table from the JSON
+The costly rung is the registry's ``cnn+features-ensemble`` (28 members, rule zoo) by default. With ``--plan PLAN
+--ensemble floor|ROW`` it is that row of the serving plan (``EnsembleRef.from_plan``: the members and rule the
+service answers with under that name, which the served cascade asks for by name): the "full ensemble" every
+figure is compared with is then that row on every window, its OOF probability the row's members' registry OOF
+combined by the row's rule, and the fixed cost table is ``--costs-from``'s with only the costly rung re-priced:
+the row's members in process (preprocessing and features shared, batch 64, one thread), measured once in this
+run or given by ``--ensemble-ms``; ``holmes cascade fit --plan PLAN --ensemble ROW --costs-from v0007
+--ensemble-ms MS`` then fits the served cascade with the very same table. Results go to cascade_safe_plan.json.
+A plan row can be much cheaper than the 28-member ensemble, so ">= 10x less compute" may be out of reach (the
+JSON's ``compute_cap_x``: the ensemble's price over the cheapest path, the quick rung alone); when no row meets
+the compute target the choice keeps the score and miss targets and takes the row that saves the most compute
+(every seed, else the mean), then fewest worst-seed misses, then best worst-seed score; if no row meets the miss
+target within the score target either, it takes, among the rows within the score target on the mean, the one the
+first rule orders first (fewest worst-seed misses, best worst-seed score, most compute saved), flagged
+``meets_targets: false`` in ``chosen``.
 
-Writes bench/results/cascade_safe.json and .png and prints a short table (mean and sd over the seeds).
+    .venv/bin/python bench/cascade_safe.py [--seeds 5] [--bounds none 0.1 0.07 0.05 0.03] [--budgets 0.16 ... none]
+    .venv/bin/python bench/cascade_safe.py --plan deploy/plan.json --ensemble floor [--ensemble-ms MS]
+    .venv/bin/python bench/cascade_safe.py --plot-only [--plan ...]   # redraw the PNG and the table from the JSON
+
+Writes bench/results/cascade_safe.json (cascade_safe_plan.json with --plan) and .png and prints a short table
+(mean and sd over the seeds).
 """
 
 from __future__ import annotations
@@ -92,16 +110,24 @@ def main() -> int:
                     help="per-stage budgets, ms/window ('none': the most accurate gates)")
     ap.add_argument("--feature-model", default="features-vote")
     ap.add_argument("--costs-from", default="v0007", help="committed cascade whose cost table prices the choice (the one v0008 is fitted with)")
-    ap.add_argument("--plot-only", action="store_true", help="redraw the PNG and reprint the table from bench/results/cascade_safe.json")
+    ap.add_argument("--plan", help="take the costly rung from this serving plan (e.g. deploy/plan.json)")
+    ap.add_argument("--ensemble", help="costly rung: with --plan 'floor' (default) or a row name; else a registry ensemble row "
+                                       "(default cnn+features-ensemble)")
+    ap.add_argument("--ensemble-ms", type=float, help="price of the costly rung in ms/window instead of measuring it in this run")
+    ap.add_argument("--out", help="results file name under bench/results (default cascade_safe.json, cascade_safe_plan.json with --plan)")
+    ap.add_argument("--plot-only", action="store_true", help="redraw the PNG and reprint the table from the results JSON")
+    ap.add_argument("--all-rows", action="store_true", help="print every budget x bound row, not only those at the chosen budget or bound")
     args = ap.parse_args()
+    out_name = args.out or ("cascade_safe_plan.json" if args.plan else "cascade_safe.json")
     if args.plot_only:
         import json
 
         from _servebench import RESULTS
 
-        out = json.loads((RESULTS / "cascade_safe.json").read_text())
-        _plot(out, args.costs_from, RESULTS / "cascade_safe.png")
-        _print(out, {t: _Table(c) for t, c in out["costs"].items()})
+        out = json.loads((RESULTS / out_name).read_text())
+        fixed = out.get("fixed_table", args.costs_from)
+        _plot(out, fixed, (RESULTS / out_name).with_suffix(".png"))
+        _print(out, {t: _Table(c) for t, c in out["costs"].items()}, args.all_rows)
         return 0
     bounds, budgets = [_opt(b) for b in args.bounds], [_opt(b) for b in args.budgets]
 
@@ -118,12 +144,27 @@ def main() -> int:
         warnings.simplefilter("ignore")
         recs, _ = load_dataset(resolve_data_dir())
     recs = [r for r in recs if r.label is not None]
-    ens = EnsembleRef.from_registry()
+    if args.plan:
+        ens = EnsembleRef.from_plan(args.plan, args.ensemble or "floor")
+    else:
+        ens = EnsembleRef.from_registry(args.ensemble or "cnn+features-ensemble")
+    print(f"costly rung: {ens.source()} ({len(ens.members)} members, rule {ens.rule})")
     data = build_data(recs, ens, progress=True)
-    ens_cost = measure_ensemble(ens, recs)
-    separate = ens_cost.pop("ms_separate")
+    if args.ensemble_ms is None:
+        ens_cost = measure_ensemble(ens, recs)
+        separate = ens_cost.pop("ms_separate")
+    else:
+        from unfold.fit import ensemble_cost
+
+        ens_cost, separate = ensemble_cost(ens, ms=args.ensemble_ms), None
+    prior = load(version=args.costs_from)
+    fixed_table, fixed = args.costs_from, prior.cascade.costs
+    if (prior.ensemble.members, prior.ensemble.rule) != (ens.members, ens.rule):  # the cheap rungs' fixed costs, this rung's price
+        from unfold.fit import with_ensemble
+
+        fixed_table, fixed = f"{args.costs_from}+{ens.name}", with_ensemble(fixed, ens, ens_cost)
     tables = {"measured": cost_table(data, fit_rungs(data, np.ones(len(data.y), dtype=bool), args.feature_model), ens_cost),
-              args.costs_from: load(version=args.costs_from).cascade.costs}
+              fixed_table: fixed}
     stages = default_stages(args.feature_model)
     y = data.y.astype(bool)
     infos = [r.info for r in recs]
@@ -170,28 +211,66 @@ def main() -> int:
         row["meets_targets_on_mean"] = (row["score_vs_ensemble_mean"] >= -TARGET_POINTS and row["fn_vs_ensemble_mean"] <= 0
                                         and row["ms_reduction_x_mean"] >= TARGET_X)
         rows.append(row)
-    chosen = {}
-    for table in tables:
-        cand = [r for r in rows if r["costs"] == table and r["meets_targets_every_seed"]]
-        rule = "every seed"
-        if not cand:
-            cand, rule = [r for r in rows if r["costs"] == table and r["meets_targets_on_mean"]], "mean over seeds"
-        best = max(cand, key=lambda r: (-r["fn_vs_ensemble_max"], round(r["score_vs_ensemble_min"], 6), r["ms_reduction_x_mean"])) if cand else None
-        chosen[table] = {"rule": f"targets met on {rule}; fewest worst-seed misses, then best worst-seed score, then most compute saved"
-                         if best else "no row meets the targets",
-                         "budget_ms": best["budget_ms"] if best else None, "max_miss_rate": best["max_miss_rate"] if best else None}
+    chosen = {table: choose([r for r in rows if r["costs"] == table]) for table in tables}
     es = [r["score"] for r in ensemble_runs]
     ef = [r["fn"] for r in ensemble_runs]
     full = {"score_mean": statistics.mean(es), "score_sd": statistics.pstdev(es), "fn_mean": statistics.mean(ef), "fn_sd": statistics.pstdev(ef),
             "ms": {t: c.ms("ensemble") for t, c in tables.items()}, "ms_members_separately_measured": separate, "runs": ensemble_runs}
+    full["name"] = ens.name
+    if ens.is_plan_row:
+        from holmes.compose.plan import Plan
+
+        spec = Plan.load(ROOT / ens.plan).get(ens.name)
+        full["plan_row_stated"] = {"score": spec.score, "auroc": spec.auroc, "threshold": spec.threshold,
+                                   "note": "the plan's own nested figures (subset search and threshold chosen without the fold scored)"}
+    cheapest = {t: c.ms("quick_features") + c.ms("quick-trees") for t, c in tables.items()}
     out = {"machine": machine(), "seeds": args.seeds, "n_windows": int(len(y)), "true_alarms": int(y.sum()),
+           "ensemble": ens.to_dict(), "ensemble_source": ens.source(), "fixed_table": fixed_table,
            "targets": {"ms_reduction_x": TARGET_X, "score_points_below_ensemble": TARGET_POINTS, "fn": "<= the full ensemble's, same folds"},
-           "full_ensemble": full, "costs": {t: c.to_dict() for t, c in tables.items()}, "chosen": chosen, "rows": rows, "runs": runs}
-    path = write_json("cascade_safe.json", out)
-    _plot(out, args.costs_from, path.with_suffix(".png"))
-    _print(out, tables)
-    print(f"wrote {path} and {path.with_suffix('.png')}")
+           "compute_cap_x": {t: c.ms("ensemble") / cheapest[t] for t, c in tables.items()},
+           "full_ensemble": full, "costs": {t: c.to_dict() for t, c in tables.items()}, "chosen": chosen, "rows": rows, "runs": runs,
+           "command": " ".join(["bench/cascade_safe.py"] + sys.argv[1:]),
+           "fit_command": ("holmes cascade fit" + (f" --plan {ens.plan} --ensemble {args.ensemble or 'floor'}" if ens.is_plan_row
+                                                    else f" --ensemble {ens.name}")
+                           + f" --costs-from {args.costs_from}" + (f" --ensemble-ms {fixed.ms('ensemble'):.6g}" if fixed_table != args.costs_from else "")
+                           + (f" --budget-ms {_name(chosen[fixed_table]['budget_ms'])} --max-miss-rate {_name(chosen[fixed_table]['max_miss_rate'])}"
+                              if chosen[fixed_table]["rule"] != "no row meets the targets" else ""))}
+    path = write_json(out_name, out)
+    _plot(out, fixed_table, path.with_suffix(".png"))
+    _print(out, tables, args.all_rows)
+    print(f"wrote {path} and {path.with_suffix('.png')}\nfit the served cascade with the fixed table: {out['fit_command']}")
     return 0
+
+
+def choose(rows: list[dict]) -> dict:
+    """The served setting among one cost table's rows: the targets met on every seed, else on the mean (fewest worst-seed
+    misses, then best worst-seed score, then most compute saved); if no row meets the compute target, the rows that meet
+    the score and miss targets (every seed, else the mean), the most compute saved first, then fewest worst-seed misses,
+    then best worst-seed score; if no row meets the miss target within the score target either, the rows within the score
+    target on the mean, ordered as in the first case (the choice is then flagged ``meets_targets: False``)."""
+    for flag, where in (("meets_targets_every_seed", "every seed"), ("meets_targets_on_mean", "mean over seeds")):
+        cand = [r for r in rows if r[flag]]
+        if cand:
+            best = max(cand, key=lambda r: (-r["fn_vs_ensemble_max"], round(r["score_vs_ensemble_min"], 6), r["ms_reduction_x_mean"]))
+            return {"rule": f"targets met on {where}; fewest worst-seed misses, then best worst-seed score, then most compute saved",
+                    "budget_ms": best["budget_ms"], "max_miss_rate": best["max_miss_rate"], "meets_compute_target": True, "meets_targets": True}
+    safe = (("every seed", lambda r: r["score_vs_ensemble_min"] >= -TARGET_POINTS and r["fn_vs_ensemble_max"] <= 0),
+            ("mean over seeds", lambda r: r["score_vs_ensemble_mean"] >= -TARGET_POINTS and r["fn_vs_ensemble_mean"] <= 0))
+    for where, ok in safe:
+        cand = [r for r in rows if ok(r)]
+        if cand:
+            best = max(cand, key=lambda r: (round(r["ms_reduction_x_mean"], 6), -r["fn_vs_ensemble_max"], round(r["score_vs_ensemble_min"], 6)))
+            return {"rule": f"no row saves {TARGET_X:g}x compute; score and miss targets met on {where}: most compute saved, then fewest "
+                            f"worst-seed misses, then best worst-seed score", "budget_ms": best["budget_ms"], "max_miss_rate": best["max_miss_rate"],
+                    "meets_compute_target": False, "meets_targets": False, "ms_reduction_x_mean": best["ms_reduction_x_mean"]}
+    cand = [r for r in rows if r["score_vs_ensemble_mean"] >= -TARGET_POINTS]
+    if cand:  # the miss target out of reach too: keep the score target (mean) and put the costliest error first, as above
+        best = max(cand, key=lambda r: (-r["fn_vs_ensemble_max"], round(r["score_vs_ensemble_min"], 6), r["ms_reduction_x_mean"]))
+        return {"rule": f"targets NOT met: no row saves {TARGET_X:g}x compute, none misses no more true alarms than the ensemble within "
+                        f"{TARGET_POINTS:g} point of its score; among the rows within {TARGET_POINTS:g} point of its score on the mean: fewest "
+                        "worst-seed misses, then best worst-seed score, then most compute saved",
+                "budget_ms": best["budget_ms"], "max_miss_rate": best["max_miss_rate"], "meets_compute_target": False, "meets_targets": False}
+    return {"rule": "no row meets the targets", "budget_ms": None, "max_miss_rate": None, "meets_compute_target": False}
 
 
 class _Table:  # a cost table read back from the JSON (ms of a component)
@@ -202,12 +281,16 @@ class _Table:  # a cost table read back from the JSON (ms of a component)
         return self.d[name]["ms"]
 
 
-def _print(out: dict, tables) -> None:
+def _print(out: dict, tables, full_table: bool = False) -> None:
     from models.tables import format_table
 
     full = out["full_ensemble"]
-    print(f"\nfull ensemble on every window ({out['seeds']} fold seeds, nested thresholds): score {full['score_mean']:.2f} +- "
-          f"{full['score_sd']:.2f}, missed true alarms {full['fn_mean']:.1f} +- {full['fn_sd']:.1f} of {out['true_alarms']}")
+    print(f"\nfull ensemble {full.get('name', 'cnn+features-ensemble')} on every window ({out['seeds']} fold seeds, nested thresholds): "
+          f"score {full['score_mean']:.2f} +- {full['score_sd']:.2f}, missed true alarms {full['fn_mean']:.1f} +- {full['fn_sd']:.1f} "
+          f"of {out['true_alarms']}")
+    if "compute_cap_x" in out:
+        print("most compute a cascade can save (every window stops at the quick rung): "
+              + ", ".join(f"{t} {x:.1f}x" for t, x in out["compute_cap_x"].items()))
     cols = [("budget", "budget ms/stage", ""), ("bound", "miss bound", ""), ("score", "score", ""), ("d_score", "vs ens (min)", ""),
             ("fn", "missed", ""), ("d_fn", "vs ens (max)", ""), ("frac_reached_ensemble_mean", "to ensemble", ".3f"),
             ("frac_escalated_stage1_mean", "past rung 1", ".3f"), ("mean_ms_mean", "ms/window", ".3f"), ("x", "x less (min)", ""),
@@ -215,6 +298,8 @@ def _print(out: dict, tables) -> None:
     for t in tables:
         ch = out["chosen"][t]
         sel = [r for r in out["rows"] if r["costs"] == t and (r["budget_ms"] == ch["budget_ms"] or r["max_miss_rate"] == ch["max_miss_rate"])]
+        if full_table:
+            sel = [r for r in out["rows"] if r["costs"] == t]
         if ch["budget_ms"] is None and ch["max_miss_rate"] is None:
             sel = [r for r in out["rows"] if r["costs"] == t]
         table = [{**r, "score": f"{r['score_mean']:.2f} +- {r['score_sd']:.2f}",
@@ -250,9 +335,10 @@ def _plot(out: dict, costs_from: str, path: Path) -> None:
         from matplotlib.ticker import FixedLocator, NullLocator
 
         ax.set_xscale("log")
-        ax.xaxis.set_major_locator(FixedLocator([2, 3, 5, 10, 20, 30, 50]))
+        ticks = [1, 1.5, 2, 3, 5, 10, 20, 30, 50]
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_minor_locator(NullLocator())
-        ax.set_xticklabels(["2", "3", "5", "10", "20", "30", "50"])
+        ax.set_xticklabels([f"{t:g}" for t in ticks])
         ax.set_xlabel("x less compute per window than the full ensemble (log)")
         ax.set_ylabel(lab)
         ax.grid(alpha=0.3)
@@ -262,7 +348,10 @@ def _plot(out: dict, costs_from: str, path: Path) -> None:
         axes[0].plot([r["ms_reduction_x_mean"]], [r["score_vs_ensemble_mean"]], "*", ms=15, color="k", label="chosen")
         axes[1].plot([r["ms_reduction_x_mean"]], [r["fn_vs_ensemble_mean"]], "*", ms=15, color="k")
     axes[0].legend(fontsize=6, loc="lower left", ncol=2)
-    fig.suptitle(f"Cascade under a bound on missed true alarms: nested CV, {out['seeds']} fold seeds, mean +- sd "
+    name = out["full_ensemble"].get("name", "cnn+features-ensemble")
+    src = out.get("ensemble_source", {})
+    what = f"plan row {name} of {src['plan']}" if src.get("kind") == "plan_row" else name
+    fig.suptitle(f"Cascade under a bound on missed true alarms, costly rung {what}\nnested CV, {out['seeds']} fold seeds, mean +- sd "
                  f"({out['n_windows']} windows, {out['true_alarms']} true alarms)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

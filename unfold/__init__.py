@@ -4,14 +4,16 @@ Stages (``unfold.evaluate.default_stages``): stage 1 "life-threatening arrhythmi
 label: true alarm); stage 2 "ventricular arrhythmia" (ventricular alarm types only, label: a true VT/VF;
 for other alarm types a stage-1 ICK1 is final). Each stage's ladder: a small forest on quick features of one
 ECG lead and one pulse signal (``unfold.lead``), a feature model on all signals (``models.feature_models``), the HOLMES ensemble
-(an injected scorer: the Ray Serve service in the stream, the registry ensemble in process offline).
+(an injected scorer: the Ray Serve service in the stream, the same ensemble in process offline): a registry ensemble
+row, or a row of the serving plan (``holmes cascade fit --plan deploy/plan.json --ensemble floor``), which the
+served cascade then asks the service for by name.
 
 Public surface:
     Gate, ICK0, IDK, ICK1                 three-way gates (validated cut-offs)
     Cascade, Stage, Rung, CascadeResult   fit (gates tuned on OOF under per-stage budgets and a bound on missed true alarms) / predict / run
     CostTable                             measured ms and MACs per compute component
     LeadModel, quick_features             the cheap rung (one ECG lead + one pulse, low sample rate)
-    EnsembleRef                           the costly rung's registry ensemble
+    EnsembleRef                           the costly rung: a registry ensemble row or a serving plan's row
     fit_cascade, FittedCascade, save, load
     CascadeScorer                         the ``cascade`` stream scorer (``unfold.scorer`` registers it)
 """

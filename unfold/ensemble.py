@@ -1,5 +1,10 @@
-"""The costly rung: a registry ensemble, referenced by name, with its OOF probability, cost and an
-in-process member for offline use (in the stream the service runs it; ``unfold`` never imports deploy).
+"""The costly rung: a registry ensemble or a row of a serving plan, referenced by name, with its OOF probability,
+cost and an in-process member for offline use (in the stream the service runs it; ``unfold`` never imports deploy).
+
+``EnsembleRef.from_registry(name)``: a registry ensemble row (``cnn+features-ensemble``, rule zoo) or ``all``.
+``EnsembleRef.from_plan(path, row)``: a row of a plan (``holmes.compose.plan``; ``row="floor"``: ``Plan.floor()``),
+the members and rule the service runs under that name; ``plan`` then names the plan file, so the cascade can ask
+the service for that very row for the windows it escalates (``unfold.scorer``).
 
 The rule ("mean" or "zoo") is ``models.ensemble``'s, the one every part of the project combines members with.
 """
@@ -24,6 +29,11 @@ class EnsembleRef:
     rule: str = "mean"
     registry: str | None = None
     version: str | None = None
+    plan: str | None = None  # the plan file this is a row of (None: a registry ensemble row)
+
+    @property
+    def is_plan_row(self) -> bool:
+        return self.plan is not None
 
     @classmethod
     def from_registry(cls, name: str = "cnn+features-ensemble", registry=None, version: str | None = None) -> "EnsembleRef":
@@ -40,6 +50,51 @@ class EnsembleRef:
         else:
             raise InvalidFieldError("ensemble", f"must be an ensemble row of registry {reg.path}/{v} or 'all'", name, sorted(rows) + ["all"])
         return cls(name, members, rule, str(reg.path), v)
+
+    @classmethod
+    def from_plan(cls, plan, row: str = "floor", registry=None, version: str | None = None) -> "EnsembleRef":
+        """Row ``row`` of the plan at ``plan`` ("floor": ``Plan.floor()``, the most accurate row on nested CV) on the
+        plan's registry (``registry`` overrides its folder; ``version``, if given, must be the plan's: its rows were
+        chosen on that version's out-of-fold predictions)."""
+        from holmes.compose.plan import Plan
+
+        path = Path(plan)
+        if not path.is_absolute() and not path.is_file() and (PROJECT_ROOT / path).is_file():
+            path = PROJECT_ROOT / path
+        try:
+            p = Plan.load(path)
+        except InvalidFieldError as e:
+            if e.field == "plan":
+                raise InvalidFieldError("--plan", "must be a plan JSON file written by `holmes compose`", str(plan)) from None
+            raise
+        names = [e.name for e in p.ensembles]
+        if not isinstance(row, str) or not row or (row != "floor" and row not in names):
+            raise InvalidFieldError("--ensemble", f"must be 'floor' or the name of a row of plan {plan}", row, ["floor"] + names)
+        spec = p.floor() if row == "floor" else p.get(row)
+        reg_path = registry
+        if reg_path is None and p.registry.get("path"):  # a plan's relative registry folder is the project's
+            reg_path = Path(p.registry["path"])
+            if not reg_path.is_absolute() and (PROJECT_ROOT / reg_path).is_dir():
+                reg_path = PROJECT_ROOT / reg_path
+        plan_version = p.registry.get("version")
+        if version is not None and plan_version is not None and version != plan_version:
+            raise InvalidFieldError("--version", f"must be the registry version plan {plan} was composed on (or absent)", version,
+                                    [plan_version])
+        from models.registry import Registry
+
+        reg = Registry(reg_path)
+        v = plan_version or version or reg.latest()
+        missing = [m for m in spec.members if m not in reg.members(v)]
+        if missing:
+            raise InvalidFieldError("members", f"of plan row {spec.name} must be members of registry {reg.path}/{v}", missing)
+        return cls(spec.name, tuple(spec.members), spec.rule, str(reg.path), v, _rel(path.resolve()))
+
+    def source(self) -> dict:
+        """What the costly rung is, for a fitted cascade's info: a plan row (which row of which plan file) or a
+        registry ensemble row."""
+        if self.is_plan_row:
+            return {"kind": "plan_row", "plan": self.plan, "row": self.name, "registry": _rel(self.registry), "version": self.version}
+        return {"kind": "registry_ensemble", "row": self.name, "registry": _rel(self.registry), "version": self.version}
 
     def _registry(self):
         from models.registry import Registry
@@ -83,17 +138,25 @@ class EnsembleRef:
     def to_dict(self) -> dict:
         """JSON form; a registry inside this project is stored relative to the project root, so a saved
         cascade keeps working when the checkout moves."""
-        reg = self.registry
-        if reg is not None and Path(reg).resolve().is_relative_to(PROJECT_ROOT):
-            reg = Path(reg).resolve().relative_to(PROJECT_ROOT).as_posix()
-        return {"name": self.name, "members": list(self.members), "rule": self.rule, "registry": reg, "version": self.version}
+        d = {"name": self.name, "members": list(self.members), "rule": self.rule, "registry": _rel(self.registry), "version": self.version}
+        if self.plan is not None:
+            d["plan"] = _rel(self.plan)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "EnsembleRef":
         reg = d.get("registry")
         if reg is not None and not Path(reg).is_absolute():
             reg = str(PROJECT_ROOT / reg)
-        return cls(d["name"], tuple(d["members"]), d.get("rule", "mean"), reg, d.get("version"))
+        return cls(d["name"], tuple(d["members"]), d.get("rule", "mean"), reg, d.get("version"), d.get("plan"))
+
+
+def _rel(path) -> str | None:
+    """A path inside this project relative to its root (as saved), any other as given."""
+    if path is None:
+        return None
+    p = Path(path).resolve()
+    return p.relative_to(PROJECT_ROOT).as_posix() if p.is_relative_to(PROJECT_ROOT) else str(path)
 
 
 class EnsembleMember(EnsembleModel):

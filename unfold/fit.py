@@ -74,12 +74,36 @@ def measure_ensemble(ensemble: EnsembleRef, records, batch: int = 64, repeats: i
                     f"registry profiles say {reg['ms']:.2f} ms"}
 
 
+def ensemble_cost(ensemble: EnsembleRef, records=None, ms: float | None = None) -> dict:
+    """The costly rung's entry of a cost table: ``ms`` per window if given (a price fixed elsewhere, e.g. measured by
+    bench/cascade_safe.py, so a refit does not depend on this machine's load), else measured in process now
+    (``measure_ensemble``, one thread, preprocessing and features shared); MACs from the registry profiles."""
+    if ms is not None:
+        if not (isinstance(ms, (int, float)) and np.isfinite(ms) and ms > 0):
+            raise InvalidFieldError("--ensemble-ms", "must be a number of ms per window > 0", ms)
+        return {"ms": float(ms), "macs": ensemble.cost()["macs"],
+                "note": f"{ensemble.name} ({len(ensemble.members)} members): {float(ms):.4g} ms/window given (--ensemble-ms), not timed"}
+    if records is None:
+        raise InvalidFieldError("records", "must be given to measure the ensemble's cost", None)
+    out = measure_ensemble(ensemble, records)
+    out.pop("ms_separate")
+    return out
+
+
+def with_ensemble(costs: CostTable, ensemble: EnsembleRef, cost: dict) -> CostTable:
+    """``costs`` with the costly rung priced by ``cost`` (the other components unchanged)."""
+    return CostTable({**costs.to_dict(), "ensemble": dict(cost)})
+
+
 def fit_cascade(records, ensemble: EnsembleRef, budget_ms: float | None = DEFAULT_BUDGET_MS, curve_ms=DEFAULT_CURVE_MS,
                 feature_model: str = "features-vote", max_ick0: float = 0.5, min_ick1: float = 0.3, progress: bool = True,
-                costs: CostTable | None = None, max_miss_rate: float | None = DEFAULT_MAX_MISS_RATE):
+                costs: CostTable | None = None, max_miss_rate: float | None = DEFAULT_MAX_MISS_RATE, ensemble_ms: float | None = None):
     """(FittedCascade, report). ``budget_ms``: per-stage budget of the served cascade (ms per window);
     ``max_miss_rate``: bound on the fraction of true alarms among a cheap rung's ICK0 answers (None: no bound),
-    for the served gates and for every nested fit of the curve."""
+    for the served gates and for every nested fit of the curve. ``costs``: a fixed cost table (None: measured
+    now); ``ensemble_ms``: the costly rung's price per window (replaces the table's or the measured one).
+    ``info["ensemble"]`` says what the costly rung is (``EnsembleRef.source``: a plan row of a plan file, or a
+    registry ensemble row)."""
     from .cascade import check_miss_rate
 
     if budget_ms is not None and not budget_ms > 0:
@@ -94,9 +118,14 @@ def fit_cascade(records, ensemble: EnsembleRef, budget_ms: float | None = DEFAUL
     final_models = fit_rungs(data, np.ones(len(data.y), dtype=bool), feature_model)
     separate_ms = None
     if costs is None:
-        ens_cost = measure_ensemble(ensemble, labelled)
-        separate_ms = ens_cost.pop("ms_separate")
+        if ensemble_ms is None:
+            ens_cost = measure_ensemble(ensemble, labelled)
+            separate_ms = ens_cost.pop("ms_separate")
+        else:
+            ens_cost = ensemble_cost(ensemble, ms=ensemble_ms)
         costs = cost_table(data, final_models, ens_cost)
+    elif ensemble_ms is not None:
+        costs = with_ensemble(costs, ensemble, ensemble_cost(ensemble, ms=ensemble_ms))
     stages = default_stages(feature_model)
     kw = {"max_ick0": max_ick0, "min_ick1": min_ick1, "max_miss_rate": max_miss_rate}
     curve = []
@@ -115,7 +144,8 @@ def fit_cascade(records, ensemble: EnsembleRef, budget_ms: float | None = DEFAUL
     y = np.asarray(data.y)
     chosen["ece"] = ece(y, res.probability)
     chosen["ece_calibrated"] = ece(y, nested_published(res.probability, res.paths, y, data.folds))  # maps never saw fold k
-    info = {"n_records": len(data.y), "records": data.records, "feature_model": feature_model, "budget_ms": budget_ms,
+    info = {"n_records": len(data.y), "records": data.records, "ensemble": ensemble.source(), "feature_model": feature_model,
+            "budget_ms": budget_ms,
             "max_miss_rate": max_miss_rate,
             "miss_bound": "an ICK0 cut-off of a non-forced rung is admissible only if, on the data its gates are tuned on, the "
                           "fraction of true alarms among the windows it answers ICK0 is <= max_miss_rate (unfold.tuning)",

@@ -7,6 +7,11 @@ composition root injects as ``costly``), or the registry ensemble in process whe
 score carries the stage it ended at and its path (``models``: "stage/rung:DECISION", then the members the
 service used for escalated windows).
 
+When the cascade's costly rung is a row of a serving plan (``holmes cascade fit --plan``), its escalations ask the
+service for that row by name: the scorer sets ``costly.ensemble`` to the row's name where the costly scorer has
+such an attribute (``deploy.scorer.ServeScorer`` does; ``unfold`` never imports deploy), so escalated windows are
+scored by the ensemble the gates were tuned on, not by whatever row the service's policy would pick.
+
     import unfold.scorer; from streams.scorer import make_scorer
     scorer = make_scorer("cascade", costly=serve_scorer)          # cascade dir: $HOLMES_CASCADE or artifacts/cascade
 """
@@ -55,8 +60,35 @@ def local_verdicts(fitted: FittedCascade) -> MemberScorer:
 
 
 def score_windows(fitted: FittedCascade, windows, masks, alarm_types, costly=None) -> tuple[CascadeResult, LiveRunner]:
-    """Offline: the cascade on raw windows (e.g. the alarm windows of a held-out folder)."""
-    return run_batch(fitted, batch_of(windows, masks, alarm_types), costly or local_costly(fitted))
+    """Offline: the cascade on raw windows (e.g. the alarm windows of a held-out folder). A service ``costly`` is asked
+    for the cascade's own plan row (``request_own_row``)."""
+    if costly is None:
+        costly = local_costly(fitted)
+    request_own_row(fitted, costly)
+    return run_batch(fitted, batch_of(windows, masks, alarm_types), costly)
+
+
+def plan_row(fitted: FittedCascade) -> str | None:
+    """The name of the plan row the cascade's costly rung is (``info["ensemble"]`` of a fit with ``--plan``, or the
+    saved ensemble reference's plan file), or None for a registry ensemble row."""
+    src = fitted.info.get("ensemble") or {}
+    if src.get("kind") == "plan_row":
+        return src["row"]
+    return fitted.ensemble.name if getattr(fitted.ensemble, "plan", None) else None
+
+
+def request_own_row(fitted: FittedCascade, costly) -> str | None:
+    """Make ``costly`` (a service scorer with an ``ensemble`` attribute) ask for the cascade's own plan row; returns
+    the row asked for (None: a registry ensemble, or a scorer that cannot be asked for a row)."""
+    row = plan_row(fitted)
+    if row is None or costly is None or not hasattr(costly, "ensemble"):
+        return None
+    current = getattr(costly, "ensemble")
+    if current is not None and current != row:
+        log.warning("cascade %s: its costly rung is plan row %s, but the costly scorer asked for %s; asking for %s (the row "
+                    "the gates were tuned on)", fitted.version, row, current, row)
+    costly.ensemble = row
+    return row
 
 
 def rung_maps(fitted: FittedCascade) -> dict:
@@ -75,6 +107,7 @@ class CascadeScorer:
     def __init__(self, fitted: FittedCascade, costly, verdicts=None):
         self.fitted = fitted
         self.costly = costly
+        self.costly_row = request_own_row(fitted, costly)  # escalations: the plan row the gates were tuned on, by name
         self.verdicts = verdicts
         self.maps = rung_maps(fitted)
         self.name = f"cascade:{fitted.version or 'unsaved'}+{getattr(costly, 'name', 'costly')}"
@@ -148,4 +181,4 @@ def cascade_factory(**options) -> CascadeScorer:
 
 register_scorer("cascade", cascade_factory, replace=True)
 
-__all__ = ["CascadeScorer", "cascade_factory", "run_batch", "score_windows", "local_costly"]
+__all__ = ["CascadeScorer", "cascade_factory", "run_batch", "score_windows", "local_costly", "plan_row", "request_own_row"]
