@@ -77,7 +77,7 @@ def run(args) -> int:
         cfg = HolmesConfig.load(args.config, {"service.registry_dir": args.registry, "http.port": 0})
         print(f"[demo] starting the Ray Serve application of {cfg.service.plan_path} (a minute or two on 2 cores)", flush=True)
         handle, plan, _ = start_service(cfg)
-        scorer, verdicts = stream_scorers(cfg, handle)
+        scorer, verdicts = stream_scorers(cfg, handle, plan)
     else:
         scorer, verdicts = _in_process_scorer(args), None
     streams = build_streams(records)

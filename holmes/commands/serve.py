@@ -78,8 +78,10 @@ def start_service(cfg):
     return handle, plan, address
 
 
-def stream_scorers(cfg, handle):
-    """(routine scorer, verdict scorer) of the consumer, both backed by the running application ``handle``."""
+def stream_scorers(cfg, handle, plan=None):
+    """(routine scorer, verdict scorer) of the consumer, both backed by the running application ``handle``. The
+    cascade's escalations ask for the plan's floor row by name (the most accurate row served), not whatever the
+    routine policy would pick."""
     from deploy.scorer import ServeScorer
 
     s = cfg.stream
@@ -95,7 +97,8 @@ def stream_scorers(cfg, handle):
     from unfold.scorer import cascade_factory
 
     # the costly rung reads the combined probability uncalibrated (its gates were tuned on it)
-    costly = ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.deadline_ms, raw=True)
+    costly = ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.deadline_ms, raw=True,
+                         ensemble=None if plan is None else plan.floor().name)
     return cascade_factory(cascade=cfg.resolved(s.cascade_dir), version=s.cascade_version, costly=costly, verdicts=verdicts), verdicts
 
 
@@ -144,7 +147,7 @@ def run(args) -> int:
             print("[serve] ready: POST /v1/score  GET /v1/ensembles  GET /healthz  (Ctrl-C stops)", flush=True)
             stop.wait(args.duration_s)
             return 0
-        routine, verdicts = stream_scorers(cfg, handle)
+        routine, verdicts = stream_scorers(cfg, handle, plan)
         pipeline = StreamPipeline(routine, _kafka_settings(cfg), Topics.with_prefix(cfg.kafka.topic_prefix),
                                   WindowConfig(window_s=s.window_s, hop_s=s.hop_s),
                                   ConsumerConfig(group_id=s.group_id, deadline_ms=s.deadline_ms,
