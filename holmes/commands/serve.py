@@ -38,6 +38,7 @@ def register(sub) -> None:
     p.add_argument("--topic-prefix", help="namespace the icu.* topics")
     p.add_argument("--routine-scorer", choices=("cascade", "serve", "features"), help="what scores routine windows")
     p.add_argument("--cascade", help="fitted cascades folder (overrides stream.cascade_dir)")
+    p.add_argument("--cascade-version", help="cascade version, e.g. v0008 (overrides stream.cascade_version; default LATEST)")
     p.add_argument("--verdict-floor", help="weakest plan row a verdict may get ('auto': the most accurate on nested CV)")
     p.add_argument("--verdict-deadline-ms", type=float, help="verdict due this long after the alarm's sample time")
     p.add_argument("--duration-s", type=float, help="stop after this many seconds (default: until Ctrl-C / SIGTERM)")
@@ -53,7 +54,7 @@ def load_config(args):
             "http.host": args.host, "http.port": args.port, "app_name": args.app_name, "ray.address": args.ray_address,
             "ray.num_cpus": args.num_cpus, "kafka.bootstrap_servers": args.bootstrap_servers,
             "kafka.topic_prefix": args.topic_prefix, "stream.routine_scorer": args.routine_scorer,
-            "stream.cascade_dir": args.cascade, "stream.verdict_floor": args.verdict_floor,
+            "stream.cascade_dir": args.cascade, "stream.cascade_version": args.cascade_version, "stream.verdict_floor": args.verdict_floor,
             "service.verdict_floor": args.verdict_floor, "stream.verdict_deadline_ms": args.verdict_deadline_ms}
     return HolmesConfig.load(args.config, over)
 
