@@ -59,7 +59,6 @@ class StreamConfig(_Strict):
         "cascade", description="routine windows: the cascade (escalating to the service), the service, or features in process")
     cascade_dir: str | None = Field(None, description="fitted cascades folder (None: $HOLMES_CASCADE or artifacts/cascade)")
     cascade_version: str | None = None
-    verdict_floor: str = Field("auto", description="weakest plan row a verdict may get ('auto': the most accurate on nested CV)")
     verdict_deadline_ms: float = Field(1000.0, gt=0, description="a verdict is due this long after its alarm's sample time")
     deadline_ms: float = Field(1000.0, gt=0, description="a routine window is due this long after its last sample")
     window_s: float = Field(16.0, gt=0)

@@ -32,7 +32,7 @@ class ServeScorer:
         if lane not in ("routine", "verdict"):
             raise InvalidFieldError("lane", "must be 'routine' or 'verdict'", lane, ["routine", "verdict"])
         self.lane = lane  # "verdict": alarm windows, ahead of routine work and never below ``floor``
-        self.floor = floor if floor is not None else ("auto" if lane == "verdict" else None)
+        self.floor = floor  # None: the service's configured floor (ServeConfig.verdict_floor) for verdicts
         self.ensemble = ensemble  # a plan row to request by name (the cascade's costly rung: the row its gates were tuned on)
         self.name = f"serve:{app_name}" + (":verdicts" if lane == "verdict" else "")
         self.deadline_ms = deadline_ms

@@ -213,7 +213,7 @@ class StreamConsumer:
             items, lost = self.windower.ready(copy=False)  # ring views: np.stack in _score is their only copy
             self._pending.extend(items)
             lost_all += lost
-            if any(it.alarm is not None for it in self._pending):
+            if any(it.alarm is not None for it in items):  # alarm windows never stay pending: only new ones can be
                 n_verdicts += self._verdict_lane()
             if not self._pending or ((done or n_verdicts) and time.monotonic() - t0 >= budget_s):
                 break

@@ -54,7 +54,7 @@ def load_config(args):
             "http.host": args.host, "http.port": args.port, "app_name": args.app_name, "ray.address": args.ray_address,
             "ray.num_cpus": args.num_cpus, "kafka.bootstrap_servers": args.bootstrap_servers,
             "kafka.topic_prefix": args.topic_prefix, "stream.routine_scorer": args.routine_scorer,
-            "stream.cascade_dir": args.cascade, "stream.cascade_version": args.cascade_version, "stream.verdict_floor": args.verdict_floor,
+            "stream.cascade_dir": args.cascade, "stream.cascade_version": args.cascade_version,
             "service.verdict_floor": args.verdict_floor, "stream.verdict_deadline_ms": args.verdict_deadline_ms}
     return HolmesConfig.load(args.config, over)
 
@@ -86,8 +86,7 @@ def stream_scorers(cfg, handle, plan=None):
     from deploy.scorer import ServeScorer
 
     s = cfg.stream
-    verdicts = ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.verdict_deadline_ms, lane="verdict",
-                           floor=s.verdict_floor)
+    verdicts = ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.verdict_deadline_ms, lane="verdict")
     if s.routine_scorer == "serve":
         return ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.deadline_ms), verdicts
     if s.routine_scorer == "features":
@@ -104,17 +103,10 @@ def stream_scorers(cfg, handle, plan=None):
 
 
 def _kafka_settings(cfg):
-    import os
+    """The configured cluster's settings (None: the embedded broker); the same options as ``holmes consume``."""
+    from holmes.commands.stream import kafka_settings
 
-    from streams.broker import KafkaSettings
-
-    k = cfg.kafka
-    if not k.bootstrap_servers:
-        return None
-    return KafkaSettings(k.bootstrap_servers, security_protocol=k.security_protocol, sasl_mechanism=k.sasl_mechanism,
-                         sasl_plain_username=k.sasl_plain_username,
-                         sasl_plain_password=k.sasl_plain_password or os.environ.get("HOLMES_KAFKA_PASSWORD"),
-                         ssl_cafile=k.ssl_cafile, ssl_certfile=k.ssl_certfile, ssl_keyfile=k.ssl_keyfile)
+    return kafka_settings(cfg.kafka) if cfg.kafka.bootstrap_servers else None
 
 
 def run(args) -> int:
@@ -142,7 +134,7 @@ def run(args) -> int:
         signal.signal(sig, on_signal)
     try:
         print(f"[serve] ensemble service on http://{cfg.http.host}:{cfg.http.port} (Ray at {address}; members: "
-              f"{', '.join(plan.members)}; verdict floor: {plan.floor().name if s.verdict_floor == 'auto' else s.verdict_floor})",
+              f"{', '.join(plan.members)}; verdict floor: {plan.floor().name if cfg.service.verdict_floor == 'auto' else cfg.service.verdict_floor})",
               flush=True)
         if args.service_only:
             print("[serve] ready: POST /v1/score  GET /v1/ensembles  GET /healthz  (Ctrl-C stops)", flush=True)

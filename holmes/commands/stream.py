@@ -120,7 +120,8 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_consume)
 
 
-def _settings(args):
+def kafka_settings(args):
+    """KafkaSettings from CLI arguments or any object with the same option names (``deploy.holmes_config.KafkaConfig``)."""
     import os
 
     from streams.broker import KafkaSettings
@@ -182,7 +183,7 @@ def cmd_replay(args) -> int:
     if args.offline:
         return cmd_replay_offline(args)
     topics = Topics.with_prefix(args.topic_prefix)
-    settings = _settings(args) if args.bootstrap_servers else None
+    settings = kafka_settings(args) if args.bootstrap_servers else None
     streams = _load_streams(args)
     broker = None
     if settings is not None:
@@ -296,7 +297,7 @@ def cmd_consume(args) -> int:
     scorer = build_scorer(args)
     settings, replay_plan = None, None
     if args.bootstrap_servers:
-        settings = _settings(args)
+        settings = kafka_settings(args)
     else:
         streams = _load_streams(args)
         replay_plan = ReplayPlan(streams, args.speed, args.start_s, args.end_s, args.stagger_s)
