@@ -35,6 +35,19 @@ def real_windows(n: int = 64, window_s: float = 16.0, seed: int = 0):
     return w, m, a
 
 
+def features_cost() -> dict:
+    """``bench/features_cost.py`` on this machine (2 repeats): the speed figure every capacity figure carries."""
+    import subprocess
+    import sys
+    import tempfile
+
+    out = Path(tempfile.mkdtemp()) / "features_cost.json"
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, str(root / "bench" / "features_cost.py"), "--repeats", "2", "--out", str(out)], check=True,
+                   cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
 def pct(xs, q) -> float:
     return float(np.percentile(np.asarray(xs, dtype=float), q)) if len(xs) else float("nan")
 

@@ -32,16 +32,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from _servebench import machine, write_json  # noqa: E402
+from _servebench import features_cost, machine, write_json  # noqa: E402
 
 HOLMES = [sys.executable, "-m", "holmes.cli"]
-
-
-def features_cost() -> dict:
-    out = Path(tempfile.mkdtemp()) / "features_cost.json"
-    subprocess.run([sys.executable, str(ROOT / "bench" / "features_cost.py"), "--repeats", "2", "--out", str(out)], check=True,
-                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return json.loads(out.read_text())
 
 
 class Service:

@@ -51,7 +51,9 @@ def main(argv=None) -> int:
     try:
         for g in range(0, len(names), args.group_size):
             group = names[g : g + args.group_size]
-            plan = Plan(tuple(EnsembleSpec(n, (n,)) for n in group), {n: profiles[n]["latency_ms"] for n in group})
+            # kinds: the group's subnets are served as the service serves them, by one supernet replica
+            plan = Plan(tuple(EnsembleSpec(n, (n,)) for n in group), {n: profiles[n]["latency_ms"] for n in group}, {}, {}, {},
+                        {n: profiles[n]["kind"] for n in group})
             t0 = time.perf_counter()
             handle = serve.run(build(config, plan), name="profile", route_prefix=None)
             print(f"group {g // args.group_size + 1}: {len(group)} members deployed in {time.perf_counter() - t0:.1f} s", flush=True)

@@ -1,5 +1,5 @@
-"""Build the Ray Serve application: one ``MemberModel`` deployment per member the plan uses, and the
-``Ingress`` holding the plan and policy.
+"""Build the Ray Serve application: one ``MemberModel`` deployment per member the plan uses (one
+``SupernetModel`` for all of its subnets), and the ``Ingress`` holding the plan and policy.
 
     serve run deploy/serve.yaml                   # or: serve run deploy.app:build_app plan_path=...
     holmes serve --plan artifacts/plan.json       # the same from the project CLI
@@ -17,6 +17,7 @@ from models.errors import InvalidFieldError
 from .config import ServeConfig
 from .ingress import Ingress
 from .members import MemberModel
+from .supernet import SupernetModel
 
 
 def _deployment_name(member: str) -> str:
@@ -43,8 +44,21 @@ def default_plan(config: ServeConfig) -> Plan:
 def build(config: ServeConfig, plan: Plan, member_objects: Mapping | None = None) -> Application:
     """The application for ``plan``; members come from ``member_objects`` (name -> Member) or the registry."""
     handles = {}
-    cpus = config.member_cpus(len(plan.members))
+    subnets = [n for n in plan.members if plan.kinds.get(n) == "subnet"]
+    cpus = config.member_cpus(len(plan.members) - len(subnets) + (1 if subnets else 0))
+    if subnets:  # every subnet of the plan is served by one supernet replica (one set of weights)
+        if member_objects is not None and all(n in member_objects for n in subnets):
+            source = [member_objects[n] for n in subnets]
+        elif config.registry_dir:
+            source = {"registry_dir": config.registry_dir, "registry_version": config.registry_version, "names": subnets}
+        else:
+            raise InvalidFieldError("registry_dir", "must be set to load the plan's subnets", None)
+        handle = SupernetModel.options(name="supernet", ray_actor_options={"num_cpus": cpus}).bind(
+            source, config.torch_threads, max(config.max_batch_size, 8), config.batch_wait_timeout_s)
+        handles.update({n: handle for n in subnets})
     for name in plan.members:
+        if name in subnets:
+            continue
         if member_objects is not None and name in member_objects:
             source = member_objects[name]
         elif config.registry_dir:

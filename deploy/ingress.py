@@ -144,7 +144,9 @@ class Ingress:
             t_fan = time.perf_counter()
             # one copy into the object store; every member replica reads it zero-copy (Ray resolves the ref)
             ref = ray.put(shared) if len(choice.spec.members) > 1 or windows.nbytes > 1 << 20 else shared
-            outs = await asyncio.gather(*[self.members[m].heads.remote(ref, alarm_types) for m in choice.spec.members])
+            outs = await asyncio.gather(*[
+                self.members[m].heads.remote(ref, alarm_types, m) if self.plan.kinds.get(m) == "subnet"  # one supernet
+                else self.members[m].heads.remote(ref, alarm_types) for m in choice.spec.members])
         finally:
             for m, ms in work.items():
                 self._backlog_ms[m] = max(self._backlog_ms[m] - ms, 0.0)

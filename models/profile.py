@@ -35,10 +35,11 @@ def count_params(member) -> int:
 def count_macs(member) -> int:
     """Multiply-accumulates for one window (conv and linear layers), by forward hooks on a real pass.
 
-    Members without a torch network report ``n_macs_`` (or 0).
+    Members without a torch network, or whose network runs functional convolutions (supernet subnets),
+    report ``n_macs_`` (or 0).
     """
     net = getattr(member, "net", None)
-    if net is None:
+    if net is None or hasattr(member, "n_macs_"):
         return int(getattr(member, "n_macs_", 0))
     import torch
     from torch import nn

@@ -34,6 +34,7 @@ from .errors import HolmesInputError, InvalidFieldError
 log = logging.getLogger(__name__)
 DEFAULT_REGISTRY = Path(__file__).resolve().parents[1] / "artifacts" / "registry"
 WEIGHTS_SUFFIX = {"cnn": ".pt", "features": ".joblib"}
+SUPERNET_FILE = "supernet.pt"  # every subnet member of a version reads this one weights file
 
 
 class RegistryError(HolmesInputError):
@@ -63,6 +64,7 @@ class Registry:
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path is not None else default_registry_path()
         self._loaded: dict[tuple[str, str], object] = {}
+        self._supernets: dict[str, object] = {}  # weights sha256 -> Supernet shared by its subnet members
 
     # ---- reading ------------------------------------------------------------------------------------------
     def versions(self) -> list[str]:
@@ -183,7 +185,7 @@ class Registry:
         wfile = self._verify(version, entry["weights_file"])
         if profile.get("sha256") != self.index(version)["sha256"][entry["weights_file"]]:
             raise RegistryIntegrityError(f"registry {self.path}/{version}: profile of {name} names a different weights checksum")
-        member = _load_member(profile, wfile)
+        member = _load_member(profile, wfile, self._supernets)
         member.threshold_ = float(profile.get("cv", {}).get("threshold", 0.5))
         member.version = version
         self._loaded[key] = member
@@ -219,8 +221,9 @@ class Registry:
             else:
                 member, profile = e["member"], dict(e["profile"])
                 name, kind = member.name, member.kind
-                weights_file = f"{name}{WEIGHTS_SUFFIX.get(kind, '.pkl')}"
-                _save_member(member, tmp / weights_file)
+                weights_file = SUPERNET_FILE if kind == "subnet" else f"{name}{WEIGHTS_SUFFIX.get(kind, '.pkl')}"
+                if not (kind == "subnet" and (tmp / weights_file).is_file()):  # subnets share one file
+                    _save_member(member, tmp / weights_file)
                 profile["weights_file"] = weights_file
             weights_file = profile["weights_file"]
             profile.update(name=name, kind=kind, version=version, sha256=sha256_file(tmp / weights_file))
@@ -242,6 +245,10 @@ def _save_member(member, path: Path) -> None:
         import torch
 
         torch.save(member.state_dict(), path)
+    elif member.kind == "subnet":
+        import torch
+
+        torch.save({"config": member.supernet.cfg.to_dict(), "state": member.supernet.state_dict()}, path)
     else:
         try:
             import joblib
@@ -253,8 +260,10 @@ def _save_member(member, path: Path) -> None:
             path.write_bytes(pickle.dumps(member))
 
 
-def _load_member(profile: dict, path: Path):
+def _load_member(profile: dict, path: Path, supernets: dict | None = None):
     kind = profile["kind"]
+    if kind == "subnet":
+        return _load_subnet(profile, path, supernets if supernets is not None else {})
     if kind == "cnn":
         import torch
 
@@ -271,3 +280,23 @@ def _load_member(profile: dict, path: Path):
         return joblib.load(path)
     except (EOFError, pickle.UnpicklingError, ValueError) as e:
         raise RegistryIntegrityError(f"registry file {path}: cannot be unpickled ({e})") from e
+
+
+def _load_subnet(profile: dict, path: Path, supernets: dict):
+    """A subnet member over the version's one supernet (loaded once per weights checksum, then shared)."""
+    import torch
+
+    from .supernet import SubnetConfig, SubnetMember, Supernet, SupernetConfig
+
+    key = profile["sha256"]
+    net = supernets.get(key)
+    if net is None:
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            net = Supernet(SupernetConfig.from_dict(saved["config"]))
+            net.load_state_dict(saved["state"])
+        except (RuntimeError, KeyError, ValueError, EOFError) as e:
+            raise RegistryIntegrityError(f"registry file {path}: cannot be read as a supernet ({e})") from e
+        net.eval()
+        supernets[key] = net
+    return SubnetMember(net, SubnetConfig(**profile["config"]["subnet"]), profile["name"])

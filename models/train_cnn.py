@@ -277,7 +277,9 @@ def _save_refit(staging: Path, r: dict) -> None:
     tmp.replace(staging / f"{r['name']}.pt")
 
 
-def _run(jobs, workers: int, threads: int, progress: bool, desc: str, on_result) -> None:
+def _run(jobs, workers: int, threads: int, progress: bool, desc: str, on_result, job=None) -> None:
+    """Run ``job`` (default: one zoo fit) over ``jobs`` on ``workers`` forked processes sharing ``_CACHE``."""
+    job = job or _job
     if not jobs:
         return
     from tqdm import tqdm
@@ -288,7 +290,7 @@ def _run(jobs, workers: int, threads: int, progress: bool, desc: str, on_result)
         torch.set_num_threads(threads)
         try:
             for j in jobs:
-                on_result(_job(j))
+                on_result(job(j))
                 bar.update()
         finally:
             torch.set_num_threads(old)
@@ -296,7 +298,7 @@ def _run(jobs, workers: int, threads: int, progress: bool, desc: str, on_result)
         import multiprocessing as mp
 
         with mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(None, threads)) as pool:
-            for r in pool.imap_unordered(_job, jobs):
+            for r in pool.imap_unordered(job, jobs):
                 on_result(r)
                 bar.set_postfix_str(f"{r['name']} f{r['fold']}")
                 bar.update()

@@ -56,6 +56,29 @@ def cnn_entries(results: list[dict], records: Sequence[str], labels, folds, seed
     return out
 
 
+def subnet_entries(result: dict, records: Sequence[str], labels, folds, seed: int, progress: bool = True,
+                   latency_repeats: int = 15) -> list[dict]:
+    """Registry entries for every subnet of a trained supernet (``models.train_supernet.train_supernet``).
+
+    Each subnet is a member of its own (profile, out-of-fold predictions, latency) over one shared weights file."""
+    from .supernet import SubnetMember
+
+    net = result["supernet"]
+    it = net.subnets
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="profile subnets", unit="subnet")
+    out = []
+    for sub in it:
+        member = SubnetMember(net, sub)
+        config = {"supernet": net.cfg.to_dict(), "subnet": sub.to_dict()}
+        prof = member_profile(member, records, result["oof_prob"][sub.name], folds, labels, seed, config, net.cfg.slots,
+                              result["train"], latency_repeats)
+        out.append({"member": member, "profile": prof})
+    return out
+
+
 def aligned_oof(profiles: Sequence[dict]) -> tuple[list[str], np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """(records, labels, folds, {name: prob}) over the records every profile has, in the first one's order."""
     if not profiles:

@@ -22,7 +22,9 @@ def register(subparsers) -> None:
     p.add_argument("--data", help="CinC-2015-style folder (default: $HOLMES_DATA, cache, ../shared/data/cinc2015)")
     p.add_argument("--registry", help="registry folder (default: $HOLMES_REGISTRY or artifacts/registry)")
     p.add_argument("--tiny", action="store_true", help="CI configuration: 60 records, 3 small CNNs, 3 epochs (~1-2 min)")
-    p.add_argument("--only", choices=("cnn", "features"), help="train one kind; the other is carried over from LATEST")
+    p.add_argument("--only", choices=("cnn", "features", "supernet"),
+                   help="train one kind; the others are carried over from LATEST (the supernet is trained only this way)")
+    p.add_argument("--supernet-epochs", type=int, help="override the supernet's DEpS schedule length (default 24)")
     p.add_argument("--workers", type=int, default=2, help="training processes (one torch thread each)")
     p.add_argument("--staging", help="folder for per-fit results; reuse it to resume an interrupted run")
     p.add_argument("--seed", type=int, default=0, help="CV fold seed (the folds every model family shares)")
@@ -83,6 +85,27 @@ def run(args) -> int:
 
             shutil.rmtree(staging, ignore_errors=True)
 
+    if args.only == "supernet":
+        from models.segments import build_cache
+        from models.supernet import SupernetConfig
+        from models.train_supernet import SupernetTrainConfig, train_supernet
+        from models.zoo_build import subnet_entries
+
+        tcfg = SupernetTrainConfig(epochs=4, ramp_epochs=1, calib_windows=64) if args.tiny else SupernetTrainConfig()
+        if args.supernet_epochs:
+            tcfg = replace(tcfg, epochs=args.supernet_epochs)
+        t = time.perf_counter()
+        cache = build_cache(records, progress=True)
+        staging = args.staging or tempfile.mkdtemp(prefix="holmes-supernet-")
+        result = train_supernet(SupernetConfig(), cache, folds, staging, tcfg, workers=args.workers)
+        timings["supernet_train_s"] = round(time.perf_counter() - t, 1)
+        timings["supernet_staging_wall_s"] = result["train"]["wall_s"]
+        entries += subnet_entries(result, names, labels, folds, args.seed, latency_repeats=5 if args.tiny else 15)
+        if not args.staging:
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
+
     if args.only in (None, "features"):
         from models.zoo_features import feature_entries, features_available
 
@@ -98,9 +121,8 @@ def run(args) -> int:
     profiles = [e["profile"] for e in entries]
     if args.only and reg.versions():
         latest = reg.latest()
-        keep = "features" if args.only == "cnn" else "cnn"
         for p in reg.profiles(latest):
-            if p["kind"] == keep:
+            if p["kind"] != {"supernet": "subnet"}.get(args.only, args.only):
                 entries.append({"copy_from": (latest, p["name"])})
                 profiles.append(p)
     timings["total_s"] = round(time.perf_counter() - t0, 1)
