@@ -38,6 +38,8 @@ def main(argv=None) -> int:
     rows = table_rows(reg, v)
     cnn = [p for p in profiles if p["kind"] == "cnn"]
     feat = [p for p in profiles if p["kind"] == "features"]
+    subnets = [p for p in profiles if p["kind"] == "subnet"]
+    best_subnet = max(subnets, key=lambda p: (p["cv"]["score"], p["cv"]["auroc"])) if subnets else None
     best_cnn = max(cnn, key=lambda p: (p["cv"]["score"], p["cv"]["auroc"])) if cnn else None
     best_feat = max(feat, key=lambda p: (p["cv"]["score"], p["cv"]["auroc"])) if feat else None
     ens = reg.ensembles(v)
@@ -48,6 +50,8 @@ def main(argv=None) -> int:
         "macs_range": [min(p["macs"] for p in cnn), max(p["macs"] for p in cnn)] if cnn else None,
         "best_single_cnn": {"name": best_cnn["name"], **best_cnn["cv"]} if best_cnn else None,
         "best_feature_model": {"name": best_feat["name"], **best_feat["cv"]} if best_feat else None,
+        "n_subnets": len(subnets),
+        "best_subnet": {"name": best_subnet["name"], **best_subnet["cv"]} if best_subnet else None,
         "ensembles": {k: e["cv"] for k, e in ens.items()},
         "timings": idx.get("timings", {}),
     }
@@ -66,7 +70,8 @@ def main(argv=None) -> int:
     if summary["macs_range"]:
         lo, hi = summary["macs_range"]
         print(f"{len(cnn)} CNN members, MACs {lo / 1e6:.2f}M .. {hi / 1e6:.2f}M ({hi / lo:.1f}x)")
-    for label, key in (("best single CNN", "best_single_cnn"), ("best feature model", "best_feature_model")):
+    for label, key in (("best single CNN", "best_single_cnn"), ("best feature model", "best_feature_model"),
+                       ("best supernet subnet", "best_subnet")):
         s = summary[key]
         if s:
             print(f"{label:<28} {s['name']:<26} score {s['score']:6.2f}  AUROC {s['auroc']:.4f}")
@@ -89,6 +94,9 @@ def main(argv=None) -> int:
         if pts:
             ax.scatter([p["macs"] / 1e6 for p in pts], [p["cv"]["auroc"] for p in pts], marker=marker, s=[12 + p["config"]["depth"] * 10 for p in pts],
                        label=f"CNN inputs={group} (size = depth)", alpha=0.8)
+    if subnets:
+        ax.scatter([p["macs"] / 1e6 for p in subnets], [p["cv"]["auroc"] for p in subnets], marker="x", color="black",
+                   s=[12 + p["config"]["subnet"]["depth"] * 10 for p in subnets], label="supernet subnets (one set of weights)")
     colors = iter(["tab:red", "tab:purple", "tab:brown", "tab:gray"])
     for name, e in ens.items():
         ax.axhline(e["cv"]["auroc"], color=next(colors), ls="--", lw=1, label=f"{name} ({e['cv']['auroc']:.3f}, score {e['cv']['score']:.1f})")

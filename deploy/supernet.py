@@ -9,8 +9,8 @@ weights in memory) and answers two kinds of call, both merged by ``@serve.batch`
 
 ``slackfit(shared, alarm_types, deadline_unix_s, mode)``
     SlackFit serving: the merged requests are taken most urgent first; for the most urgent one's slack and the
-    number still waiting, ``holmes.slackfit.SlackFitPolicy`` picks (subnet, batch); that many requests run on
-    that subnet, and the loop repeats for the rest. ``mode`` "largest" / "smallest" are the fixed baselines.
+    windows still waiting, ``holmes.slackfit.SlackFitPolicy`` picks (subnet, batch of windows); the most urgent
+    requests that fit the batch run on that subnet, and the loop repeats for the rest. ``mode`` "largest" / "smallest" are the fixed baselines.
 
 At start the replica profiles every subnet at batch 1, 2, 4, ... ``max_batch_size`` on its own thread(s) (the
 offline half of SlackFit); ``info()`` reports the profile, the memory of the weights and whether every subnet's
@@ -32,7 +32,7 @@ from models.member import check_output
 
 from .members import _per_request, set_torch_threads
 
-PROFILE_BATCHES = (1, 2, 4, 8, 16, 32, 64)
+PROFILE_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
 def load_subnets(source: Any) -> dict:
@@ -86,12 +86,16 @@ def profile_subnets(members: dict, batches=PROFILE_BATCHES, repeats: int = 5) ->
 @serve.deployment(max_ongoing_requests=512)
 class SupernetModel:
     def __init__(self, source: Any, torch_threads: int = 1, max_batch_size: int = 64, batch_wait_timeout_s: float = 0.0,
-                 profile_repeats: int = 5):
+                 profile_repeats: int = 5, max_windows: int | None = None, return_margin_ms: float = 10.0):
+        """``max_batch_size``: requests merged by ``@serve.batch``; ``max_windows``: the largest batch of windows
+        profiled and run on one subnet at once (default ``max_batch_size``); ``return_margin_ms``: taken off each
+        request's slack for the way back to the caller (Ray's response path)."""
         set_torch_threads(torch_threads)
         self.subnets = load_subnets(source)
         self.supernet = next(iter(self.subnets.values())).supernet
-        batches = tuple(b for b in PROFILE_BATCHES if b <= max_batch_size)
+        batches = tuple(b for b in PROFILE_BATCHES if b <= (max_windows or max_batch_size))
         self.latency_ms = profile_subnets(self.subnets, batches, profile_repeats)
+        self.return_margin_ms = float(return_margin_ms)
         accuracy = {n: m.accuracy_ for n, m in self.subnets.items()}
         self.policies = {mode: SlackFitPolicy(self.latency_ms, accuracy, mode) for mode in MODES}
         for f in (self.heads, self.slackfit):
@@ -127,7 +131,7 @@ class SupernetModel:
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0)
     async def slackfit(self, shared: list, alarm_types: list, deadline_unix_s: list, mode: list) -> list:
-        """Per merged request: {"probabilities", "subnet", "batch", "slack_ms", "service_ms", "queued"}."""
+        """Per merged request: {"probabilities", "subnet", "batch" (windows), "slack_ms", "service_ms", "queued" (windows)}."""
         for m in set(mode):
             if m not in self.policies:
                 raise InvalidFieldError("mode", "must be a SlackFit mode", m, list(MODES))
@@ -136,9 +140,14 @@ class SupernetModel:
         while order:
             now = time.time()
             first = order[0]
-            slack_ms = (deadline_unix_s[first] - now) * 1000.0
-            subnet, b = self.policies[mode[first]].choose(slack_ms, len(order))
-            take, order = order[:b], order[b:]
+            slack_ms = (deadline_unix_s[first] - now) * 1000.0 - self.return_margin_ms
+            queued = sum(len(shared[i]) for i in order)  # windows waiting
+            subnet, b = self.policies[mode[first]].choose(slack_ms, queued)
+            n_take, windows = 0, 0  # the most urgent requests whose windows fit the batch (at least one)
+            while n_take < len(order) and (n_take == 0 or windows + len(shared[order[n_take]]) <= b):
+                windows += len(shared[order[n_take]])
+                n_take += 1
+            take, order = order[:n_take], order[n_take:]
             member = self.subnets[subnet]
             t0 = time.perf_counter()
             batch = Shared.concat([shared[i] for i in take])
@@ -147,7 +156,7 @@ class SupernetModel:
             start = 0
             for i in take:
                 n = len(shared[i])
-                out[i] = {"probabilities": p[start : start + n], "subnet": subnet, "batch": len(take), "slack_ms": slack_ms,
-                          "service_ms": ms, "queued": len(take) + len(order)}
+                out[i] = {"probabilities": p[start : start + n], "subnet": subnet, "batch": len(batch), "slack_ms": slack_ms,
+                          "service_ms": ms, "queued": queued}
                 start += n
         return out

@@ -88,9 +88,11 @@ def pareto(out_dir: Path, table, plan, cascade: dict | None, serve: dict | None,
     from models.zoo_eval import cv_summary
 
     scores = np.array([cv_summary(table.y, p, table.folds)["score"] for p in table.oof])
-    for kind, marker in (("cnn", "o"), ("features", "s")):
+    for kind, marker in (("cnn", "o"), ("features", "s"), ("subnet", "x")):
         k = np.array(table.kinds) == kind
-        a.scatter(ms[k], scores[k], marker=marker, label=f"{kind} members", alpha=0.8)
+        if k.any():
+            a.scatter(ms[k], scores[k], marker=marker, alpha=0.8,
+                      label="supernet subnets (one set of weights)" if kind == "subnet" else f"{kind} members")
     if cascade:
         c = cascade["curve"]
         a.plot([r["mean_ms"] for r in c], [r["score"] for r in c], "^-", color="C3", label="cascade operating points")

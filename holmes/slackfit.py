@@ -2,7 +2,7 @@
 
 Offline, every (subnet, batch size) pair of the supernet's front gets its profiled service time, and the pairs
 are bucketed by it (``bucket_edges_ms``). Online, for the queue's most urgent request with slack ``s`` and
-``q`` requests queued: the pairs whose batch fits the queue (the largest profiled batch <= q) are considered,
+``q`` windows queued: the pairs whose batch fits the queue (the largest profiled batch <= q) are considered,
 the highest bucket whose pairs all finish within ``s`` is taken, and in it the largest batch, then the most
 accurate subnet. A short queue therefore gets the most accurate subnet that fits; a long queue (a burst) gets
 bigger batches of smaller subnets in the same time, so it drains instead of missing every deadline.
@@ -82,7 +82,7 @@ class SlackFitPolicy:
         return fits[-1] if fits else self.batches[0]
 
     def choose(self, slack_ms: float, queued: int) -> tuple[str, int]:
-        """(subnet, batch size) for the most urgent request's slack with ``queued`` requests waiting."""
+        """(subnet, batch size in windows) for the most urgent request's slack with ``queued`` windows waiting."""
         b_max = self._batch_for(queued)
         if self.mode != "slackfit":
             return (self.subnets[-1] if self.mode == "largest" else self.subnets[0]), b_max

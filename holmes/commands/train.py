@@ -126,6 +126,8 @@ def run(args) -> int:
                 entries.append({"copy_from": (latest, p["name"])})
                 profiles.append(p)
     timings["total_s"] = round(time.perf_counter() - t0, 1)
+    if args.only and reg.versions():  # the carried-over members' training times stay on record
+        timings = {**{k: v for k, v in reg.index(reg.latest()).get("timings", {}).items() if k != "total_s"}, **timings}
     meta = {"data": {"dir": str(data_dir), "n_records": len(records), "skipped": [n for n, _ in skipped], "tiny": bool(args.tiny)},
             "cv": {"n_splits": 5, "seed": args.seed}, "timings": timings}
     version = reg.write_version(entries, ensemble_rows(profiles), meta)

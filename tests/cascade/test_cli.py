@@ -92,6 +92,8 @@ class TestEvaluateRow:
         assert main(["evaluate", "--data", str(tmp_path), "--json", str(out_json), "--reliability", str(rel)]) == 0
         rows = {r["name"]: r for r in json.loads(out_json.read_text())["models"]}
         assert "cascade" in rows and "cnn+features-ensemble" in rows
+        subnets = [n for n in rows if n.startswith("supernet-")]  # the supernet's subnets are members like the others
+        assert len(subnets) >= 10 and all(rows[n]["n"] == len(names) for n in subnets)
         assert all(0.0 <= r["ece"] <= 1.0 for r in rows.values())  # every row, the cascade's too
         for name in ("features-vote", "cnn+features-ensemble"):  # the map fitted on the registry's OOF predictions
             assert 0.0 <= rows[name]["ece_calibrated"] <= 1.0 and rows[name]["calibration"]["method"] in ("none", "platt", "temperature", "isotonic")

@@ -48,3 +48,28 @@ class TestTinyTraining:
         rows = json.loads((tmp_path / "zoo.json").read_text())["rows"]
         assert len(rows) == 4
         assert main(["zoo", "verify", "--registry", str(reg_path)]) == 0
+
+    def test_train_tiny_supernet_registers_every_subnet_over_one_file(self, tmp_path, records):
+        reg_path = tmp_path / "registry"
+        assert main(["train", "--tiny", "--only", "supernet", "--workers", "1", "--registry", str(reg_path),
+                     "--staging", str(tmp_path / "staging")]) == 0
+        reg = Registry(reg_path)
+        idx = reg.index()
+        from models.supernet import SupernetConfig
+
+        names = [s.name for s in SupernetConfig().subnets()]
+        assert sorted(m["name"] for m in idx["members"]) == sorted(names)
+        assert {m["weights_file"] for m in idx["members"]} == {"supernet.pt"}  # one weights file for all subnets
+        for p in reg.profiles():
+            assert p["kind"] == "subnet" and len(p["oof"]["prob"]) == 60 and set(p["oof"]["fold"]) == {0, 1, 2, 3, 4}
+            assert p["macs"] > 0 and p["params"] > 0 and p["train"]["refit_epochs"] >= 1
+        macs = {p["name"]: p["macs"] for p in reg.profiles()}
+        assert macs[names[0]] < macs[names[-1]]
+        members = reg.load_all()
+        assert len({id(m.supernet) for m in members}) == 1  # loaded once, shared by every subnet member
+        from models.zoo_eval import alarm_batch
+
+        w, m, t = alarm_batch(records)
+        for member in members[:: 6]:
+            p = member.predict_proba(w, m, t)
+            assert p.shape == (len(records),) and np.all((p >= 0) & (p <= 1))
