@@ -8,7 +8,7 @@ folds), AUROC, latency at batch 1 and 64 (one thread, preprocessing included).
 
 "Best of a family" is itself a choice, so it is made nested: for each outer fold, the member with the best
 challenge score on the other folds is picked (and its threshold set there) and scored on the outer fold. The
-outer folds are the registry's (seed 0) and 4 more record-grouped partitions of the same out-of-fold
+outer folds are the registry's (seed 0) and 4 more record-grouped, stratified partitions of the same out-of-fold
 predictions (seeds 1-4; the predictions themselves stay the seed-0 fits', a second-order leak stated here).
 
 Writes bench/results/supernet_front.json and .png.
@@ -28,15 +28,18 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench" / "results" / "supernet_front.json"
 
 
-def folds_for(seed: int, base: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def folds_for(seed: int, base: np.ndarray, records, labels: np.ndarray) -> np.ndarray:
+    """The registry's folds for seed 0; otherwise ``models.data.cv_folds`` (record-grouped, stratified by alarm
+    type and label, the alarm type read from the record name's first letter, as CinC 2015 names them)."""
     if seed == 0:
         return base
-    from sklearn.model_selection import StratifiedKFold
+    from types import SimpleNamespace
 
-    f = np.empty(len(labels), np.int64)
-    for k, (_, te) in enumerate(StratifiedKFold(5, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels)):
-        f[te] = k
-    return f
+    from models.data import cv_folds
+
+    first = {"a": "Asystole", "b": "Bradycardia", "t": "Tachycardia", "v": "Ventricular_Tachycardia", "f": "Ventricular_Flutter_Fib"}
+    infos = [SimpleNamespace(alarm_type=first.get(r[0], "?"), label=int(y)) for r, y in zip(records, labels)]
+    return cv_folds(infos, n_splits=5, seed=seed)
 
 
 def nested_best(names, probs, y, folds) -> dict:
@@ -82,7 +85,7 @@ def main() -> int:
                 "params": by[n]["params"]} for n in by]
     nested = {k: [] for k in fams}
     for seed in range(args.seeds):
-        f = folds_for(seed, base_folds, y)
+        f = folds_for(seed, base_folds, records, y)
         for k, names in fams.items():
             nested[k].append({"seed": seed, **nested_best(names, probs, y, f)})
     summary = {}

@@ -3,8 +3,8 @@
 Offline, every (subnet, batch size) pair of the supernet's front gets its profiled service time, and the pairs
 are bucketed by it (``bucket_edges_ms``). Online, for the queue's most urgent request with slack ``s`` and
 ``q`` windows queued: the pairs whose batch fits the queue (the largest profiled batch <= q) are considered,
-the highest bucket whose pairs all finish within ``s`` is taken, and in it the largest batch, then the most
-accurate subnet. A short queue therefore gets the most accurate subnet that fits; a long queue (a burst) gets
+among the pairs that finish within ``s`` those of the highest latency bucket are taken, and of them the
+largest batch, then the most accurate subnet. A short queue therefore gets the most accurate subnet that fits; a long queue (a burst) gets
 bigger batches of smaller subnets in the same time, so it drains instead of missing every deadline.
 
 The baselines the benchmark compares with are the same object with ``mode="largest"`` or ``"smallest"``: a
@@ -50,6 +50,8 @@ class SlackFitPolicy:
 
     def __init__(self, latency_ms: Mapping[str, Mapping[int, float]], accuracy: Mapping[str, float], mode: str = "slackfit",
                  n_buckets: int = 6, pareto: bool = True):
+        if int(n_buckets) != n_buckets or n_buckets < 1:
+            raise InvalidFieldError("n_buckets", "must be an integer >= 1", n_buckets)
         if mode not in MODES:
             raise InvalidFieldError("mode", "must be a SlackFit mode", mode, list(MODES))
         if not latency_ms:
@@ -65,6 +67,9 @@ class SlackFitPolicy:
         names = front(lat, accuracy, self.batches[0]) if pareto else list(lat)
         self.subnets = sorted(names, key=lambda n: accuracy[n])  # least accurate first
         self.pairs = [Pair(n, b, lat[n][b], float(accuracy[n])) for n in self.subnets for b in self.batches]
+        bad = [(p.subnet, p.batch, p.latency_ms) for p in self.pairs if not p.latency_ms > 0]
+        if bad:
+            raise InvalidFieldError("latency_ms", "must be > 0 for every (subnet, batch)", bad[:3])
         lo = min(p.latency_ms for p in self.pairs)
         hi = max(p.latency_ms for p in self.pairs)
         ratio = (hi / lo) ** (1.0 / n_buckets) if hi > lo else 2.0

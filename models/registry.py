@@ -210,11 +210,13 @@ class Registry:
         tmp.mkdir()
         index = {"version": version, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "members": [],
                  "sha256": {}, "ensembles": ensembles or {}, **(meta or {})}
+        written: dict[str, tuple] = {}  # weights file -> what wrote it
         for e in entries:
             if "copy_from" in e:
                 old_v, name = e["copy_from"]
                 old = self._entry(name, old_v)
                 self._verify(old_v, old["weights_file"])
+                _claim(written, old["weights_file"], ("copy", old_v), name)
                 shutil.copyfile(self.path / old_v / old["weights_file"], tmp / old["weights_file"])
                 profile = self.profile(name, old_v)
                 kind = profile["kind"]
@@ -222,7 +224,8 @@ class Registry:
                 member, profile = e["member"], dict(e["profile"])
                 name, kind = member.name, member.kind
                 weights_file = SUPERNET_FILE if kind == "subnet" else f"{name}{WEIGHTS_SUFFIX.get(kind, '.pkl')}"
-                if not (kind == "subnet" and (tmp / weights_file).is_file()):  # subnets share one file
+                source = ("supernet", id(member.supernet)) if kind == "subnet" else ("member", name)
+                if _claim(written, weights_file, source, name):  # a version's subnets share one file, written once
                     _save_member(member, tmp / weights_file)
                 profile["weights_file"] = weights_file
             weights_file = profile["weights_file"]
@@ -238,6 +241,18 @@ class Registry:
         pointer.write_text(version + "\n")
         pointer.replace(self.path / "LATEST")
         return version
+
+
+def _claim(written: dict, weights_file: str, source: tuple, name: str) -> bool:
+    """Record that ``source`` writes ``weights_file``; False when it already did. Two different sources for one
+    file (subnets of two supernets, or copied and new subnets in one version) are refused."""
+    if weights_file in written:
+        if written[weights_file] != source:
+            raise InvalidFieldError("entries", f"must not write {weights_file} from two sources (subnets of one version "
+                                    "share one supernet)", name)
+        return False
+    written[weights_file] = source
+    return True
 
 
 def _save_member(member, path: Path) -> None:
@@ -289,14 +304,15 @@ def _load_subnet(profile: dict, path: Path, supernets: dict):
     from .supernet import SubnetConfig, SubnetMember, Supernet, SupernetConfig
 
     key = profile["sha256"]
-    net = supernets.get(key)
-    if net is None:
-        try:
+    try:
+        subnet = SubnetConfig(**profile["config"]["subnet"])
+        net = supernets.get(key)
+        if net is None:
             saved = torch.load(path, map_location="cpu", weights_only=True)
             net = Supernet(SupernetConfig.from_dict(saved["config"]))
             net.load_state_dict(saved["state"])
-        except (RuntimeError, KeyError, ValueError, EOFError) as e:
-            raise RegistryIntegrityError(f"registry file {path}: cannot be read as a supernet ({e})") from e
-        net.eval()
-        supernets[key] = net
-    return SubnetMember(net, SubnetConfig(**profile["config"]["subnet"]), profile["name"])
+            net.eval()
+            supernets[key] = net
+        return SubnetMember(net, subnet, profile["name"])
+    except (RuntimeError, KeyError, TypeError, ValueError, EOFError) as e:
+        raise RegistryIntegrityError(f"registry file {path}: cannot be read as supernet subnet {profile.get('name')} ({e})") from e

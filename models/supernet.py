@@ -3,8 +3,8 @@
 The supernet reads the same inputs as the zoo's CNNs (``models.preprocess`` output at 125 Hz and the aux
 vector of alarm type, slot mask and amplitude). It has three stages; stage ``s`` holds up to
 ``max(depth_list)`` pre-activation residual blocks of ``stage_widths[s]`` channels (the first block of a
-stage halves the time axis and projects the skip with a 1x1 conv, later ones keep the shape and add the
-identity). A subnet is a frozen ``SubnetConfig``:
+stage halves the time axis and projects the skip with a 1x1 conv, later ones keep the shape and add their
+normalised input, as the zoo's blocks do). A subnet is a frozen ``SubnetConfig``:
 
     depth   blocks per stage (the first ``depth`` of each stage run, the rest are skipped)
     width   fraction of every layer's channels (the first ``round(width * C)`` output channels)
@@ -23,8 +23,8 @@ choice. ``extract(subnet)`` copies a subnet out as a standalone ``nn.Module``.
 >>> net = Supernet(SupernetConfig())
 >>> x, aux = torch.randn(2, 5, 2000), torch.randn(2, 15)
 >>> small, large = net.subnets[0], net.subnets[-1]
->>> net.eval(); net(x, aux, small).shape
-(...)
+>>> _ = net.eval()
+>>> net(x, aux, small).shape
 torch.Size([2])
 >>> bool(torch.allclose(net(x, aux, large), extract(net, large)(x, aux), atol=1e-5))
 True
@@ -87,11 +87,13 @@ class SupernetConfig:
     def __post_init__(self):
         if self.inputs not in INPUT_SLOTS:
             raise InvalidFieldError("inputs", "must name a slot group", self.inputs, INPUT_SLOTS)
+        if not self.level_list:
+            raise InvalidFieldError("level_list", "must hold at least one (depth, width) level", self.level_list)
         for d, w in self.level_list:
             if d < 1 or not 0 < w <= 1:
                 raise InvalidFieldError("level_list", "must hold (depth >= 1, 0 < width <= 1) pairs", (d, w))
-        if any(k % 2 == 0 or k > max(self.kernel_list) for k in self.kernel_list):
-            raise InvalidFieldError("kernel_list", "must hold odd kernel sizes", self.kernel_list)
+        if not self.kernel_list or any(int(k) != k or k < 1 or k % 2 == 0 for k in self.kernel_list):
+            raise InvalidFieldError("kernel_list", "must hold odd kernel sizes >= 1", self.kernel_list)
 
     @property
     def slots(self) -> tuple[int, ...]:
@@ -200,7 +202,8 @@ def run_plan(plan: dict, x: torch.Tensor, stem_kernel: int, c_pad: int, drop: fl
 
 
 class Supernet(nn.Module):
-    """x [B, C, n] at 125 Hz, aux [B, 5 + 2C], subnet -> logit [B]. ``subnet=None`` in training: batch statistics."""
+    """x [B, C, n] at 125 Hz, aux [B, 5 + 2C], subnet -> logit [B]. In training mode batch norm uses the batch's
+    statistics; in eval mode the subnet's own."""
 
     def __init__(self, cfg: SupernetConfig):
         super().__init__()
@@ -234,7 +237,8 @@ class Supernet(nn.Module):
         """The subnet's weights and BN statistics as views of this module's tensors (no copy).
 
         ``stats=False`` (training): no running statistics, batch norm uses the batch's."""
-        k = self.check_subnet(subnet) if stats else None
+        k = self.check_subnet(subnet)
+        k = k if stats else None
         cfg = self.cfg
         c0 = channels(cfg.stage_widths[0], subnet.width)
         plan = {"stem": self.stem[:c0], "stages": [], "bn": self.bn.views(channels(self.c_last, subnet.width), k)}
@@ -268,12 +272,19 @@ class Supernet(nn.Module):
         return plan
 
     def _apply(self, fn, *args, **kwargs):  # .to() / .double() may replace tensors: kept views would go stale
+        out = super()._apply(fn, *args, **kwargs)
         self._plans = {}
-        return super()._apply(fn, *args, **kwargs)
+        return out
+
+    def __getstate__(self):  # pickling (Ray) would turn kept views into copies: the receiver rebuilds them
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        state = dict(state)
+        state["_plans"] = {}
+        return state
 
     def weight_views(self, subnet: SubnetConfig) -> list[torch.Tensor]:
-        """Every tensor the subnet reads (to show they share the supernet's storage)."""
-        plan, out = self.actuate(subnet), []
+        """Every tensor the subnet reads when serving (its kept plan: to show they share the supernet's storage)."""
+        plan, out = self.plan_for(subnet), []
         out += [plan["stem"], *plan["bn"]]
         for blocks in plan["stages"]:
             for b in blocks:

@@ -119,14 +119,21 @@ def run(args) -> int:
             log.warning("models.feature_models is not available yet: the registry version holds CNNs only")
 
     profiles = [e["profile"] for e in entries]
-    if args.only and reg.versions():
+    # what this run did not train is carried over from LATEST (a full run does not train the supernet: its
+    # subnets stay until `--only supernet` retrains them)
+    trained = {"cnn", "features"} if args.only is None else {{"supernet": "subnet"}.get(args.only, args.only)}
+    carried = False
+    if reg.versions():
         latest = reg.latest()
         for p in reg.profiles(latest):
-            if p["kind"] != {"supernet": "subnet"}.get(args.only, args.only):
+            if p["kind"] not in trained:
                 entries.append({"copy_from": (latest, p["name"])})
                 profiles.append(p)
+                carried = True
+                if set(p["oof"]["records"]) != set(names):
+                    log.warning("%s carried over from %s was cross-validated on other records; retrain it", p["name"], latest)
     timings["total_s"] = round(time.perf_counter() - t0, 1)
-    if args.only and reg.versions():  # the carried-over members' training times stay on record
+    if carried:  # the carried-over members' training times stay on record
         timings = {**{k: v for k, v in reg.index(reg.latest()).get("timings", {}).items() if k != "total_s"}, **timings}
     meta = {"data": {"dir": str(data_dir), "n_records": len(records), "skipped": [n for n, _ in skipped], "tiny": bool(args.tiny)},
             "cv": {"n_splits": 5, "seed": args.seed}, "timings": timings}

@@ -77,8 +77,16 @@ def test_slackfit_modes(supernet_app, subnet_names, batch):
     np.testing.assert_allclose(slack["probabilities"], reg.load(front[-1]).proba_from_preprocessed(shared.prep, a[:1]), atol=1e-6)
     late = supernet_app.slackfit.remote(shared, a[:1], time.time() - 1.0, "slackfit").result(timeout_s=60)
     assert late["subnet"] == front[0] and late["slack_ms"] < 0  # past its deadline: the cheapest, at once
-    with pytest.raises(Exception, match="mode"):
+    from models.errors import InvalidFieldError
+
+    good = supernet_app.slackfit.remote(shared, a[:1], far, "slackfit")
+    with pytest.raises(InvalidFieldError, match="mode"):  # refused alone, typed, naming the field
         supernet_app.slackfit.remote(shared, a[:1], far, "fastest").result(timeout_s=60)
+    with pytest.raises(InvalidFieldError, match="deadline_unix_s"):
+        supernet_app.slackfit.remote(shared, a[:1], None, "slackfit").result(timeout_s=60)
+    with pytest.raises(InvalidFieldError, match="member"):
+        supernet_app.heads.remote(shared, a[:1], "cnn-ecg-w8-d2").result(timeout_s=60)
+    assert good.result(timeout_s=60)["subnet"] in front
 
 
 def test_plan_rows_can_name_subnets(service, subnet_names, batch):

@@ -158,3 +158,28 @@ def test_kept_views_follow_later_updates(inputs):
         fresh = extract(n, s)(x, aux)
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after, fresh, rtol=0, atol=1e-5)
+
+
+def test_registry_keeps_one_supernet_per_version(tmp_path, net, inputs):
+    """Subnets of one version share one weights file, loaded once; subnets of two supernets are refused."""
+    from models.registry import Registry
+
+    reg = Registry(tmp_path / "reg")
+    members = [SubnetMember(net, s) for s in net.subnets[:3]]
+    prof = {"cv": {"threshold": 0.5}, "config": {}}
+    entries = [{"member": m, "profile": {**prof, "config": {"supernet": net.cfg.to_dict(), "subnet": m.subnet.to_dict()}}}
+               for m in members]
+    v = reg.write_version(entries)
+    loaded = [Registry(reg.path).load(m.name, v) for m in members]
+    fresh = Registry(reg.path)
+    shared = [fresh.load(m.name, v) for m in members]
+    assert len({id(m.supernet) for m in shared}) == 1 and shared[0].supernet is not net
+    x, aux = inputs
+    with torch.inference_mode():
+        torch.testing.assert_close(shared[1].supernet(x, aux, members[1].subnet), net(x, aux, members[1].subnet), rtol=0, atol=0)
+    assert loaded[0].name == members[0].name
+    other = Supernet(SupernetConfig())
+    bad = entries[:1] + [{"member": SubnetMember(other, other.subnets[1]), "profile": entries[1]["profile"]}]
+    with pytest.raises(InvalidFieldError) as e:
+        reg.write_version(bad)
+    assert e.value.field == "entries"
