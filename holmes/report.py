@@ -116,11 +116,16 @@ def pareto(out_dir: Path, table, plan, cascade: dict | None, serve: dict | None,
     rows_t = [["budget ms", "members", "nested score", "score on the data it was chosen on", "AUROC", "predicted p99 ms"]]
     rows_t += [[f"{e.budget_ms:g}", str(len(e.members)), f"{e.score:.1f}", f"{e.score_in_sample:.1f}", f"{e.auroc:.3f}", f"{e.p99_ms:.0f}"]
                for e in rows]
-    return Section("Latency / accuracy front", "Nested-CV challenge score of every member, the cascade's budgets and the composer's "
-                   "plan rows (search and threshold chosen without the fold scored).", _save(fig, out_dir, "pareto"),
+    n_sub = int(np.sum(np.array(table.kinds) == "subnet"))
+    text = ("Nested-CV challenge score of every member, the cascade's budgets and the composer's plan rows (search and "
+            "threshold chosen without the fold scored).")
+    if n_sub:
+        text += (f" The {n_sub} supernet subnets (one set of weights) are members like the others; "
+                 "bench/supernet_front.py compares them with the zoo CNNs, best of each family chosen nested.")
+    return Section("Latency / accuracy front", text, _save(fig, out_dir, "pareto"),
                    f"registry {reg['version']} profiles; `holmes cascade report` ({cascade and 'bench/results/cascade_report.json'}); "
                    f"`holmes compose --beds {plan.load.get('beds')}` run by this report, {_now()[:10]}", rows_t,
-                   ["supernet subnets: none in the registry yet (the supernet issue)"])
+                   [] if n_sub else ["supernet subnets: none in the registry (`holmes train --only supernet`)"])
 
 
 def slo(out_dir: Path, serve: dict | None, date: str, reg: dict) -> Section:
