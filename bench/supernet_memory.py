@@ -42,7 +42,7 @@ def main() -> int:
     import torch
 
     from models.registry import Registry
-    from models.supernet import extract, tensor_bytes
+    from models.subnet import extract, tensor_bytes
 
     torch.set_num_threads(1)
     reg = Registry(args.registry)

@@ -115,7 +115,7 @@ class SupernetModel:
             f.set_batch_wait_timeout_s(batch_wait_timeout_s)
 
     def info(self) -> dict:
-        from models.supernet import tensor_bytes
+        from models.subnet import tensor_bytes
 
         base = {t.untyped_storage().data_ptr() for t in list(self.supernet.parameters()) + list(self.supernet.buffers())}
         shared = all(v.untyped_storage().data_ptr() in base  # the kept views that serve, every subnet

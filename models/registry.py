@@ -301,7 +301,8 @@ def _load_subnet(profile: dict, path: Path, supernets: dict):
     """A subnet member over the version's one supernet (loaded once per weights checksum, then shared)."""
     import torch
 
-    from .supernet import SubnetConfig, SubnetMember, Supernet, SupernetConfig
+    from .subnet import SubnetMember
+    from .supernet import SubnetConfig, Supernet, SupernetConfig
 
     key = profile["sha256"]
     try:

@@ -229,12 +229,7 @@ def train_zoo(configs: Sequence[CNNConfig], cache: SegmentCache, folds: np.ndarr
 
     results = []
     for c in configs:
-        oof = np.full(len(cache), np.nan)
-        pos = {n: i for i, n in enumerate(cache.names)}
-        for f in fold_res[c.name]:
-            oof[[pos[n] for n in f["records"]]] = f["prob"]
-        if np.isnan(oof).any():
-            raise RuntimeError(f"{c.name}: staged fold results in {staging} do not cover every record; use a fresh staging folder")
+        oof = oof_from_folds(cache.names, [(f["records"], {c.name: f["prob"]}) for f in fold_res[c.name]], staging)[c.name]
         refit = torch.load(staging / f"{c.name}.pt", weights_only=True)
         member = CNNMember.from_state_dict(c, refit["state"])
         results.append({
@@ -252,6 +247,21 @@ def train_zoo(configs: Sequence[CNNConfig], cache: SegmentCache, folds: np.ndarr
         })
     log.info("zoo of %d members trained in %.1f s (this run)", len(configs), time.perf_counter() - t_start)
     return results
+
+
+def oof_from_folds(names: Sequence[str], folds: Sequence[tuple], staging) -> dict[str, np.ndarray]:
+    """{model: out-of-fold probabilities in ``names`` order} from staged folds [(records, {model: probs})];
+    refuses folds that do not cover every record."""
+    pos = {n: i for i, n in enumerate(names)}
+    oof: dict[str, np.ndarray] = {}
+    for records, probs in folds:
+        where = [pos[n] for n in records]
+        for model, p in probs.items():
+            oof.setdefault(model, np.full(len(names), np.nan))[where] = p
+    short = sorted(m for m, v in oof.items() if np.isnan(v).any())
+    if short:
+        raise RuntimeError(f"{short[0]}: staged fold results in {staging} do not cover every record; use a fresh staging folder")
+    return oof
 
 
 def _add_wall(staging: Path, key: str, seconds: float, n_jobs: int) -> None:

@@ -217,14 +217,7 @@ def train_supernet(cfg: SupernetConfig, cache: SegmentCache, folds: np.ndarray, 
     net = Supernet(cfg)
     net.load_state_dict(saved["state"])
     net.eval()
-    pos = {n: i for i, n in enumerate(cache.names)}
-    oof = {s.name: np.full(len(cache), np.nan) for s in net.subnets}
-    for f in fold_res:
-        where = [pos[n] for n in f["records"]]
-        for name, p in f["prob"].items():
-            oof[name][where] = p
-    if any(np.isnan(v).any() for v in oof.values()):
-        raise RuntimeError(f"staged supernet folds in {staging} do not cover every record; use a fresh staging folder")
+    oof = train_cnn.oof_from_folds(cache.names, [(f["records"], f["prob"]) for f in fold_res], staging)
     return {"supernet": net, "oof_prob": oof, "train": {
         "fold_train_s": [round(f["train_s"], 1) for f in fold_res], "refit_train_s": round(saved["train_s"], 1),
         "best_epochs": [f["best_epoch"] for f in fold_res], "refit_epochs": stop, "train_config": asdict(tcfg),

@@ -61,7 +61,7 @@ def subnet_entries(result: dict, records: Sequence[str], labels, folds, seed: in
     """Registry entries for every subnet of a trained supernet (``models.train_supernet.train_supernet``).
 
     Each subnet is a member of its own (profile, out-of-fold predictions, latency) over one shared weights file."""
-    from .supernet import SubnetMember
+    from .subnet import SubnetMember
 
     net = result["supernet"]
     it = net.subnets

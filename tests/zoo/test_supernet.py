@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from models.errors import InvalidFieldError
-from models.supernet import SubnetConfig, SubnetMember, Supernet, SupernetConfig, extract, tensor_bytes
+from models.subnet import SubnetMember, extract, tensor_bytes
+from models.supernet import SubnetConfig, Supernet, SupernetConfig
 
 
 @pytest.fixture(scope="module")
