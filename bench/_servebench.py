@@ -81,3 +81,50 @@ def member_window_s(profiles: dict, names) -> float:
     if len(ws) != 1:
         raise SystemExit(f"members need different window lengths {sorted(ws)}: benchmark them separately")
     return ws.pop()
+
+
+def _proc_group(cmd: list[str], own: dict[int, str], pid: int) -> str:
+    """Which part of the system a process is: the ones started by the bench by pid, Ray's by its process title."""
+    if pid in own:
+        return own[pid]
+    head = cmd[0] if cmd else ""
+    if head.startswith("ray::"):
+        return head.replace("ServeReplica:", "").split(".")[0]  # ray::<app>:<deployment>, ray::ServeController, ...
+    base = os.path.basename(head)
+    if base in ("raylet", "gcs_server", "tansu", "weed") or "dashboard" in " ".join(cmd[:3]):
+        return "ray:" + base if base in ("raylet", "gcs_server") else ("ray:dashboard" if "dashboard" in " ".join(cmd[:3]) else base)
+    joined = " ".join(cmd[:4])
+    if "ray" in joined and ("_private" in joined or "ray/" in joined):
+        return "ray:other"
+    return "other"
+
+
+def cpu_by_process(own: dict[int, str] | None = None) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by every process on the machine, summed per group (``_proc_group``):
+    two calls around a run give where its CPU went. ``own``: pid -> name for processes the caller started (their
+    threads included; children are grouped by their own titles)."""
+    own = own or {}
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = [c.decode(errors="replace") for c in f.read().split(b"\0") if c]
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        cpu = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        g = _proc_group(cmd, own, int(d))
+        out[g] = out.get(g, 0.0) + cpu
+    return out
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds per group between two ``cpu_by_process`` calls (processes that ended in between are missing: their
+    CPU is not counted, so take the second call while the run's processes are alive)."""
+    return {k: round(after[k] - before.get(k, 0.0), 2) for k in sorted(after, key=lambda k: -(after[k] - before.get(k, 0.0)))
+            if after[k] - before.get(k, 0.0) > 0.005}

@@ -32,7 +32,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from _servebench import features_cost, machine, write_json  # noqa: E402
+import resource  # noqa: E402
+
+from _servebench import cpu_by_process, cpu_delta, features_cost, machine, write_json  # noqa: E402
 
 HOLMES = [sys.executable, "-m", "holmes.cli"]
 
@@ -107,6 +109,20 @@ def pct(v) -> dict:
             "max": round(float(v.max()), 1), "within_1s": round(float((v <= 1000).mean()), 4)}
 
 
+def profile(metrics: dict, n_windows: int) -> dict:
+    """Per window: the consumer loop's stages (main-thread CPU and wall ms) and the cascade's components (ms per routine
+    window; ``ensemble`` is the wall time of the escalation calls to the service, whose CPU is the Ray processes')."""
+    out = {}
+    for k, v in (metrics.get("stages") or {}).items():
+        out[f"consumer:{k}"] = {"cpu_ms": round(v["cpu_s"] / max(1, n_windows) * 1e3, 4), "wall_ms": round(v["wall_s"] / max(1, n_windows) * 1e3, 4)}
+    stats = (metrics.get("service") or {}).get("stats") or {}
+    for k, v in (stats.get("component_ms") or {}).items():
+        out[f"cascade:{k}"] = {"ms": round(v / max(1, stats.get("windows", 0)), 4)}
+    if stats.get("windows"):
+        out["cascade:escalated_frac"] = round(stats["escalated"] / stats["windows"], 4)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--beds", type=int, default=300)
@@ -115,6 +131,7 @@ def main() -> int:
     ap.add_argument("--end-s", type=float, default=300.0)
     ap.add_argument("--tag", help="result name (default: <beds>beds_stagger<S>)")
     ap.add_argument("--serve-args", default="", help="extra `holmes serve` options, e.g. '--routine-scorer serve'")
+    ap.add_argument("--alarm-every", type=int, default=1, help="only every K-th bed raises its alarm (holmes replay --alarm-every)")
     ap.add_argument("--no-offline-check", action="store_true")
     args = ap.parse_args()
     tag = args.tag or f"{args.beds}beds_stagger{args.stagger_s:g}"
@@ -134,9 +151,13 @@ def main() -> int:
     stop_load = threading.Event()
     threading.Thread(target=lambda: [load.append(os.getloadavg()[0]) for _ in iter(lambda: stop_load.wait(2.0), True)],
                      daemon=True).start()
+    own = {svc.proc.pid: "holmes serve (consumer + Ray driver)"}
+    cpu0, rus0, t_run = cpu_by_process(own), resource.getrusage(resource.RUSAGE_CHILDREN), time.time()
     rep = subprocess.run(HOLMES + ["replay", "--bootstrap-servers", svc.bootstrap, "--beds", str(args.beds), "--speed", "1",
-                                   "--stagger-s", str(args.stagger_s), "--start-s", str(args.start_s), "--end-s", str(args.end_s)],
+                                   "--stagger-s", str(args.stagger_s), "--start-s", str(args.start_s), "--end-s", str(args.end_s),
+                                   "--alarm-every", str(args.alarm_every)],
                          cwd=ROOT, capture_output=True, text=True)
+    rus1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     replay_stats = json.loads(rep.stdout[rep.stdout.index("{"):]) if "{" in rep.stdout else {"error": rep.stderr[-2000:]}
     n_windows_bed = int(args.end_s - args.start_s - 16 + 1)
     expected = args.beds * n_windows_bed
@@ -147,6 +168,9 @@ def main() -> int:
         scores = dedup_last(read_scores(settings, Topics().risk, timeout_s=5.0))
         if len(scores) >= expected:
             break
+    cpu = cpu_delta(cpu0, cpu_by_process(own))  # while every process of the run is alive
+    run_s = time.time() - t_run
+    cpu["holmes replay (load generator)"] = round(rus1.ru_utime + rus1.ru_stime - rus0.ru_utime - rus0.ru_stime, 2)
     stop_load.set()
     rc = svc.stop()
     metrics = json.loads((tmp / "metrics.json").read_text()) if (tmp / "metrics.json").exists() else {}
@@ -173,12 +197,17 @@ def main() -> int:
         "command": " ".join(sys.argv), "beds": args.beds, "stagger_s": args.stagger_s, "record_s": [args.start_s, args.end_s],
         "serve_args": args.serve_args, "startup_s": round(startup_s, 1), "serve_rc": rc,
         "replay": replay_stats, "expected_windows": expected, "windows_published": len(scores),
-        "alarms": args.beds, "verdicts": len(verdicts), "verdicts_degraded": sum(1 for s in verdicts if s.degraded),
+        "alarms": -(-args.beds // args.alarm_every), "alarm_every": args.alarm_every, "verdicts": len(verdicts), "verdicts_degraded": sum(1 for s in verdicts if s.degraded),
         "verdict_degraded_reasons": reasons, "verdicts_late_unflagged": late_unflagged, "answered_by": answered_by,
         "routine_degraded": sum(1 for s in routine if s.degraded),
         "verdict_e2e_ms": pct(v_ms), "routine_e2e_ms": pct(r_ms),
         "load_avg_1m": {"mean": round(float(np.mean(load)), 2) if load else None, "max": round(float(np.max(load)), 2) if load else None},
         "consumer_metrics": metrics,
+        "cpu_s_by_process": cpu, "run_s": round(run_s, 1),
+        "cpu_ms_per_window": {"all": round(sum(cpu.values()) / max(1, len(scores)) * 1e3, 3),
+                              "without_load_generator": round((sum(cpu.values()) - cpu["holmes replay (load generator)"])
+                                                              / max(1, len(scores)) * 1e3, 3)},
+        "profile": profile(metrics, len(scores)),
     }
     if not args.no_offline_check and verdicts:
         print("[bench] offline probability of the same ensemble on the same windows ...", flush=True)
@@ -191,9 +220,15 @@ def main() -> int:
     print(f"\n{'run':<28} {'alarms':>6} {'verdicts':>8} {'degraded':>8} {'late unflagged':>14} {'verdict p50/p99 ms':>20} "
           f"{'routine p50/p99 ms':>20} {'windows':>13} {'max |diff|':>10}")
     oc = out.get("offline_check", {})
-    print(f"{tag:<28} {args.beds:>6} {len(verdicts):>8} {out['verdicts_degraded']:>8} {late_unflagged:>14} "
+    print(f"{tag:<28} {out['alarms']:>6} {len(verdicts):>8} {out['verdicts_degraded']:>8} {late_unflagged:>14} "
           f"{out['verdict_e2e_ms'].get('p50')}/{out['verdict_e2e_ms'].get('p99'):>9} {out['routine_e2e_ms'].get('p50')}/{out['routine_e2e_ms'].get('p99'):>9} "
           f"{len(scores):>6}/{expected:<6} {oc.get('max_abs_diff')}")
+    print(f"\nCPU over the run ({out['run_s']} s, {len(scores)} windows): {out['cpu_ms_per_window']} ms per window")
+    for k, v in cpu.items():
+        print(f"  {k:<44} {v:8.2f} s  {v / max(1, len(scores)) * 1e3:7.3f} ms/window")
+    print("consumer loop (main thread CPU / wall, ms per window) and cascade components (ms per routine window):")
+    for k, v in out["profile"].items():
+        print(f"  {k:<44} {v}")
     print(f"features_cost on this machine: {fcm}; load avg mean/max {out['load_avg_1m']}; wrote {path}")
     return 0
 

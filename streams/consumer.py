@@ -166,21 +166,26 @@ class StreamConsumer:
         self._poll(self.config.poll_timeout_ms)
         n = self._tick()
         if self.offsets.due(self.config.commit_interval_s):
-            self._producer.flush()
-            self.commit()
+            with self.metrics.stages("flush"):
+                self._producer.flush()
+            with self.metrics.stages("commit"):
+                self.commit()
             for pid in self.windower.evict_idle():
                 self.risk_alarms.forget(pid)
                 log.info("patient %s idle for %.0f s: state released", pid, self.windower.config.idle_evict_s)
         return n
 
     def _poll(self, timeout_ms: int) -> None:
-        polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=self.config.max_poll_records)
+        stages = self.metrics.stages
+        with stages("poll"):
+            polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=self.config.max_poll_records)
         if self._revoked:
             self._forget_revoked()
         # alarms first: an alarm polled together with the chunks after it is then pending when its window is cut
-        for tp, msgs in sorted(polled.items(), key=lambda kv: kv[0].topic != self.topics.alarms):
-            for m in msgs:
-                self._handle(tp.topic, tp.partition, m)
+        with stages("decode_place"):
+            for tp, msgs in sorted(polled.items(), key=lambda kv: kv[0].topic != self.topics.alarms):
+                for m in msgs:
+                    self._handle(tp.topic, tp.partition, m)
 
     def _handle(self, topic: str, partition: int, m) -> None:
         self.offsets.mark(topic, partition, m.offset)
@@ -209,8 +214,10 @@ class StreamConsumer:
         waiting, so an alarm that arrives while a routine backlog drains is answered next, not after it."""
         budget_s = self.config.tick_budget_s if budget_s is None else budget_s
         t0, done, n_verdicts, lost_all = time.monotonic(), [], 0, []
+        stages = self.metrics.stages
         while True:
-            items, lost = self.windower.ready(copy=False)  # ring views: np.stack in _score is their only copy
+            with stages("cut"):
+                items, lost = self.windower.ready(copy=False)  # ring views: np.stack in _score is their only copy
             self._pending.extend(items)
             lost_all += lost
             if any(it.alarm is not None for it in items):  # alarm windows never stay pending: only new ones can be
@@ -219,19 +226,24 @@ class StreamConsumer:
                 break
             part, self._pending = self._pending[: self.config.max_batch], self._pending[self.config.max_batch :]
             scores, score_ms = self._score(part, self.scorer)
-            self.publisher.scores(part, scores, score_ms, self.scorer.name)
+            with stages("publish"):
+                self.publisher.scores(part, scores, score_ms, self.scorer.name)
             done.extend(part)
             if self._pending and budget_s != float("inf"):
-                for it in self._pending:  # the poll adds chunks: copy the waiting windows out of the rings first
-                    it.materialize()
+                with stages("cut"):
+                    for it in self._pending:  # the poll adds chunks: copy the waiting windows out of the rings first
+                        it.materialize()
                 self._poll(0)
-        for it in self._pending:  # left for the next step, which adds chunks first: copy them out of the rings
-            it.materialize()
-        for lw in lost_all:
-            self.publisher.lost(lw, self.scorer.name)
+        with stages("cut"):
+            for it in self._pending:  # left for the next step, which adds chunks first: copy them out of the rings
+                it.materialize()
+        with stages("publish"):
+            for lw in lost_all:
+                self.publisher.lost(lw, self.scorer.name)
         if not done and not lost_all:
             return n_verdicts
-        self._producer.flush()
+        with stages("flush"):
+            self._producer.flush()
         acked = time.time()
         if done:
             self.metrics.observe_latency((acked - np.array([it.sample_unix_s for it in done])) * 1e3)
@@ -252,9 +264,11 @@ class StreamConsumer:
         self._pending = [it for it in self._pending if it.alarm is None and (it.patient_id, it.end_s) not in keys]
         scorer = self.verdicts or self.scorer
         due = np.array([self._verdict_due(it) for it in alarms])
-        scores, score_ms = self._score(alarms, scorer, due)
-        self.publisher.scores(alarms, scores, score_ms, scorer.name, due)
-        self._producer.flush()
+        scores, score_ms = self._score(alarms, scorer, due, stage="verdicts")
+        with self.metrics.stages("publish"):
+            self.publisher.scores(alarms, scores, score_ms, scorer.name, due)
+        with self.metrics.stages("flush"):
+            self._producer.flush()
         acked = time.time()
         self.metrics.observe_verdict_latency((acked - np.array([self._alarm_unix_s(it) for it in alarms])) * 1e3)
         self.metrics.observe_latency((acked - np.array([it.sample_unix_s for it in alarms])) * 1e3)
@@ -269,24 +283,30 @@ class StreamConsumer:
     def _verdict_due(self, it: WindowItem) -> float:
         return self._alarm_unix_s(it) + self.config.verdict_deadline_ms / 1e3
 
-    def _score(self, items: list[WindowItem], scorer: Scorer, due: np.ndarray | None = None) -> tuple[list[ScoreOut], float]:
-        sample = np.array([it.sample_unix_s for it in items])
-        batch = WindowBatch(
-            patient_ids=[it.patient_id for it in items], window_end_s=np.array([it.end_s for it in items]),
-            windows=np.stack([it.window for it in items]), masks=np.stack([it.mask for it in items]),
-            alarm_types=[it.alarm_type for it in items], is_alarm=np.array([it.alarm is not None for it in items]),
-            sample_unix_s=sample, deadline_unix_s=sample + self.config.deadline_ms / 1e3 if due is None else due,
-        )
+    def _score(self, items: list[WindowItem], scorer: Scorer, due: np.ndarray | None = None,
+               stage: str = "score") -> tuple[list[ScoreOut], float]:
+        with self.metrics.stages("batch"):
+            batch = self._batch(items, due)
         t0 = time.perf_counter()
 
         def failed(e: Exception, n: int) -> None:
             log.warning("scorer %s failed on a batch of %d (%s: %s); retrying its halves", scorer.name, n, type(e).__name__, e)
             self.metrics.inc("scorer_failures")
 
-        scores = score_isolating(scorer, batch, failed)  # a window that breaks the scorer is marked alone
+        with self.metrics.stages(stage):
+            scores = score_isolating(scorer, batch, failed)  # a window that breaks the scorer is marked alone
         ms = (time.perf_counter() - t0) * 1e3
         self.metrics.observe_batch(len(items), ms)
         return scores, ms
+
+    def _batch(self, items: list[WindowItem], due: np.ndarray | None) -> WindowBatch:
+        sample = np.array([it.sample_unix_s for it in items])
+        return WindowBatch(
+            patient_ids=[it.patient_id for it in items], window_end_s=np.array([it.end_s for it in items]),
+            windows=np.stack([it.window for it in items]), masks=np.stack([it.mask for it in items]),
+            alarm_types=[it.alarm_type for it in items], is_alarm=np.array([it.alarm is not None for it in items]),
+            sample_unix_s=sample, deadline_unix_s=sample + self.config.deadline_ms / 1e3 if due is None else due,
+        )
 
     def _forget_revoked(self) -> None:
         """Drop the state of partitions another consumer owns now; it re-reads them from the last commit."""

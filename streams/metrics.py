@@ -54,6 +54,46 @@ class LatencyReservoir:
         self._n = 0
 
 
+class StageClock:
+    """CPU (this thread) and wall seconds spent per named stage of the consumer loop: where a window's cost goes.
+
+    >>> c = StageClock()
+    >>> with c("poll"):
+    ...     pass
+    >>> c.snapshot()["poll"]["calls"]
+    1
+    """
+
+    def __init__(self):
+        self.cpu_s: Counter[str] = Counter()
+        self.wall_s: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()
+
+    def __call__(self, name: str) -> "_Stage":
+        return _Stage(self, name)
+
+    def snapshot(self) -> dict:
+        return {k: {"cpu_s": round(self.cpu_s[k], 4), "wall_s": round(self.wall_s[k], 4), "calls": self.calls[k]} for k in self.calls}
+
+
+class _Stage:
+    __slots__ = ("clock", "name", "c0", "w0")
+
+    def __init__(self, clock: StageClock, name: str):
+        self.clock, self.name = clock, name
+
+    def __enter__(self):
+        self.c0, self.w0 = time.thread_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        k = self.clock
+        k.cpu_s[self.name] += time.thread_time() - self.c0
+        k.wall_s[self.name] += time.perf_counter() - self.w0
+        k.calls[self.name] += 1
+        return False
+
+
 class StreamMetrics:
     def __init__(self, slo_ms: float = 1000.0):
         self.slo_ms = slo_ms
@@ -67,6 +107,7 @@ class StreamMetrics:
         self.first_message_unix_s: float | None = None
         self.first_message_cpu_s: float | None = None  # process CPU when the first message came (startup excluded)
         self.last_scored_unix_s: float | None = None
+        self.stages = StageClock()  # consumer loop stages (main thread): poll, decode+place, cut, score, publish, flush
 
     def inc(self, name: str, n: int = 1) -> None:
         self.counters[name] += n
@@ -103,6 +144,7 @@ class StreamMetrics:
             "verdict_e2e_ms": self.verdict_e2e_ms.summary(self.slo_ms),
             "score_batch_ms": self.score_ms.summary(),
             "batch_size": self.batch_sizes.summary(),
+            "stages": self.stages.snapshot(),
             "active_s": round((self.last_scored_unix_s or 0.0) - (self.first_message_unix_s or 0.0), 3)
             if self.first_message_unix_s and self.last_scored_unix_s else 0.0,
         }

@@ -33,6 +33,7 @@ class ReplayPlan:
     start_s: float = 0.0
     end_s: float | None = None
     stagger_s: float = 0.0
+    alarm_every: int = 1
 
 
 class StreamPipeline:
@@ -100,7 +101,8 @@ class StreamPipeline:
         p = self.replay_plan
         try:
             self.replay_stats = replay(self.settings, p.streams, speed=p.speed, start_s=p.start_s, end_s=p.end_s, progress=False,
-                                       stop=self._stopping, topics=self.topics, stagger_s=p.stagger_s)
+                                       stop=self._stopping, topics=self.topics, stagger_s=p.stagger_s,
+                                       alarm_every=p.alarm_every)
         except Exception:  # a replay that fails ends the run, it does not hang it
             log.exception("replay failed")
         finally:

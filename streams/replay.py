@@ -95,17 +95,21 @@ def make_producer(settings: KafkaSettings, realtime: bool):
 
 def replay(settings: KafkaSettings, streams: list[PatientStream], speed: float | None = 1.0, start_s: float = 0.0,
            end_s: float | None = None, chunk_s: float = 1.0, alarm_s: float = ALARM_S, progress: bool = True,
-           producer=None, stop=None, topics: Topics | None = None, stagger_s: float = 0.0) -> ReplayStats:
+           producer=None, stop=None, topics: Topics | None = None, stagger_s: float = 0.0, alarm_every: int = 1) -> ReplayStats:
     """Send every stream from ``start_s`` to ``end_s`` (record seconds) at ``speed`` x real time (None: max).
 
     ``stagger_s``: patient i of n starts ``i / n * stagger_s`` seconds (whole chunks) after the first, so the records'
     alarms arrive spread over that span as on a ward, not all in the same second; the replay lasts that much longer.
+    ``alarm_every``: only patient 0, k, 2k, ... raise their record's alarm (k = ``alarm_every``), the others stream
+    their waveforms alone: a ward's alarm rate at any bed count (every bed alarms at once in no real ICU).
     ``stop``: optional callable polled between chunk steps; returning True ends the replay early.
     """
     if speed is not None and not speed > 0:
         raise InvalidFieldError("speed", "must be > 0 (or None for as fast as possible)", speed)
     if not (np.isfinite(stagger_s) and stagger_s >= 0):
         raise InvalidFieldError("stagger_s", "must be a finite number of seconds >= 0", stagger_s)
+    if not (isinstance(alarm_every, int) and alarm_every >= 1):
+        raise InvalidFieldError("alarm_every", "must be an integer >= 1", alarm_every)
     fs = streams[0].record.fs_hz
     chunk_n = int(round(chunk_s * fs))
     if chunk_n < 1 or abs(chunk_n - chunk_s * fs) > 1e-9:
@@ -134,7 +138,7 @@ def replay(settings: KafkaSettings, streams: list[PatientStream], speed: float |
             if stop is not None and stop():
                 break
             step_t = t_start + (step + 1) * chunk_s / speed if speed else 0.0
-            for s, off in zip(streams, offsets):
+            for i, (s, off) in enumerate(zip(streams, offsets)):
                 seq = first + step - off
                 if not first <= seq < last:
                     continue
@@ -152,7 +156,7 @@ def replay(settings: KafkaSettings, streams: list[PatientStream], speed: float |
                 producer.send(topics.waveforms, key=s.patient_id.encode(), value=value)
                 stats.chunks += 1
                 stats.bytes += len(value)
-                if seq == alarm_seq:
+                if seq == alarm_seq and i % alarm_every == 0:
                     ev = encode_alarm(AlarmEvent(s.patient_id, alarm_s, s.record.alarm_type, capture))
                     producer.send(topics.alarms, key=s.patient_id.encode(), value=ev)
                     stats.alarms += 1

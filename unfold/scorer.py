@@ -145,6 +145,10 @@ class CascadeScorer:
             self.stats["escalation_calls"] += sum(1 for c in runner.calls if c["component"] == "ensemble")
             self.stats["costly_ms"] += costly_ms
             self.stats["cheap_ms"] += total_ms - costly_ms
+            comp = self.stats.setdefault("component_ms", {})  # where a routine window's time goes, per cascade component
+            for c in runner.calls:
+                comp[c["component"]] = comp.get(c["component"], 0.0) + c["ms"]
+            comp["cascade_logic"] = comp.get("cascade_logic", 0.0) + total_ms - sum(c["ms"] for c in runner.calls)
         published = publish(self.maps, res.probability, res.paths)  # calibrated per deciding rung; verdicts unchanged
         out = []
         for i in range(len(batch)):

@@ -63,6 +63,8 @@ def _replay_args(p: argparse.ArgumentParser, positional: bool) -> None:
     g.add_argument("--end-s", type=float, help="record second to stop at (default: record end)")
     g.add_argument("--stagger-s", type=float, default=0.0,
                    help="start the patients spread over this many seconds so their alarms arrive spread out (default 0: together)")
+    g.add_argument("--alarm-every", type=int, default=1,
+                   help="only every K-th patient raises its record's alarm (a ward's alarm rate at any bed count; default 1: all)")
 
 
 def _risk_args(p) -> None:
@@ -197,7 +199,7 @@ def cmd_replay(args) -> int:
     _on_signals(lambda *_: stop.set())
     try:
         stats = replay(settings, streams, speed=args.speed, start_s=args.start_s, end_s=args.end_s, stop=stop.is_set,
-                       topics=topics, stagger_s=args.stagger_s)
+                       topics=topics, stagger_s=args.stagger_s, alarm_every=args.alarm_every)
     finally:
         if broker is not None:
             broker.stop()
@@ -300,7 +302,7 @@ def cmd_consume(args) -> int:
         settings = kafka_settings(args)
     else:
         streams = _load_streams(args)
-        replay_plan = ReplayPlan(streams, args.speed, args.start_s, args.end_s, args.stagger_s)
+        replay_plan = ReplayPlan(streams, args.speed, args.start_s, args.end_s, args.stagger_s, args.alarm_every)
     pipeline = StreamPipeline(scorer, settings, Topics.with_prefix(args.topic_prefix), WindowConfig(window_s=args.window_s, hop_s=args.hop_s),
                               ConsumerConfig(group_id=args.group_id, deadline_ms=args.deadline_ms, hysteresis=hysteresis),
                               verdicts=_verdict_scorer(args, scorer), replay=replay_plan)
