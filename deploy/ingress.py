@@ -28,7 +28,7 @@ from ray import serve
 from holmes.compose.plan import Plan
 from holmes.policy import SlackPolicy
 from models.calibration import Calibrator
-from models.ensemble import combine, prepare
+from models.ensemble import check_features, combine, prepare
 from models.errors import HolmesInputError, InvalidFieldError
 
 from .config import ServeConfig
@@ -86,8 +86,9 @@ class Ingress:
         return self._maps.get(spec.name) or Calibrator.from_dict(spec.calibration)
 
     async def score(self, windows, masks, alarm_types, deadline_ms=None, ensemble=None, lane="routine", floor=None,
-                    _t_arrive=None) -> dict:
-        """Score one batch of windows (the handle API); raises InvalidFieldError on bad input."""
+                    _t_arrive=None, features=None) -> dict:
+        """Score one batch of windows (the handle API); raises InvalidFieldError on bad input. ``features``: the
+        windows' feature rows when the caller has them already (the cascade's escalations): not extracted again."""
         try:
             if lane not in ("routine", "verdict"):
                 raise InvalidFieldError("lane", "must be 'routine' or 'verdict'", lane, ["routine", "verdict"])
@@ -96,12 +97,12 @@ class Ingress:
                 self._verdicts_done.clear()
                 try:
                     return await self._score(windows, masks, alarm_types, deadline_ms, ensemble, _t_arrive, lane,
-                                             floor or self.config.verdict_floor)
+                                             floor or self.config.verdict_floor, features)
                 finally:
                     self._verdicts_busy -= 1
                     if self._verdicts_busy == 0:
                         self._verdicts_done.set()
-            return await self._score(windows, masks, alarm_types, deadline_ms, ensemble, _t_arrive, lane, floor)
+            return await self._score(windows, masks, alarm_types, deadline_ms, ensemble, _t_arrive, lane, floor, features)
         except InvalidFieldError as e:
             raise as_serve_error(e) from None
 
@@ -111,12 +112,15 @@ class Ingress:
             self._needs = {name: i.get("needs", "raw") for name, i in zip(self.members, infos)}
         return self._needs
 
-    async def _score(self, windows, masks, alarm_types, deadline_ms, ensemble, _t_arrive, lane="routine", floor=None) -> dict:
+    async def _score(self, windows, masks, alarm_types, deadline_ms, ensemble, _t_arrive, lane="routine", floor=None,
+                     features=None) -> dict:
         t0 = _t_arrive or time.perf_counter()
         deadline_ms = check_deadline(self.config.default_deadline_ms if deadline_ms is None else deadline_ms)
         windows, masks, alarm_types = check_request(windows, masks, alarm_types, self.config.max_request_windows, self.config.window_s)
         if floor is not None and floor != "auto":
             self.plan.get(floor)  # an unknown floor is refused, naming the plan's rows
+        if features is not None:
+            features = check_features(features, len(windows))
         t_valid = time.perf_counter()
         waited_ms = 0.0
         if lane == "routine" and not self._verdicts_done.is_set():  # verdicts first
@@ -140,7 +144,7 @@ class Ingress:
             # the work the members share, once for the batch (in a thread: the event loop keeps taking requests)
             need = await self._member_needs()
             what = {need.get(m, "raw") for m in choice.spec.members} - {"raw"}
-            shared = await asyncio.get_running_loop().run_in_executor(None, prepare, windows, masks, what)
+            shared = await asyncio.get_running_loop().run_in_executor(None, prepare, windows, masks, what, features)
             t_fan = time.perf_counter()
             # one copy into the object store; every member replica reads it zero-copy (Ray resolves the ref)
             ref = ray.put(shared) if len(choice.spec.members) > 1 or windows.nbytes > 1 << 20 else shared

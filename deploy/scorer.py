@@ -47,9 +47,11 @@ class ServeScorer:
             return float(self.deadline_ms or 1000.0)
         return max((float(np.nanmin(due)) - time.time()) * 1000.0, self.min_deadline_ms)
 
-    def score_arrays(self, windows: np.ndarray, masks: np.ndarray, alarm_types, deadline_ms: float, ensemble: str | None = None) -> list[dict]:
+    def score_arrays(self, windows: np.ndarray, masks: np.ndarray, alarm_types, deadline_ms: float, ensemble: str | None = None,
+                     features: np.ndarray | None = None) -> list[dict]:
         """Service answers (probabilities, verdicts, ensemble, latency breakdown), one per request of at most
-        ``max_request_windows`` windows; the requests of one batch are in flight together."""
+        ``max_request_windows`` windows; the requests of one batch are in flight together. ``features``: the windows'
+        ``models.features`` rows where the caller has them (sent along, so the service does not extract them again)."""
         import ray
 
         windows = np.ascontiguousarray(windows, dtype=np.float32)
@@ -57,15 +59,16 @@ class ServeScorer:
         resps = []
         for s in range(0, n, step):
             ref = ray.put(windows[s : s + step])  # one copy into the object store, read zero-copy by the replicas
+            kw = {} if features is None else {"features": features[s : s + step]}
             resps.append(self.handle.score.remote(ref, masks[s : s + step], list(alarm_types[s : s + step]), deadline_ms, ensemble,
-                                                  self.lane, self.floor))
+                                                  self.lane, self.floor, **kw))
         return [r.result(timeout_s=self.timeout_s) for r in resps]
 
     def score(self, batch: WindowBatch) -> list[ScoreOut]:
         if len(batch) == 0:
             return []
         t0 = time.perf_counter()
-        outs = self.score_arrays(batch.windows, batch.masks, batch.alarm_types, self._deadline_ms(batch), self.ensemble)
+        outs = self.score_arrays(batch.windows, batch.masks, batch.alarm_types, self._deadline_ms(batch), self.ensemble, batch.features)
         call_ms = (time.perf_counter() - t0) * 1000.0
         scores = []
         for out in outs:

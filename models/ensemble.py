@@ -118,8 +118,10 @@ class Shared:
         return Shared(cat([p.windows for p in parts]), cat([p.masks for p in parts]), feats, prep)
 
 
-def prepare(windows: np.ndarray, masks: np.ndarray, what: set[str] | Sequence[str]) -> Shared:
-    """Do the shared work ``what`` ("cnn", "features") once for the batch."""
+def prepare(windows: np.ndarray, masks: np.ndarray, what: set[str] | Sequence[str], features: np.ndarray | None = None) -> Shared:
+    """Do the shared work ``what`` ("cnn", "features") once for the batch. ``features``: the batch's feature rows
+    already extracted by the caller (``models.features.extract_batch`` of these very windows, e.g. by the cascade's
+    feature rung in the stream consumer), used instead of extracting them again; checked by ``check_features``."""
     import time
 
     windows = np.asarray(windows)
@@ -132,7 +134,10 @@ def prepare(windows: np.ndarray, masks: np.ndarray, what: set[str] | Sequence[st
         t = time.perf_counter()
         out.prep = preprocess(windows, masks)
         ms["cnn_preprocess"] = (time.perf_counter() - t) * 1e3
-    if "features" in what and len(windows):
+    if "features" in what and len(windows) and features is not None:
+        out.features = check_features(features, len(windows))
+        ms["features_given"] = 0.0
+    elif "features" in what and len(windows):
         from .data import FS_HZ
         from .features import extract_batch
 
@@ -141,6 +146,20 @@ def prepare(windows: np.ndarray, masks: np.ndarray, what: set[str] | Sequence[st
         ms["features"] = (time.perf_counter() - t) * 1e3
     out.prepare_ms = ms
     return out
+
+
+def check_features(features, n: int) -> np.ndarray:
+    """Feature rows a caller passes with a batch: float [n, N_FEATURES] (NaN allowed: an absent signal), or a typed error."""
+    from .errors import InvalidFieldError
+    from .features import N_FEATURES
+
+    f = np.asarray(features)
+    if f.shape != (n, N_FEATURES) or not np.issubdtype(f.dtype, np.floating):
+        raise InvalidFieldError("features", f"must be float rows [{n}, {N_FEATURES}] (one per window, models.features)",
+                                f"{f.dtype}{list(f.shape)}")
+    if np.isinf(f).any():
+        raise InvalidFieldError("features", "must be finite or NaN", "inf")
+    return f.astype(np.float64, copy=False)
 
 
 def head(member, shared: Shared, alarm_types: Sequence[str]) -> np.ndarray:

@@ -39,6 +39,7 @@ class WindowBatch:
     is_alarm: np.ndarray  # bool [B]: this window answers a monitor alarm (a verdict is due)
     sample_unix_s: np.ndarray  # float64 [B]: wall clock of each window's last sample
     deadline_unix_s: np.ndarray  # float64 [B]: when the score is due (sample time + deadline)
+    features: np.ndarray | None = None  # float [B, F]: the windows' models.features rows where already extracted
 
     def __len__(self) -> int:
         return len(self.patient_ids)
@@ -47,7 +48,8 @@ class WindowBatch:
         """The windows at positions ``idx``, in that order."""
         idx = np.asarray(idx, dtype=np.int64)
         return WindowBatch([self.patient_ids[i] for i in idx], self.window_end_s[idx], self.windows[idx], self.masks[idx],
-                           [self.alarm_types[i] for i in idx], self.is_alarm[idx], self.sample_unix_s[idx], self.deadline_unix_s[idx])
+                           [self.alarm_types[i] for i in idx], self.is_alarm[idx], self.sample_unix_s[idx], self.deadline_unix_s[idx],
+                           None if self.features is None else self.features[idx])
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ from .lead import quick_features_batch
 EXTRACTORS = {"quick_features": quick_features_batch, "features": extract_batch}  # batch [B, 5, n] -> rows [B, F]
 
 
-def sub_batch(batch: WindowBatch, idx: np.ndarray) -> WindowBatch:
+def sub_batch(batch: WindowBatch, idx: np.ndarray, features: np.ndarray | None = None) -> WindowBatch:
     return WindowBatch([batch.patient_ids[i] for i in idx], np.asarray(batch.window_end_s)[idx], batch.windows[idx],
                        batch.masks[idx], [batch.alarm_types[i] for i in idx], np.asarray(batch.is_alarm)[idx],
-                       np.asarray(batch.sample_unix_s)[idx], np.asarray(batch.deadline_unix_s)[idx])
+                       np.asarray(batch.sample_unix_s)[idx], np.asarray(batch.deadline_unix_s)[idx], features)
 
 
 def batch_of(windows, masks, alarm_types) -> WindowBatch:
@@ -79,7 +79,9 @@ class LiveRunner:
             macs = np.zeros(len(idx))
             if len(todo):
                 t0 = time.perf_counter()
-                outs = check_scores(getattr(self.costly, "name", "costly"), self.costly.score(sub_batch(self.batch, todo)), len(todo))
+                feats = self.rows["features"]  # rows the feature rung extracted go along: the service does not redo them
+                given = np.stack([feats[int(i)] for i in todo]) if all(int(i) in feats for i in todo) else None
+                outs = check_scores(getattr(self.costly, "name", "costly"), self.costly.score(sub_batch(self.batch, todo, given)), len(todo))
                 share = self._charge("ensemble", todo, (time.perf_counter() - t0) * 1e3)
                 pos = {i: j for j, i in enumerate(idx)}
                 for k, (i, o) in enumerate(zip(todo, outs)):

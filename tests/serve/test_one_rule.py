@@ -59,3 +59,26 @@ def test_offline_cascade_and_service_give_the_same_probability(rule_app, batch):
     outs = stream.score_arrays(w, m, a, 10_000.0, "zoo3")
     np.testing.assert_allclose(np.concatenate([o["raw_probabilities"] for o in outs]), offline, atol=1e-6)
     assert len(stream.score(wb)) == n
+
+
+def test_feature_rows_sent_along_are_used_and_checked(rule_app, batch):
+    """The cascade's escalations send the feature rows its feature rung extracted: the service uses them instead of
+    extracting again (same probabilities), and refuses rows of the wrong shape with a typed error naming ``features``."""
+    from deploy.scorer import ServeScorer
+    from models.errors import InvalidFieldError
+    from models.features import extract_batch
+
+    handle = rule_app[0]
+    w, m, a = batch
+    w, m, a = w[:12], m[:12], a[:12]
+    feats = extract_batch(w, m)
+    plain = handle.score.remote(w, m, a, 10_000.0, "zoo3").result(timeout_s=120)
+    given = handle.score.remote(w, m, a, 10_000.0, "zoo3", features=feats).result(timeout_s=120)
+    assert "features" in plain["latency_ms"]["shared_parts"] and "features_given" in given["latency_ms"]["shared_parts"]
+    np.testing.assert_array_equal(given["raw_probabilities"], plain["raw_probabilities"])
+    outs = ServeScorer(handle=handle, deadline_ms=10_000.0, raw=True, max_request_windows=5).score_arrays(w, m, a, 10_000.0, "zoo3", feats)
+    # requests of 5 windows: the CNN's float sums differ in the last bit with the batch size, the features not at all
+    np.testing.assert_allclose(np.concatenate([o["raw_probabilities"] for o in outs]), plain["raw_probabilities"], rtol=0, atol=1e-12)
+    with pytest.raises(InvalidFieldError, match="features") as e:
+        handle.score.remote(w, m, a, 10_000.0, "zoo3", features=feats[:, :10]).result(timeout_s=120)
+    assert "[12, 99]" in str(e.value) and "float64[12, 10]" in str(e.value)  # the rule and the value received
