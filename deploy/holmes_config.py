@@ -64,6 +64,9 @@ class StreamConfig(_Strict):
     window_s: float = Field(16.0, gt=0)
     hop_s: float = Field(1.0, gt=0)
     group_id: str = "holmes-scorer"
+    max_batch: int = Field(512, ge=1, le=4096, description=(
+        "routine windows scored per call: under load the batches grow to it, so the service's per-call cost (a Ray handle "
+        "call per member, ~10 ms of CPU each) is shared by more windows; each batch also delays the next tick's verdicts"))
     risk: RiskConfig = RiskConfig()
 
 

@@ -14,6 +14,7 @@ bit-identical.
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -42,16 +43,31 @@ def _forests(est) -> list:
     return []
 
 
+_LOCK = threading.Lock()
+_USERS: dict[int, int] = {}  # id(forest) -> blocks inside fast_forests now (threads may overlap)
+
+
 @contextmanager
 def fast_forests(estimator):
-    """Within the block, forests inside ``estimator`` predict through ``_forest_proba``."""
-    patched = []
-    for forest in _forests(estimator):
-        if "predict_proba" not in vars(forest):
-            forest.predict_proba = lambda X, _f=forest: _forest_proba(_f, X)
-            patched.append(forest)
+    """Within the block, forests inside ``estimator`` predict through ``_forest_proba``. Thread-safe: a forest stays
+    patched until the last of the blocks that use it (in any thread) ends."""
+    forests = _forests(estimator)
+    with _LOCK:
+        for forest in forests:
+            k = id(forest)
+            if _USERS.get(k, 0) == 0 and "predict_proba" not in vars(forest):
+                forest.predict_proba = lambda X, _f=forest: _forest_proba(_f, X)
+                _USERS[k] = 0
+            if k in _USERS:
+                _USERS[k] += 1
     try:
         yield estimator
     finally:
-        for forest in patched:
-            vars(forest).pop("predict_proba", None)
+        with _LOCK:
+            for forest in forests:
+                k = id(forest)
+                if k in _USERS:
+                    _USERS[k] -= 1
+                    if _USERS[k] == 0:
+                        del _USERS[k]
+                        vars(forest).pop("predict_proba", None)

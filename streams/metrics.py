@@ -145,6 +145,7 @@ class StreamMetrics:
             "score_batch_ms": self.score_ms.summary(),
             "batch_size": self.batch_sizes.summary(),
             "stages": self.stages.snapshot(),
+            "first_message_unix_s": self.first_message_unix_s,
             "active_s": round((self.last_scored_unix_s or 0.0) - (self.first_message_unix_s or 0.0), 3)
             if self.first_message_unix_s and self.last_scored_unix_s else 0.0,
         }

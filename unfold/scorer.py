@@ -98,6 +98,9 @@ def rung_maps(fitted: FittedCascade) -> dict:
     return {name: Calibrator.from_dict(d) for name, d in fitted.info.get("calibration", {}).items()}
 
 
+OVERLAP_MIN = 32  # routine batches of at least twice this many windows are scored as two overlapping halves
+
+
 class CascadeScorer:
     """The cascade for routine windows. A window that answers a monitor alarm is never answered by a cheap rung: it
     goes to ``verdicts`` (the ensemble service, or the registry ensemble in process), in a call of its own, ahead
@@ -112,6 +115,7 @@ class CascadeScorer:
         self.maps = rung_maps(fitted)
         self.name = f"cascade:{fitted.version or 'unsaved'}+{getattr(costly, 'name', 'costly')}"
         self._lock = threading.Lock()
+        self._pool = None  # two threads for the halves of a large routine batch (``_routine``)
         self.stats = {"windows": 0, "escalated": 0, "escalation_calls": 0, "cheap_ms": 0.0, "costly_ms": 0.0}
 
     def score(self, batch: WindowBatch) -> list[ScoreOut]:
@@ -135,6 +139,20 @@ class CascadeScorer:
         return out
 
     def _routine(self, batch: WindowBatch) -> list[ScoreOut]:
+        """Routine windows; a batch of ``2 * OVERLAP_MIN`` or more is scored as two halves in two threads, so one half's
+        cheap rungs run while the other half waits for the service (the wait releases the GIL): the consumer's one
+        thread no longer idles through every escalation call."""
+        n = len(batch)
+        if n < 2 * OVERLAP_MIN:
+            return self._routine_part(batch)
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(2, thread_name_prefix="cascade")
+        halves = [self._pool.submit(self._routine_part, batch.take(range(a, b))) for a, b in ((0, n // 2), (n // 2, n))]
+        return [o for f in halves for o in f.result()]
+
+    def _routine_part(self, batch: WindowBatch) -> list[ScoreOut]:
         t0 = time.perf_counter()
         res, runner = run_batch(self.fitted, batch, self.costly)
         total_ms = (time.perf_counter() - t0) * 1e3

@@ -86,9 +86,11 @@ def stream_scorers(cfg, handle, plan=None):
     from deploy.scorer import ServeScorer
 
     s = cfg.stream
-    verdicts = ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.verdict_deadline_ms, lane="verdict")
+    per_request = cfg.service.max_request_windows  # the largest request the ingress takes: fewer calls, each costing the same
+    verdicts = ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.verdict_deadline_ms, lane="verdict",
+                           max_request_windows=per_request)
     if s.routine_scorer == "serve":
-        return ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.deadline_ms), verdicts
+        return ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.deadline_ms, max_request_windows=per_request), verdicts
     if s.routine_scorer == "features":
         import streams.feature_scorer  # noqa: F401  (registers "features")
         from streams.scorer import make_scorer
@@ -98,7 +100,7 @@ def stream_scorers(cfg, handle, plan=None):
 
     # the costly rung reads the combined probability uncalibrated (its gates were tuned on it)
     costly = ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.deadline_ms, raw=True,
-                         ensemble=None if plan is None else plan.floor().name)
+                         ensemble=None if plan is None else plan.floor().name, max_request_windows=per_request)
     return cascade_factory(cascade=cfg.resolved(s.cascade_dir), version=s.cascade_version, costly=costly, verdicts=verdicts), verdicts
 
 
@@ -143,7 +145,7 @@ def run(args) -> int:
         routine, verdicts = stream_scorers(cfg, handle, plan)
         pipeline = StreamPipeline(routine, _kafka_settings(cfg), Topics.with_prefix(cfg.kafka.topic_prefix),
                                   WindowConfig(window_s=s.window_s, hop_s=s.hop_s),
-                                  ConsumerConfig(group_id=s.group_id, deadline_ms=s.deadline_ms,
+                                  ConsumerConfig(group_id=s.group_id, deadline_ms=s.deadline_ms, max_batch=s.max_batch,
                                                  verdict_deadline_ms=s.verdict_deadline_ms, hysteresis=hysteresis),
                                   verdicts=verdicts)
         pipeline.start()

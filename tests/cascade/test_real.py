@@ -169,6 +169,33 @@ class TestCalibratedCascade:
         assert [o.positive for o in out] == res.positive.tolist()  # and never a verdict
 
 
+    def test_large_batch_scored_as_two_overlapping_halves_equals_one_thread(self, fitted, records, ensemble_scorer, monkeypatch):
+        from dataclasses import replace
+
+        import unfold.scorer as us
+        from unfold.live import batch_of
+
+        w, m, a = alarm_batch(records[::5], 16.0)
+        assert len(a) >= 2 * us.OVERLAP_MIN
+        routine = replace(batch_of(w, m, a), is_alarm=np.zeros(len(a), bool))
+        calls = []
+
+        class Counting:  # the real ensemble scorer, counting the escalation calls
+            name = "counting"
+
+            def score(self, batch):
+                calls.append(len(batch))
+                return ensemble_scorer.score(batch)
+
+        two = us.CascadeScorer(fitted, Counting()).score(routine)
+        assert len(calls) == 2  # one escalation call per half
+        monkeypatch.setattr(us, "OVERLAP_MIN", 10_000)
+        one = us.CascadeScorer(fitted, ensemble_scorer).score(routine)
+        assert [(o.positive, o.stage, o.models) for o in two] == [(o.positive, o.stage, o.models) for o in one]
+        # equal but for the CNN member's float sums, which move in the last bits with the escalation batch size
+        np.testing.assert_allclose([o.probability for o in two], [o.probability for o in one], rtol=0, atol=1e-8)
+
+
 class TestVerdictLane:
     def test_alarm_windows_are_answered_by_the_ensemble_never_a_cheap_rung(self, fitted, records, ensemble_scorer):
         from dataclasses import replace
