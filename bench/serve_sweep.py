@@ -2,12 +2,14 @@
 lane, Ray Serve, embedded broker; ``holmes replay`` in real time from another process) at each bed count, with a
 ward's alarm rate (every ``--alarm-every``-th bed raises its record's alarm, the patients' starts spread over
 ``--stagger-s``), and a burst case (the same alarms all in one second). One table: p50/p95/p99 e2e for routine windows and
-verdicts, windows lost, CPU per window (all processes, and without the load generator), load average, and
+verdicts, windows lost (not published within 60 s of the replay's end; of them, overwritten in the ring before they
+could be cut), CPU per window (all processes, and without the load generator), load average, and
 ``bench/features_cost.py``'s figure for the machine it ran on; the largest bed count whose routine windows and
 verdicts both hold p99 < 1 s with nothing lost.
 
     .venv/bin/python bench/serve_sweep.py                                  # 250 500 1000 2000 beds + burst at 500
     .venv/bin/python bench/serve_sweep.py --beds 300 600 --burst-beds 0
+    .venv/bin/python bench/serve_sweep.py --beds 250 375 500 --reuse          # add a level, keep the ones already run
 
 Each level runs alone (a fresh ``holmes serve``; ~4-5 min each on 2 cores). Writes bench/results/serve_sweep.json and
 .png (the levels' own JSON stay as bench/results/serve_beds_sweep_<beds>[_burst].json).
@@ -30,6 +32,9 @@ RESULTS = ROOT / "bench" / "results"
 
 def run_level(beds: int, args, burst: bool) -> dict:
     tag = f"sweep_{beds}" + ("_burst" if burst else "")
+    if args.reuse and (RESULTS / f"serve_beds_{tag}.json").is_file():
+        print(f"[sweep] {beds} beds{' (burst)' if burst else ''}: reusing bench/results/serve_beds_{tag}.json", flush=True)
+        return row_of(beds, burst, tag)
     cmd = [sys.executable, str(ROOT / "bench" / "serve_beds.py"), "--beds", str(beds), "--stagger-s", "0" if burst else str(args.stagger_s),
            "--start-s", str(args.start_s), "--end-s", str(args.end_s), "--alarm-every", str(args.alarm_every), "--tag", tag,
            "--no-offline-check"]
@@ -37,6 +42,10 @@ def run_level(beds: int, args, burst: bool) -> dict:
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if p.returncode != 0:
         return {"beds": beds, "burst": burst, "error": p.stderr[-2000:]}
+    return row_of(beds, burst, tag)
+
+
+def row_of(beds: int, burst: bool, tag: str) -> dict:
     d = json.loads((RESULTS / f"serve_beds_{tag}.json").read_text())
     r, v = d["routine_e2e_ms"], d["verdict_e2e_ms"]
     lost = d["expected_windows"] - d["windows_published"]
@@ -44,7 +53,9 @@ def run_level(beds: int, args, burst: bool) -> dict:
                  and d["verdicts"] == d["alarms"])
     row = {"beds": beds, "burst": burst, "alarms": d["alarms"], "verdicts": d["verdicts"], "verdicts_degraded": d["verdicts_degraded"],
            "routine_e2e_ms": r, "verdict_e2e_ms": v, "windows_expected": d["expected_windows"], "windows_lost": lost,
+           "windows_lost_ring": (d.get("consumer_metrics") or {}).get("windows", {}).get("windows_lost"),  # cut too late: overwritten
            "cpu_ms_per_window": d["cpu_ms_per_window"], "cpu_s_by_process": d["cpu_s_by_process"], "profile": d["profile"],
+           "steady_windows": d["steady_state"].get("windows", 0), "cores_busy": d["steady_state"].get("cores_busy"),
            "load_avg_1m": d["load_avg_1m"], "features_cost": d["features_cost"], "holds": holds, "json": f"serve_beds_{tag}.json"}
     print(f"[sweep] {beds} beds: routine p99 {r.get('p99')} ms, verdict p99 {v.get('p99')} ms, lost {lost}, "
           f"CPU {d['cpu_ms_per_window']} ms/window, holds {holds}", flush=True)
@@ -59,6 +70,7 @@ def main() -> int:
     ap.add_argument("--stagger-s", type=float, default=30.0)
     ap.add_argument("--start-s", type=float, default=200.0)
     ap.add_argument("--end-s", type=float, default=300.0)
+    ap.add_argument("--reuse", action="store_true", help="levels whose serve_beds_sweep_<beds> JSON exists are read, not run again")
     args = ap.parse_args()
     rows = [run_level(b, args, False) for b in args.beds]
     if args.burst_beds:
@@ -104,9 +116,9 @@ def _plot(rows, path: Path) -> None:
     a1.legend(fontsize=8)
     groups = {}
     for r in ward:
-        n = max(1, r["windows_expected"] - r["windows_lost"])
+        n = max(1, r["steady_windows"])  # windows published while every bed streamed (the CPU's span)
         for k, v in r["cpu_s_by_process"].items():
-            g = "Ray Serve members" if k.startswith("ray::holmes:member") else ("Ray (other)" if k.startswith("ray") else k)
+            g = "Ray Serve members" if k.startswith("ray::holmes:member") else ("Ray (other)" if k.startswith("ray") and "Ingress" not in k else k)
             groups.setdefault(g, {})[r["beds"]] = groups.setdefault(g, {}).get(r["beds"], 0.0) + v / n * 1e3
     bottom = [0.0] * len(beds)
     for g, vals in sorted(groups.items(), key=lambda kv: -sum(kv[1].values())):

@@ -27,7 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-FIGURES = ("pareto", "slo", "cascade_stages", "calibration", "risk_curves")
+FIGURES = ("pareto", "slo", "cascade_stages", "calibration", "risk_curves", "capacity")
 
 
 @dataclass
@@ -248,6 +248,48 @@ def per_type(sel: dict | None, date: str) -> Section:
                    f"threshold chosen on inner folds). Winner: {sel['winner']['rule']}.", None, f"bench/selection_nested.py, {date}", rows)
 
 
+def capacity(out_dir: Path, sweep: dict | None, date: str) -> Section:
+    """Beds on the served path (bench/serve_sweep.py): p99 against beds, and where the CPU of a window goes."""
+    title = "Beds on the served path"
+    rows = [r for r in (sweep or {}).get("rows", []) if "error" not in r]
+    if not rows:
+        return Section(title, missing=["no beds sweep: run bench/serve_sweep.py"])
+    plt = _plt()
+    ward = sorted((r for r in rows if not r["burst"]), key=lambda r: r["beds"])
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    beds = [r["beds"] for r in ward]
+    for key, style, label in (("routine_e2e_ms", "o-", "routine windows"), ("verdict_e2e_ms", "s--", "verdicts")):
+        a1.plot(beds, [r[key].get("p99", np.nan) / 1e3 for r in ward], style, label=f"{label} p99")
+    a1.axhline(1.0, color="r", lw=0.8)
+    a1.set_yscale("log")
+    a1.set_xlabel("beds")
+    a1.set_ylabel("e2e p99 (s)")
+    a1.legend(fontsize=8)
+    groups: dict[str, list[float]] = {}
+    for j, r in enumerate(ward):
+        n = max(1.0, float(r["steady_windows"]))  # windows published while every bed streamed (the CPU's span)
+        for k, v in r["cpu_s_by_process"].items():
+            g = "Ray Serve members" if k.startswith("ray::holmes:member") else ("Ray (other)" if k.startswith("ray") and "Ingress" not in k else k)
+            groups.setdefault(g, [0.0] * len(ward))[j] += v / n * 1e3
+    bottom = np.zeros(len(ward))
+    for g, h in sorted(groups.items(), key=lambda kv: -sum(kv[1])):
+        a2.bar([str(b) for b in beds], h, bottom=bottom, label=g)
+        bottom += np.asarray(h)
+    a2.set_xlabel("beds")
+    a2.set_ylabel("CPU ms per published window")
+    a2.legend(fontsize=6)
+    table = [["beds", "case", "routine p50/p99 ms", "verdict p50/p99 ms", "lost", "CPU ms/window", "holds"]]
+    for r in sorted(rows, key=lambda r: (r["burst"], r["beds"])):
+        rr, vv = r["routine_e2e_ms"], r["verdict_e2e_ms"]
+        table.append([str(r["beds"]), "burst" if r["burst"] else "ward", f"{rr.get('p50')}/{rr.get('p99')}", f"{vv.get('p50')}/{vv.get('p99')}",
+                      str(r["windows_lost"]), str(r["cpu_ms_per_window"].get("all")), "yes" if r["holds"] else "no"])
+    fc = rows[0]["features_cost"]["rows"][0]["median_ms"]
+    text = (f"holmes serve fed by holmes replay in real time on this machine (bench/features_cost.py: {fc:.2f} ms per window), every "
+            f"{sweep['alarm_every']}th bed raising an alarm. Largest bed count with routine and verdict p99 under 1 s and nothing lost: "
+            f"{sweep.get('largest_beds_holding')}.")
+    return Section(title, text, _save(fig, out_dir, "capacity"), f"bench/serve_sweep.py, {date}", table)
+
+
 def build(out_dir, registry=None, data=None, beds: int = 64, progress: bool = True) -> Path:
     """Write the report into ``out_dir``; returns the path of index.html."""
     from holmes.compose import ZooTable
@@ -262,9 +304,10 @@ def build(out_dir, registry=None, data=None, beds: int = 64, progress: bool = Tr
     serve, sdate = _json("serve_budgets")
     costs, kdate = _json("cascade_costs")
     sel, seldate = _json("selection_nested")
+    sweep, swdate = _json("serve_sweep")
     sections = [pareto(out_dir, table, plan, cascade, serve, sdate, reg), slo(out_dir, serve, sdate, reg),
                 cascade_stages(out_dir, cascade, cdate, costs, kdate), calibration(out_dir, table, cascade), risk_curves(out_dir, data),
-                per_type(sel, seldate)]
+                per_type(sel, seldate), capacity(out_dir, sweep, swdate)]
     meta = {"generated": _now(), "registry": reg, "records": len(table.records)}
     (out_dir / "report.md").write_text(_markdown(sections, meta))
     index = out_dir / "index.html"

@@ -93,9 +93,9 @@ def make_producer(settings: KafkaSettings, realtime: bool):
                          max_request_size=4 * 1024 * 1024)
 
 
-# Chunks due within this many seconds of each other are sent together (never early, at most this late): one
-# producer wake-up and produce request per group instead of per patient, which at 1,000 beds cut the replay's own CPU
-# from ~0.5 ms to ~0.1 ms per chunk on 2 cores (it shares the machine with what it feeds in bench/serve_beds.py).
+# Chunks due within this many seconds of each other are sent together (never early, at most this late): one sleep,
+# producer wake-up and produce request per group instead of per patient at high bed counts (the replay shares the
+# machine with what it feeds in bench/serve_beds.py).
 SEND_GROUP_S = 0.01
 
 
