@@ -13,6 +13,19 @@ from models.errors import HolmesInputError
 from models.zoo_eval import alarm_batch
 
 
+class Counting:
+    """A real scorer, counting the windows of each call that reaches it (the cascade's escalations)."""
+
+    name = "counting"
+
+    def __init__(self, scorer, calls: list):
+        self.scorer, self.calls = scorer, calls
+
+    def score(self, batch):
+        self.calls.append(len(batch))
+        return self.scorer.score(batch)
+
+
 @pytest.fixture(scope="module")
 def oof(records):
     from unfold.ensemble import EnsembleRef
@@ -105,15 +118,7 @@ class TestLiveOnRealWindows:
         import unfold.scorer  # noqa: F401  (registers "cascade")
 
         calls = []
-
-        class Counting:  # the real ensemble scorer, counting what reaches it
-            name = "counting"
-
-            def score(self, batch):
-                calls.append(len(batch))
-                return ensemble_scorer.score(batch)
-
-        scorer = make_scorer("cascade", costly=Counting())
+        scorer = make_scorer("cascade", costly=Counting(ensemble_scorer, calls))
         recs = [r for r in records if r.alarm_type in ("Ventricular_Tachycardia", "Asystole")][:12]
         items = [(r, end, win) for r in recs for end, win in list(sliding_windows(r, 16.0, 30.0))[-4:]]
         n = len(items)
@@ -179,15 +184,7 @@ class TestCalibratedCascade:
         assert len(a) >= 2 * us.OVERLAP_MIN
         routine = replace(batch_of(w, m, a), is_alarm=np.zeros(len(a), bool))
         calls = []
-
-        class Counting:  # the real ensemble scorer, counting the escalation calls
-            name = "counting"
-
-            def score(self, batch):
-                calls.append(len(batch))
-                return ensemble_scorer.score(batch)
-
-        two = us.CascadeScorer(fitted, Counting()).score(routine)
+        two = us.CascadeScorer(fitted, Counting(ensemble_scorer, calls)).score(routine)
         assert len(calls) == 2  # one escalation call per half
         monkeypatch.setattr(us, "OVERLAP_MIN", 10_000)
         one = us.CascadeScorer(fitted, ensemble_scorer).score(routine)
