@@ -31,13 +31,13 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def run_level(beds: int, args, burst: bool) -> dict:
-    tag = f"sweep_{beds}" + ("_burst" if burst else "")
+    tag = f"sweep_{beds}" + ("_burst" if burst else "") + args.suffix
     if args.reuse and (RESULTS / f"serve_beds_{tag}.json").is_file():
         print(f"[sweep] {beds} beds{' (burst)' if burst else ''}: reusing bench/results/serve_beds_{tag}.json", flush=True)
         return row_of(beds, burst, tag)
     cmd = [sys.executable, str(ROOT / "bench" / "serve_beds.py"), "--beds", str(beds), "--stagger-s", "0" if burst else str(args.stagger_s),
            "--start-s", str(args.start_s), "--end-s", str(args.end_s), "--alarm-every", str(args.alarm_every), "--tag", tag,
-           "--no-offline-check"]
+           "--no-offline-check"] + (["--serve-args", args.serve_args] if args.serve_args else [])
     print(f"[sweep] {beds} beds{' (burst)' if burst else ''}: {' '.join(cmd[1:])}", flush=True)
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if p.returncode != 0:
@@ -71,15 +71,18 @@ def main() -> int:
     ap.add_argument("--start-s", type=float, default=200.0)
     ap.add_argument("--end-s", type=float, default=300.0)
     ap.add_argument("--reuse", action="store_true", help="levels whose serve_beds_sweep_<beds> JSON exists are read, not run again")
+    ap.add_argument("--serve-args", default="", help="extra holmes serve options for every level, e.g. '--routine-hold-ms 0'")
+    ap.add_argument("--suffix", default="", help="result names get this suffix (serve_sweep<suffix>.json, serve_beds_sweep_<beds><suffix>.json)")
     args = ap.parse_args()
     rows = [run_level(b, args, False) for b in args.beds]
     if args.burst_beds:
         rows.append(run_level(args.burst_beds, args, True))
     ok = [r["beds"] for r in rows if r.get("holds") and not r["burst"]]
-    out = {"machine": machine(), "command": " ".join(sys.argv), "alarm_every": args.alarm_every, "stagger_s": args.stagger_s,
+    out = {"machine": machine(), "command": " ".join(sys.argv), "serve_args": args.serve_args, "alarm_every": args.alarm_every,
+           "stagger_s": args.stagger_s,
            "record_s": [args.start_s, args.end_s], "rows": rows, "largest_beds_holding": max(ok) if ok else None}
-    path = write_json("serve_sweep.json", out)
-    _plot(rows, RESULTS / "serve_sweep.png")
+    path = write_json(f"serve_sweep{args.suffix}.json", out)
+    _plot(rows, RESULTS / f"serve_sweep{args.suffix}.png")
     print(f"\n{'beds':>6} {'case':>7} {'alarms':>6} {'routine p50/p95/p99 ms':>26} {'verdict p50/p99 ms':>20} {'lost':>6} "
           f"{'CPU ms/window (w/o gen)':>24} {'load':>5} {'features ms':>11} holds")
     for r in rows:

@@ -41,6 +41,7 @@ def register(sub) -> None:
     p.add_argument("--cascade-version", help="cascade version, e.g. v0008 (overrides stream.cascade_version; default LATEST)")
     p.add_argument("--verdict-floor", help="weakest plan row a verdict may get ('auto': the most accurate on nested CV)")
     p.add_argument("--verdict-deadline-ms", type=float, help="verdict due this long after the alarm's sample time")
+    p.add_argument("--routine-hold-ms", type=float, help="routine windows wait for company up to this long (overrides stream.routine_hold_ms)")
     p.add_argument("--duration-s", type=float, help="stop after this many seconds (default: until Ctrl-C / SIGTERM)")
     p.add_argument("--metrics-json", help="write the consumer's final metrics here")
     p.add_argument("--service-only", action="store_true", help="run only the Ray Serve application, no Kafka side")
@@ -55,7 +56,8 @@ def load_config(args):
             "ray.num_cpus": args.num_cpus, "kafka.bootstrap_servers": args.bootstrap_servers,
             "kafka.topic_prefix": args.topic_prefix, "stream.routine_scorer": args.routine_scorer,
             "stream.cascade_dir": args.cascade, "stream.cascade_version": args.cascade_version,
-            "service.verdict_floor": args.verdict_floor, "stream.verdict_deadline_ms": args.verdict_deadline_ms}
+            "service.verdict_floor": args.verdict_floor, "stream.verdict_deadline_ms": args.verdict_deadline_ms,
+            "stream.routine_hold_ms": args.routine_hold_ms}
     return HolmesConfig.load(args.config, over)
 
 
@@ -145,7 +147,7 @@ def run(args) -> int:
         routine, verdicts = stream_scorers(cfg, handle, plan)
         pipeline = StreamPipeline(routine, _kafka_settings(cfg), Topics.with_prefix(cfg.kafka.topic_prefix),
                                   WindowConfig(window_s=s.window_s, hop_s=s.hop_s),
-                                  ConsumerConfig(group_id=s.group_id, deadline_ms=s.deadline_ms, max_batch=s.max_batch,
+                                  ConsumerConfig(group_id=s.group_id, deadline_ms=s.deadline_ms, max_batch=s.max_batch, routine_hold_s=s.routine_hold_ms / 1e3,
                                                  verdict_deadline_ms=s.verdict_deadline_ms, hysteresis=hysteresis),
                                   verdicts=verdicts)
         pipeline.start()

@@ -56,3 +56,14 @@ def test_no_stagger_sends_alarms_in_the_same_second(stream_records):
 def test_bad_stagger_is_named(stream_records):
     with pytest.raises(InvalidFieldError, match="stagger_s must be a finite number of seconds >= 0, got -1"):
         replay(None, build_streams(stream_records[:2]), speed=None, start_s=290.0, progress=False, producer=_Collect(), stagger_s=-1)
+
+
+def test_alarm_every_k_keeps_every_chunk_and_every_kth_alarm(stream_records):
+    p = _Collect()
+    streams = build_streams(stream_records[:4])
+    stats = replay(None, streams, speed=None, start_s=290.0, end_s=300.0, progress=False, producer=p, alarm_every=2)
+    alarms = [decode_alarm(v).patient_id for t, v in p.sent if t.endswith("alarms")]
+    assert stats.chunks == 4 * 10 and stats.alarms == 2
+    assert sorted(alarms) == sorted([streams[0].patient_id, streams[2].patient_id])
+    with pytest.raises(InvalidFieldError, match="alarm_every must be an integer >= 1, got 0"):
+        replay(None, streams, speed=None, start_s=290.0, progress=False, producer=_Collect(), alarm_every=0)

@@ -1,0 +1,41 @@
+"""``ConsumerConfig.routine_hold_s``: routine windows wait for company (fewer, larger batches and service calls), verdicts
+never do, and a full batch or a shutdown scores at once."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from models.errors import InvalidFieldError
+from streams.broker import KafkaSettings
+from streams.consumer import ConsumerConfig, StreamConsumer
+
+
+def _consumer(hold_s: float, max_batch: int = 3) -> StreamConsumer:
+    return StreamConsumer(KafkaSettings("127.0.0.1:9"), scorer=None, config=ConsumerConfig(routine_hold_s=hold_s, max_batch=max_batch))
+
+
+def _ready(age_s: float):
+    return SimpleNamespace(ready_unix_s=time.time() - age_s)
+
+
+def test_routine_windows_wait_until_the_oldest_has_waited_the_hold():
+    c = _consumer(0.2)
+    c._pending = [_ready(0.05), _ready(0.01)]
+    assert c._holding(1.0)
+    c._pending = [_ready(0.3), _ready(0.01)]  # the oldest waited long enough: score them all
+    assert not c._holding(1.0)
+    c._pending = [_ready(0.0)] * 3  # a full batch goes at once
+    assert not c._holding(1.0)
+    c._pending = [_ready(0.0)]
+    assert not c._holding(float("inf"))  # close(): everything ready is scored
+    assert not _consumer(0.0)._holding(1.0)  # off by default
+
+
+def test_hold_must_stay_below_the_routine_deadline():
+    with pytest.raises(InvalidFieldError, match="routine_hold_s must be >= 0 and below the routine deadline"):
+        ConsumerConfig(routine_hold_s=1.5)
+    with pytest.raises(InvalidFieldError, match="routine_hold_s"):
+        ConsumerConfig(routine_hold_s=-0.1)
