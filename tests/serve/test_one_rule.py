@@ -77,8 +77,8 @@ def test_feature_rows_sent_along_are_used_and_checked(rule_app, batch):
     assert "features" in plain["latency_ms"]["shared_parts"] and "features_given" in given["latency_ms"]["shared_parts"]
     np.testing.assert_array_equal(given["raw_probabilities"], plain["raw_probabilities"])
     outs = ServeScorer(handle=handle, deadline_ms=10_000.0, raw=True, max_request_windows=5).score_arrays(w, m, a, 10_000.0, "zoo3", feats)
-    # requests of 5 windows: the CNN's float sums differ in the last bit with the batch size, the features not at all
-    np.testing.assert_allclose(np.concatenate([o["raw_probabilities"] for o in outs]), plain["raw_probabilities"], rtol=0, atol=1e-12)
+    # requests of 5 windows: the CNN's float sums move (up to ~1e-8 seen) with the batch size, as elsewhere in this file
+    np.testing.assert_allclose(np.concatenate([o["raw_probabilities"] for o in outs]), plain["raw_probabilities"], rtol=0, atol=1e-6)
     with pytest.raises(InvalidFieldError, match="features") as e:
         handle.score.remote(w, m, a, 10_000.0, "zoo3", features=feats[:, :10]).result(timeout_s=120)
     assert "[12, 99]" in str(e.value) and "float64[12, 10]" in str(e.value)  # the rule and the value received
