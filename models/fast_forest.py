@@ -3,7 +3,7 @@
 ``ForestClassifier.predict_proba`` hands every tree to joblib (config context, warning filters, a lock):
 about 30 us per tree, so a 400-tree forest costs ~15 ms per call whatever the batch size, which dominates
 scoring at the batch sizes of a stream tick. ``fast_forests(estimator)`` lets the forests inside
-``estimator`` (directly, in a Pipeline, in a VotingClassifier) sum their trees in a plain loop instead:
+``estimator`` (directly, in a Pipeline, in a VotingClassifier, in per-type heads) sum their trees in a plain loop instead:
 the same trees, ``predict_proba(X, check_input=False)`` each, added in the same order into the same
 float64 array and divided by the tree count as scikit-learn does with one job, so the result is
 bit-identical.
@@ -40,6 +40,8 @@ def _forests(est) -> list:
         return [f for _, step in est.steps for f in _forests(step)]
     if isinstance(est, VotingClassifier):
         return [f for sub in getattr(est, "estimators_", []) for f in _forests(sub)]
+    if hasattr(est, "sub_estimators"):  # models.typed_heads.TypedHeads
+        return [f for sub in est.sub_estimators() for f in _forests(sub)]
     return []
 
 

@@ -25,8 +25,8 @@ from .member import check_batch, check_output
 from .metrics import best_threshold
 
 POS_WEIGHT = 3.0  # class weight of a true alarm; the 5:1 cost itself is applied by the threshold
-ESTIMATORS = ("logreg", "gbm", "extratrees", "vote")
-DEFAULT_MODELS = ("features-logreg", "features-gbm", "features-extratrees", "features-vote")
+ESTIMATORS = ("logreg", "gbm", "extratrees", "vote", "typed")
+DEFAULT_MODELS = ("features-logreg", "features-gbm", "features-extratrees", "features-vote", "features-typed")
 
 
 def _estimator(kind: str, seed: int):
@@ -54,6 +54,10 @@ def _estimator(kind: str, seed: int):
         )
     if kind == "vote":
         return VotingClassifier([("logreg", _estimator("logreg", seed)), ("extratrees", _estimator("extratrees", seed))], voting="soft")
+    if kind == "typed":  # the vote, one head per alarm type mixed with a global one, calibrated per type
+        from .typed_heads import TypedHeads
+
+        return TypedHeads(base="vote", seed=seed)
     raise InvalidFieldError("estimator", "must be a known feature-model estimator", kind, ESTIMATORS)
 
 

@@ -25,6 +25,8 @@ def features_available() -> bool:
 def learned_values(estimator) -> int:
     """Coefficients plus tree nodes of a fitted scikit-learn estimator (pipelines and ensembles walked)."""
     est = estimator
+    if hasattr(est, "sub_estimators"):  # per-alarm-type heads: the global model, the heads, 2 values per Platt map
+        return sum(learned_values(e) for e in est.sub_estimators()) + 2 * len(est.maps_)
     if hasattr(est, "steps"):
         return sum(learned_values(s) for _, s in est.steps)
     if hasattr(est, "estimators_") and not hasattr(est, "tree_"):

@@ -1,0 +1,152 @@
+"""Per-alarm-type heads against the global feature model, nested and record-grouped, same folds.
+
+    .venv/bin/python bench/typed_heads.py [--data DIR] [--seeds 5] [--jobs 2]
+
+For each of ``--seeds`` fold seeds the development records are split into 5 outer folds (record-grouped,
+stratified by alarm type and label, ``models.data.cv_folds``). Each model is fitted on the 4 training folds with
+``FeatureModel.fit`` (its threshold chosen on inner folds of those 4 only; ``features-typed`` also fits its
+per-type calibration maps on inner folds of its own) and scores the outer fold. Nothing is chosen on a scored
+record. Reported per model: challenge score, AUROC, TPR, TNR, ECE (10 equal-width bins) and the score per alarm
+type, mean and standard deviation over the fold seeds, and the paired difference (typed minus vote) per seed.
+
+Writes bench/results/typed_heads.json and typed_heads.png (per-type scores, reliability curves).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models.calibration import ece  # noqa: E402
+from models.data import ALARM_TYPES, RecordInfo, cv_folds, load_dataset, resolve_data_dir  # noqa: E402
+from models.feature_models import make_feature_model  # noqa: E402
+from models.features import extract_batch  # noqa: E402
+from models.metrics import auroc, summarize  # noqa: E402
+from models.zoo_eval import alarm_batch  # noqa: E402
+
+MODELS = ("features-vote", "features-typed")
+
+
+def _fold(name: str, X, T, y, tr, te, seed: int):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = make_feature_model(name, seed=0).fit(X[tr], list(T[tr]), y[tr])
+        p = m.proba_from_features(X[te], list(T[te]))
+    return p, p >= m.threshold_
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", help="records folder (default: the shared development data)")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "typed_heads.json"))
+    args = ap.parse_args()
+
+    from joblib import Parallel, delayed
+    from tqdm import tqdm
+
+    records, skipped = load_dataset(resolve_data_dir(args.data), progress=True)
+    windows, masks, types = alarm_batch(records, 16.0)
+    X = extract_batch(windows, masks)
+    T = np.array(types)
+    y = np.array([int(r.label) for r in records])
+    infos = [RecordInfo(r.name, r.alarm_type, int(r.label)) for r in records]
+    jobs = [(name, s, k, cv_folds(infos, 5, seed=s)) for s in range(args.seeds) for name in MODELS for k in range(5)]
+    t0 = time.perf_counter()
+    res = Parallel(n_jobs=args.jobs, return_as="generator")(
+        delayed(_fold)(name, X, T, y, outer != k, outer == k, s) for name, s, k, outer in jobs)
+    prob = {(n, s): np.zeros(len(y)) for n in MODELS for s in range(args.seeds)}
+    pred = {(n, s): np.zeros(len(y), dtype=int) for n in MODELS for s in range(args.seeds)}
+    for (name, s, k, outer), (p, d) in tqdm(zip(jobs, res), total=len(jobs), desc="outer folds", unit="fit"):
+        te = outer == k
+        prob[name, s][te], pred[name, s][te] = p, d
+    wall = time.perf_counter() - t0
+
+    per_seed = {n: [] for n in MODELS}
+    for n in MODELS:
+        for s in range(args.seeds):
+            sm = summarize(y, prob[n, s], pred[n, s], list(T))
+            per_seed[n].append({"score": sm["score"], "auroc": auroc(y, prob[n, s]), "tpr": sm["tpr"], "tnr": sm["tnr"],
+                                "ece": ece(y, prob[n, s]), "fn": sm["fn"], "fp": sm["fp"],
+                                "per_type": {a: v["score"] for a, v in sm["per_type"].items()}})
+
+    def agg(rows, key):
+        v = np.array([r[key] for r in rows], dtype=np.float64)
+        return {"mean": round(float(v.mean()), 3), "sd": round(float(v.std()), 3)}
+
+    summary = {}
+    for n in MODELS:
+        rows = per_seed[n]
+        summary[n] = {k: agg(rows, k) for k in ("score", "auroc", "tpr", "tnr", "ece", "fn", "fp")}
+        summary[n]["per_type"] = {a: agg([{"v": r["per_type"][a]} for r in rows], "v") for a in ALARM_TYPES}
+    diff = [b["score"] - a["score"] for a, b in zip(per_seed["features-vote"], per_seed["features-typed"])]
+    out = {
+        "command": "bench/typed_heads.py " + " ".join(sys.argv[1:]),
+        "records": len(y), "skipped": skipped, "fold_seeds": args.seeds, "outer_folds": 5, "wall_s": round(wall, 1),
+        "protocol": "nested, record-grouped: thresholds and calibration maps chosen on inner folds of each outer training part",
+        "summary": summary, "per_seed": per_seed,
+        "typed_minus_vote": {"per_seed": [round(d, 3) for d in diff], "mean": round(float(np.mean(diff)), 3),
+                             "sd": round(float(np.std(diff)), 3), "seeds_better": int(sum(d > 0 for d in diff))},
+    }
+    Path(args.out).write_text(json.dumps(out, indent=1))
+    _plot(y, T, prob, summary, Path(args.out).with_suffix(".png"), args.seeds)
+
+    print(f"{'model':16s} {'score':>14s} {'AUROC':>7s} {'TPR':>6s} {'TNR':>6s} {'ECE':>6s}  " + " ".join(f"{a[:6]:>7s}" for a in ALARM_TYPES))
+    for n in MODELS:
+        s = summary[n]
+        print(f"{n:16s} {s['score']['mean']:7.2f} ± {s['score']['sd']:4.2f} {s['auroc']['mean']:7.3f} {s['tpr']['mean']:6.3f} "
+              f"{s['tnr']['mean']:6.3f} {s['ece']['mean']:6.3f}  " + " ".join(f"{s['per_type'][a]['mean']:7.1f}" for a in ALARM_TYPES))
+    print(f"typed - vote: {out['typed_minus_vote']['mean']:+.2f} ± {out['typed_minus_vote']['sd']:.2f} "
+          f"({out['typed_minus_vote']['seeds_better']}/{args.seeds} seeds better); {wall:.0f} s")
+    return 0
+
+
+def _plot(y, T, prob, summary, path: Path, seeds: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    x = np.arange(len(ALARM_TYPES) + 1)
+    for i, n in enumerate(MODELS):
+        s = summary[n]
+        m = [s["per_type"][a]["mean"] for a in ALARM_TYPES] + [s["score"]["mean"]]
+        e = [s["per_type"][a]["sd"] for a in ALARM_TYPES] + [s["score"]["sd"]]
+        a1.bar(x + (i - 0.5) * 0.38, m, 0.38, yerr=e, capsize=3, label=n)
+    a1.axhline(75, color="grey", ls=":", lw=1)
+    a1.set_xticks(x, [a.replace("Ventricular_", "V").replace("_", " ")[:10] for a in ALARM_TYPES] + ["all"], rotation=20)
+    a1.set_ylabel("challenge score (nested)")
+    a1.set_ylim(40, 100)
+    a1.legend(loc="lower left", fontsize=8)
+    a1.set_title(f"score per alarm type, {seeds} fold seeds (mean, sd)")
+    edges = np.linspace(0, 1, 11)
+    for n in MODELS:
+        p = np.concatenate([prob[n, s] for s in range(seeds)])
+        yy = np.tile(y, seeds)
+        b = np.clip(np.digitize(p, edges) - 1, 0, 9)
+        cx = [p[b == k].mean() for k in range(10) if (b == k).any()]
+        cy = [yy[b == k].mean() for k in range(10) if (b == k).any()]
+        a2.plot(cx, cy, "o-", label=f"{n} (ECE {summary[n]['ece']['mean']:.3f})")
+    a2.plot([0, 1], [0, 1], color="grey", ls=":")
+    a2.set_xlabel("published P(true alarm)")
+    a2.set_ylabel("observed fraction true")
+    a2.set_title("reliability (outer-fold probabilities)")
+    a2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

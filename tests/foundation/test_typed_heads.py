@@ -1,0 +1,83 @@
+"""Per-alarm-type heads (models.typed_heads): real records, calibration per type, typed errors, fast forests."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from models.data import ALARM_TYPES, load_dataset
+from models.errors import InvalidFieldError
+from models.evaluate import alarm_features
+from models.fast_forest import _forests, fast_forests
+from models.feature_models import design_matrix, make_feature_model
+from models.typed_heads import TypedHeads, _logit, types_of
+
+
+@pytest.fixture(scope="module")
+def design(data_dir):
+    records, _ = load_dataset(data_dir)
+    F = alarm_features(records)
+    types = [r.alarm_type for r in records]
+    return design_matrix(F, types), np.array([int(r.label) for r in records]), np.array(types)
+
+
+@pytest.fixture(scope="module")
+def fitted(design):
+    X, y, _ = design
+    return TypedHeads(seed=0).fit(X[:400], y[:400])
+
+
+def test_one_head_per_type_and_a_calibrated_map_each(design, fitted):
+    X, y, T = design
+    assert sorted(fitted.heads_) == list(range(len(ALARM_TYPES)))  # every type has >= 12 rows and both classes
+    assert all(a > 0 for a, _ in fitted.maps_.values())  # every Platt map is increasing
+    p = fitted.predict_proba(X[400:])
+    assert p.shape == (len(X) - 400, 2) and np.allclose(p.sum(1), 1.0) and ((p > 0) & (p < 1)).all()
+    # within an alarm type the map is monotone: the calibrated order is the mixed order (AUROC per type kept)
+    t = types_of(X[400:])
+    raw = _logit(fitted._mixed(fitted.global_, fitted.heads_, X[400:], t))
+    for k in np.unique(t):
+        m = t == k
+        order = np.argsort(raw[m], kind="stable")
+        assert np.all(np.diff(p[m, 1][order]) >= -1e-15)
+    # calibration in the large on records the model never saw: the mean published probability is the true rate
+    assert abs(p[:, 1].mean() - y[400:].mean()) < 0.1
+
+
+def test_a_type_with_one_class_has_no_head_and_uses_the_global_map(design):
+    X, y, T = design
+    keep = (T != "Ventricular_Flutter_Fib") | (y == 0)  # VF/flutter with false alarms only
+    model = TypedHeads(seed=0, calib_splits=3).fit(X[keep], y[keep])
+    vf = ALARM_TYPES.index("Ventricular_Flutter_Fib")
+    assert vf not in model.heads_ and len(model.heads_) == len(ALARM_TYPES) - 1
+    others = [model.maps_[k] for k in model.heads_]
+    assert model.maps_[vf] not in others  # the fallback map is fitted on all rows, not borrowed from a type
+    p = model.predict_proba(X[T == "Ventricular_Flutter_Fib"])[:, 1]
+    assert np.isfinite(p).all() and p.std() > 0  # the global model still ranks these windows
+
+
+def test_forests_inside_the_heads_predict_bit_identically_through_fast_forests(design, fitted):
+    X, _, _ = design
+    forests = _forests(fitted)
+    assert len(forests) == 1 + len(fitted.heads_)  # the global vote's forest and one per head
+    expected = fitted.predict_proba(X[:64])
+    with fast_forests(fitted):
+        assert all("predict_proba" in vars(f) for f in forests)
+        got = fitted.predict_proba(X[:64])
+    assert np.array_equal(got, expected)
+    assert np.array_equal(pickle.loads(pickle.dumps(fitted)).predict_proba(X[:64]), expected)
+
+
+def test_bad_settings_and_rows_name_the_field(design):
+    X, y, _ = design
+    with pytest.raises(InvalidFieldError, match=r"mix must be within \[0, 1\], got 1.5"):
+        TypedHeads(mix=1.5)
+    with pytest.raises(InvalidFieldError, match="base must be a plain feature-model estimator"):
+        TypedHeads(base="typed")
+    with pytest.raises(InvalidFieldError, match="X must end with a one-hot block of the 5 alarm types"):
+        TypedHeads().fit(X[:50, :-5], y[:50])
+
+
+def test_features_typed_is_a_feature_model(design):
+    m = make_feature_model("features-typed")
+    assert m.estimator == "typed" and m.kind == "features"
