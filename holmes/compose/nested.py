@@ -14,7 +14,8 @@ threshold. One second-order path remains, as in any stacking on out-of-fold pred
 predictions on the training part came from members whose own training folds included the scored records.
 Rules:
 
-    features-vote   the best feature model alone (baseline)
+    features-vote   the global feature model alone (baseline)
+    features-typed  the per-alarm-type heads alone (``models.typed_heads``; registry v0004 on)
     zoo             mean of (mean of the CNNs) and each feature model: today's registry ensemble
     mean-all        mean of every member
     greedy          the composer's greedy search (members by AUROC, best prefix), no latency limit
@@ -36,7 +37,8 @@ from models.metrics import auroc, best_threshold, summarize
 
 from .table import ZooTable
 
-RULES = ("features-vote", "zoo", "mean-all", "greedy", "genetic", "stacking")
+RULES = ("features-vote", "features-typed", "zoo", "mean-all", "greedy", "genetic", "stacking")
+SINGLE = ("features-vote", "features-typed")  # rules that are one member alone
 STACK_C = (0.003, 0.01, 0.03, 0.1, 0.3)
 MIN_TYPE_RECORDS = 12  # an alarm type with fewer training records (or one class) uses the global threshold
 
@@ -78,8 +80,10 @@ def fit_rule(rule: str, table: ZooTable, P: np.ndarray, y: np.ndarray, t: np.nda
     """Fit ``rule`` on members' OOF probabilities ``P`` [M, n] of training records (labels ``y``, alarm-type
     index ``t``); ``table`` gives the member names and kinds. Returns a predictor for other records."""
     kinds = np.array(table.kinds)
-    if rule == "features-vote":
-        return _weighted(np.array([n == "features-vote" for n in table.names], dtype=np.float64))
+    if rule in SINGLE:
+        if rule not in table.names:
+            raise InvalidFieldError("rule", "names a member this registry version does not hold", rule, list(table.names))
+        return _weighted(np.array([n == rule for n in table.names], dtype=np.float64))
     if rule == "mean-all":
         return _weighted(np.ones(len(kinds)))
     if rule == "zoo":
