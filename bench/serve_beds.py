@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -231,7 +232,8 @@ def main() -> int:
     }
     if not args.no_offline_check and verdicts:
         print("[bench] offline probability of the same ensemble on the same windows ...", flush=True)
-        plan_path = str(ROOT / "deploy" / "plan.json")
+        given = shlex.split(args.serve_args)  # the plan `holmes serve` was given, else the committed one
+        plan_path = given[given.index("--plan") + 1] if "--plan" in given[:-1] else str(ROOT / "deploy" / "plan.json")
         out["offline_check"] = offline_check([s for s in verdicts if s.models and s.models[0].startswith("plan:")],
                                              plan_path, str(ROOT / "artifacts" / "registry"))
     path = write_json(f"serve_beds_{tag}.json", out)

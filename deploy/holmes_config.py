@@ -56,7 +56,8 @@ class RiskConfig(_Strict):
 
 class StreamConfig(_Strict):
     routine_scorer: Literal["cascade", "serve", "features"] = Field(
-        "cascade", description="routine windows: the cascade (escalating to the service), the service, or features in process")
+        "features", description="routine windows: the best registry feature model in process, the cascade (escalating to the "
+                                "service), or the service")
     cascade_dir: str | None = Field(None, description="fitted cascades folder (None: $HOLMES_CASCADE or artifacts/cascade)")
     cascade_version: str | None = None
     verdict_deadline_ms: float = Field(1000.0, gt=0, description="a verdict is due this long after its alarm's sample time")

@@ -1,8 +1,8 @@
 """``holmes demo``: the main job on embedded defaults.
 
 Runs the whole service path on embedded defaults: the embedded Kafka-compatible broker, the Ray Serve
-application of the committed plan (``deploy/holmes.yaml``), the stream consumer with the cascade for routine
-windows and the verdict lane for alarms; replays real records as live patients (the seconds around each
+application of the committed plan (``deploy/holmes.yaml``), the stream consumer with the configured routine
+scorer (features-typed in process by default) and the verdict lane for alarms; replays real records as live patients (the seconds around each
 monitor alarm), then prints each verdict next to the true label with the ensemble that answered it and its
 ms from sample to published, the end-to-end latency and stream counters, and draws the risk curves (PNG).
 

@@ -1,7 +1,10 @@
 """``holmes serve``: the whole service. The Ray Serve application (ingress + one deployment per member of the
 plan), the Kafka side (the embedded broker unless a cluster is given) and the stream consumer: routine
-windows through the cascade (escalating what it cannot decide to the service), alarm windows through the
-verdict lane (the service, ahead of routine work, never below the floor).
+windows scored in process by the best registry feature model (``stream.routine_scorer: features``, today
+features-typed, the member the plan's floor row holds; ``cascade``: cheap rungs escalating to the service),
+alarm windows through the verdict lane (the service, ahead of routine work, never below the floor).
+
+    holmes serve --plan deploy/plan_v0002.json --routine-scorer cascade   # the previous served setting (cascade v0009)
 
     holmes serve                                          # deploy/holmes.yaml; prints the bootstrap address, then "ready"
     holmes serve --bootstrap-servers kafka:9092 --plan artifacts/plan.json
@@ -24,7 +27,7 @@ log = logging.getLogger("holmes.serve")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("serve", help="run the whole service: Ray Serve ensembles, Kafka consumer, cascade, verdict lane")
+    p = sub.add_parser("serve", help="run the whole service: Ray Serve ensembles, Kafka consumer, routine scorer, verdict lane")
     p.add_argument("--config", help="service YAML (default deploy/holmes.yaml)")
     p.add_argument("--plan", help="plan JSON from `holmes compose` (overrides service.plan_path)")
     p.add_argument("--registry", help="registry folder (overrides service.registry_dir)")
@@ -103,7 +106,29 @@ def stream_scorers(cfg, handle, plan=None):
     # the costly rung reads the combined probability uncalibrated (its gates were tuned on it)
     costly = ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.deadline_ms, raw=True,
                          ensemble=None if plan is None else plan.floor().name, max_request_windows=per_request)
-    return cascade_factory(cascade=cfg.resolved(s.cascade_dir), version=s.cascade_version, costly=costly, verdicts=verdicts), verdicts
+    scorer = cascade_factory(cascade=cfg.resolved(s.cascade_dir), version=s.cascade_version, costly=costly, verdicts=verdicts)
+    check_cascade_row(scorer.fitted, plan)
+    return scorer, verdicts
+
+
+def check_cascade_row(fitted, plan) -> None:
+    """A cascade whose costly rung is a plan row asks the service for that row by name, so the served plan's row of that
+    name must hold the members its gates were tuned on; otherwise a typed error before any window is scored."""
+    from models.errors import InvalidFieldError
+    from unfold.scorer import plan_row
+
+    row = plan_row(fitted)
+    if plan is None or row is None:
+        return
+    served = {e.name: e for e in plan.ensembles}
+    tuned = sorted(fitted.ensemble.members)
+    if row not in served or sorted(served[row].members) != tuned:
+        got = f"row {row!r} of the served plan = {sorted(served[row].members) if row in served else 'absent'}"
+        raise InvalidFieldError(
+            "stream.cascade_version",
+            f"must be a cascade fitted on the served plan's row {row!r} (its gates were tuned on {tuned}): serve the plan "
+            "it was fitted on (--plan), refit it (holmes cascade fit --plan PLAN --ensemble floor), or use --routine-scorer features",
+            got)
 
 
 def _kafka_settings(cfg):

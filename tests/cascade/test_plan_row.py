@@ -19,9 +19,17 @@ ROOT = Path(__file__).resolve().parents[2]
 PLAN = ROOT / "deploy" / "plan.json"
 
 
+PLAN_V0009 = ROOT / "deploy" / "plan_v0002.json"  # the plan cascade v0009 was fitted on (deploy/plan.json then)
+
+
 @pytest.fixture(scope="module")
 def plan():
     return Plan.load(PLAN)
+
+
+@pytest.fixture(scope="module")
+def plan_v0009():
+    return Plan.load(PLAN_V0009)
 
 
 class TestPlanRowRung:
@@ -90,7 +98,8 @@ class TestPlanRowRung:
 
 
 class TestCommittedCascade:
-    def test_latest_costly_rung_is_the_committed_plans_floor_row(self, fitted, plan):
+    def test_latest_costly_rung_is_the_floor_row_of_the_plan_it_was_fitted_on(self, fitted, plan_v0009):
+        plan = plan_v0009
         floor = plan.floor()
         ref = fitted.ensemble
         assert (ref.name, ref.members, ref.rule) == (floor.name, floor.members, floor.rule)
@@ -98,6 +107,18 @@ class TestCommittedCascade:
         assert fitted.info["ensemble"] == {"kind": "plan_row", "plan": "deploy/plan.json", "row": floor.name,
                                            "registry": plan.registry["path"], "version": plan.registry["version"]}
         assert floor.name in fitted.cascade.costs.components["ensemble"]["note"]  # priced as the row's members
+
+    def test_serving_it_with_another_plans_row_is_a_typed_error(self, fitted, plan, plan_v0009):
+        """The served plan's floor row is now features-typed alone; cascade v0009's gates were tuned on the 4-member
+        row of plan_v0002. `holmes serve --routine-scorer cascade` refuses the pair before scoring, naming both."""
+        from holmes.commands.serve import check_cascade_row
+
+        check_cascade_row(fitted, plan_v0009)  # the plan it was fitted on: accepted
+        check_cascade_row(fitted, None)  # no plan (in-process costly rung): nothing to check
+        with pytest.raises(InvalidFieldError) as e:
+            check_cascade_row(fitted, plan)
+        assert e.value.field == "stream.cascade_version" and "features-typed" in str(e.value.value)
+        assert "features-vote" in e.value.rule and "holmes cascade fit --plan" in e.value.rule
 
     def test_latest_is_the_setting_its_bench_chose_with_the_same_costs(self, fitted):
         """v0009 is fitted with the fixed cost table and the budget/bound bench/cascade_safe.py --plan chose; its nested

@@ -29,7 +29,8 @@ def test_demo_with_the_cascade_answers_every_alarm_with_the_ensemble(tmp_path, c
 
 
 def test_demo_runs_the_whole_service_path(tmp_path, capsys):
-    """The default demo: Ray Serve application of the committed plan, cascade for routine windows, verdict lane."""
+    """The default demo: Ray Serve application of the committed plan, the best registry feature model in process for
+    routine windows (the member the floor row holds), verdict lane."""
     from holmes.compose.plan import Plan
 
     out = tmp_path / "demo"
@@ -43,7 +44,8 @@ def test_demo_runs_the_whole_service_path(tmp_path, capsys):
     assert len(verdicts) == 4 and {s["models"][0] for s in verdicts} == {f"plan:{floor.name}"}
     assert all(set(s["models"][1:]) == set(floor.members) and not s["degraded"] and s["e2e_ms"] < 1000 for s in verdicts)
     routine = [s for s in scores if s["verdict"] is None]
-    assert routine and all(s["models"][0].startswith("stage1/") for s in routine)  # the cascade's cheap rungs first
+    assert routine and all(s["models"] == ["features-typed"] for s in routine)  # in process, no service call
+    assert list(floor.members) == ["features-typed"]  # the same model answers the verdicts on the service
     assert all(0.0 <= s["probability"] <= 1.0 for s in scores)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["counters"]["verdicts"] == 4 and metrics["counters"].get("verdicts_late", 0) == 0
