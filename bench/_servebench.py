@@ -94,6 +94,8 @@ def _proc_group(cmd: list[str], own: dict[int, str], pid: int) -> str:
     if base in ("raylet", "gcs_server", "tansu", "weed") or "dashboard" in " ".join(cmd[:3]):
         return "ray:" + base if base in ("raylet", "gcs_server") else ("ray:dashboard" if "dashboard" in " ".join(cmd[:3]) else base)
     joined = " ".join(cmd[:4])
+    if "spawn_main" in joined:  # streams.parallel's scoring workers (holmes serve --score-workers)
+        return "scoring workers (spawned)"
     if "ray" in joined and ("_private" in joined or "ray/" in joined):
         return "ray:other"
     return "other"

@@ -72,6 +72,9 @@ class StreamConfig(_Strict):
         "routine windows wait until the oldest has been ready this long (or max_batch are ready): fewer, larger batches "
         "and service calls at ward loads; verdicts never wait. 200 ms halved the service calls and cut CPU per window by "
         "15 % at 375-500 beds on 2 cores, but raised routine p99 from 0.74 to 1.27 s (bench/serve_sweep.py --suffix _hold200)"))
+    score_workers: int = Field(1, ge=1, le=16, description=(
+        "processes scoring each routine batch of the features scorer (this one included): the consumer process is one "
+        "Python process whose feature extraction holds the GIL, so past ~1,000 beds on 2 cores it is the bound"))
     risk: RiskConfig = RiskConfig()
 
 

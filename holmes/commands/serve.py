@@ -45,6 +45,7 @@ def register(sub) -> None:
     p.add_argument("--verdict-floor", help="weakest plan row a verdict may get ('auto': the most accurate on nested CV)")
     p.add_argument("--verdict-deadline-ms", type=float, help="verdict due this long after the alarm's sample time")
     p.add_argument("--routine-hold-ms", type=float, help="routine windows wait for company up to this long (overrides stream.routine_hold_ms)")
+    p.add_argument("--score-workers", type=int, help="processes scoring routine batches with --routine-scorer features (overrides stream.score_workers)")
     p.add_argument("--duration-s", type=float, help="stop after this many seconds (default: until Ctrl-C / SIGTERM)")
     p.add_argument("--metrics-json", help="write the consumer's final metrics here")
     p.add_argument("--service-only", action="store_true", help="run only the Ray Serve application, no Kafka side")
@@ -60,7 +61,7 @@ def load_config(args):
             "kafka.topic_prefix": args.topic_prefix, "stream.routine_scorer": args.routine_scorer,
             "stream.cascade_dir": args.cascade, "stream.cascade_version": args.cascade_version,
             "service.verdict_floor": args.verdict_floor, "stream.verdict_deadline_ms": args.verdict_deadline_ms,
-            "stream.routine_hold_ms": args.routine_hold_ms}
+            "stream.routine_hold_ms": args.routine_hold_ms, "stream.score_workers": args.score_workers}
     return HolmesConfig.load(args.config, over)
 
 
@@ -91,6 +92,11 @@ def stream_scorers(cfg, handle, plan=None):
     from deploy.scorer import ServeScorer
 
     s = cfg.stream
+    if s.score_workers != 1 and s.routine_scorer != "features":
+        from models.errors import InvalidFieldError
+
+        raise InvalidFieldError("stream.score_workers", f"applies to routine_scorer features, not {s.routine_scorer!r}: must be 1",
+                                s.score_workers)
     per_request = cfg.service.max_request_windows  # the largest request the ingress takes: fewer calls, each costing the same
     verdicts = ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.verdict_deadline_ms, lane="verdict",
                            max_request_windows=per_request)
@@ -100,7 +106,7 @@ def stream_scorers(cfg, handle, plan=None):
         import streams.feature_scorer  # noqa: F401  (registers "features")
         from streams.scorer import make_scorer
 
-        return make_scorer("features", registry=cfg.resolved(cfg.service.registry_dir)), verdicts
+        return make_scorer("features", registry=cfg.resolved(cfg.service.registry_dir), workers=s.score_workers), verdicts
     from unfold.scorer import cascade_factory
 
     # the costly rung reads the combined probability uncalibrated (its gates were tuned on it)
@@ -150,7 +156,7 @@ def run(args) -> int:
     s = cfg.stream
     hysteresis = HysteresisConfig(s.risk.raise_at, s.risk.clear_below, s.risk.hold_s)
     stop = threading.Event()
-    pipeline = None
+    pipeline = routine = None
 
     def on_signal(*_):
         stop.set()
@@ -196,6 +202,8 @@ def run(args) -> int:
     finally:
         if pipeline is not None:
             pipeline.close()
+        if routine is not None and hasattr(routine, "close"):
+            routine.close()  # the scoring worker processes, if any
         runtime.shutdown(cfg.app_name)
         print("[serve] stopped Serve, Ray" + (" and the embedded broker" if pipeline is not None and cfg.kafka.bootstrap_servers is None else ""),
               file=sys.stderr, flush=True)
