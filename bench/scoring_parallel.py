@@ -13,7 +13,6 @@ Writes bench/results/scoring_parallel.json and prints a table; carries bench/fea
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import sys
 import time
