@@ -136,6 +136,20 @@ class TestPlanAndPolicy:
         hopeless = pol.choose(64, deadline_ms=5)
         assert not hopeless.fits and hopeless.predicted_ms == min(pol.predict_ms(e, 64) for e in plan.ensembles)
 
+    def test_policy_ranks_rows_by_their_nested_score_not_auroc(self):
+        """Served plan v0004: the 6-member 500 ms row has the best AUROC (0.954) but a nested score of 73.8; the
+        features-typed rows score 78.9. With time for anything, the policy picks the most accurate by nested score."""
+        from pathlib import Path
+
+        plan = Plan.load(Path(__file__).resolve().parents[2] / "deploy" / "plan.json")
+        by_auroc = max(plan.ensembles, key=lambda e: e.auroc)
+        best = max(plan.ensembles, key=lambda e: e.score)
+        assert by_auroc.name != best.name and by_auroc.score < best.score  # the case this test is about
+        pol = SlackPolicy(plan)
+        assert pol.menu[0].score == best.score and [e.score for e in pol.menu] == sorted((e.score for e in pol.menu), reverse=True)
+        c = pol.choose(64, deadline_ms=10_000)
+        assert c.fits and c.spec.score == best.score and c.spec.name != by_auroc.name
+
     def test_policy_routes_around_busy_members(self, table):
         plan = compose(table, [100, 1000], LOAD, MODEL, progress=False)
         pol = SlackPolicy(plan)
