@@ -1,13 +1,14 @@
 """Per-alarm-type heads against the global feature model, nested and record-grouped, same folds.
 
     .venv/bin/python bench/typed_heads.py [--data DIR] [--seeds 5] [--jobs 2]
+    .venv/bin/python bench/typed_heads.py --models features-vote features-typed features-typed-auto --out bench/results/typed_heads_auto.json
 
 For each of ``--seeds`` fold seeds the development records are split into 5 outer folds (record-grouped,
 stratified by alarm type and label, ``models.data.cv_folds``). Each model is fitted on the 4 training folds with
 ``FeatureModel.fit`` (its threshold chosen on inner folds of those 4 only; ``features-typed`` also fits its
 per-type calibration maps on inner folds of its own) and scores the outer fold. Nothing is chosen on a scored
 record. Reported per model: challenge score, AUROC, TPR, TNR, ECE (10 equal-width bins) and the score per alarm
-type, mean and standard deviation over the fold seeds, and the paired difference (typed minus vote) per seed.
+type, mean and standard deviation over the fold seeds, and the paired difference of each model minus the first per seed.
 
 Writes bench/results/typed_heads.json and typed_heads.png (per-type scores, reliability curves).
 """
@@ -33,7 +34,7 @@ from models.features import extract_batch  # noqa: E402
 from models.metrics import auroc, summarize  # noqa: E402
 from models.zoo_eval import alarm_batch  # noqa: E402
 
-MODELS = ("features-vote", "features-typed")
+MODELS = ("features-vote", "features-typed")  # the default comparison; --models for others (the first is the reference)
 
 
 def _fold(name: str, X, T, y, tr, te, seed: int):
@@ -49,8 +50,10 @@ def main() -> int:
     ap.add_argument("--data", help="records folder (default: the shared development data)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--models", nargs="+", default=list(MODELS), help="feature models by registry name; the first is the reference")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "typed_heads.json"))
     args = ap.parse_args()
+    models = tuple(args.models)
 
     from joblib import Parallel, delayed
     from tqdm import tqdm
@@ -61,19 +64,19 @@ def main() -> int:
     T = np.array(types)
     y = np.array([int(r.label) for r in records])
     infos = [RecordInfo(r.name, r.alarm_type, int(r.label)) for r in records]
-    jobs = [(name, s, k, cv_folds(infos, 5, seed=s)) for s in range(args.seeds) for name in MODELS for k in range(5)]
+    jobs = [(name, s, k, cv_folds(infos, 5, seed=s)) for s in range(args.seeds) for name in models for k in range(5)]
     t0 = time.perf_counter()
     res = Parallel(n_jobs=args.jobs, return_as="generator")(
         delayed(_fold)(name, X, T, y, outer != k, outer == k, s) for name, s, k, outer in jobs)
-    prob = {(n, s): np.zeros(len(y)) for n in MODELS for s in range(args.seeds)}
-    pred = {(n, s): np.zeros(len(y), dtype=int) for n in MODELS for s in range(args.seeds)}
+    prob = {(n, s): np.zeros(len(y)) for n in models for s in range(args.seeds)}
+    pred = {(n, s): np.zeros(len(y), dtype=int) for n in models for s in range(args.seeds)}
     for (name, s, k, outer), (p, d) in tqdm(zip(jobs, res), total=len(jobs), desc="outer folds", unit="fit"):
         te = outer == k
         prob[name, s][te], pred[name, s][te] = p, d
     wall = time.perf_counter() - t0
 
-    per_seed = {n: [] for n in MODELS}
-    for n in MODELS:
+    per_seed = {n: [] for n in models}
+    for n in models:
         for s in range(args.seeds):
             sm = summarize(y, prob[n, s], pred[n, s], list(T))
             per_seed[n].append({"score": sm["score"], "auroc": auroc(y, prob[n, s]), "tpr": sm["tpr"], "tnr": sm["tnr"],
@@ -85,33 +88,39 @@ def main() -> int:
         return {"mean": round(float(v.mean()), 3), "sd": round(float(v.std()), 3)}
 
     summary = {}
-    for n in MODELS:
+    for n in models:
         rows = per_seed[n]
         summary[n] = {k: agg(rows, k) for k in ("score", "auroc", "tpr", "tnr", "ece", "fn", "fp")}
         summary[n]["per_type"] = {a: agg([{"v": r["per_type"][a]} for r in rows], "v") for a in ALARM_TYPES}
-    diff = [b["score"] - a["score"] for a, b in zip(per_seed["features-vote"], per_seed["features-typed"])]
+    ref = models[0]
+
+    def paired(n):
+        d = [b["score"] - a["score"] for a, b in zip(per_seed[ref], per_seed[n])]
+        return {"per_seed": [round(x, 3) for x in d], "mean": round(float(np.mean(d)), 3), "sd": round(float(np.std(d)), 3),
+                "seeds_better": int(sum(x > 0 for x in d))}
     out = {
         "command": "bench/typed_heads.py " + " ".join(sys.argv[1:]),
         "records": len(y), "skipped": skipped, "fold_seeds": args.seeds, "outer_folds": 5, "wall_s": round(wall, 1),
         "protocol": "nested, record-grouped: thresholds and calibration maps chosen on inner folds of each outer training part",
-        "summary": summary, "per_seed": per_seed,
-        "typed_minus_vote": {"per_seed": [round(d, 3) for d in diff], "mean": round(float(np.mean(diff)), 3),
-                             "sd": round(float(np.std(diff)), 3), "seeds_better": int(sum(d > 0 for d in diff))},
+        "summary": summary, "per_seed": per_seed, "reference": ref, "minus_reference": {n: paired(n) for n in models[1:]},
     }
+    if models[:2] == MODELS:
+        out["typed_minus_vote"] = out["minus_reference"]["features-typed"]
     Path(args.out).write_text(json.dumps(out, indent=1))
-    _plot(y, T, prob, summary, Path(args.out).with_suffix(".png"), args.seeds)
+    _plot(y, T, prob, summary, Path(args.out).with_suffix(".png"), args.seeds, models)
 
     print(f"{'model':16s} {'score':>14s} {'AUROC':>7s} {'TPR':>6s} {'TNR':>6s} {'ECE':>6s}  " + " ".join(f"{a[:6]:>7s}" for a in ALARM_TYPES))
-    for n in MODELS:
+    for n in models:
         s = summary[n]
         print(f"{n:16s} {s['score']['mean']:7.2f} ± {s['score']['sd']:4.2f} {s['auroc']['mean']:7.3f} {s['tpr']['mean']:6.3f} "
               f"{s['tnr']['mean']:6.3f} {s['ece']['mean']:6.3f}  " + " ".join(f"{s['per_type'][a]['mean']:7.1f}" for a in ALARM_TYPES))
-    print(f"typed - vote: {out['typed_minus_vote']['mean']:+.2f} ± {out['typed_minus_vote']['sd']:.2f} "
-          f"({out['typed_minus_vote']['seeds_better']}/{args.seeds} seeds better); {wall:.0f} s")
+    for n, d in out["minus_reference"].items():
+        print(f"{n} - {ref}: {d['mean']:+.2f} ± {d['sd']:.2f} ({d['seeds_better']}/{args.seeds} seeds better)")
+    print(f"{wall:.0f} s")
     return 0
 
 
-def _plot(y, T, prob, summary, path: Path, seeds: int) -> None:
+def _plot(y, T, prob, summary, path: Path, seeds: int, models=MODELS) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,11 +128,12 @@ def _plot(y, T, prob, summary, path: Path, seeds: int) -> None:
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
     x = np.arange(len(ALARM_TYPES) + 1)
-    for i, n in enumerate(MODELS):
+    bw = 0.8 / len(models)
+    for i, n in enumerate(models):
         s = summary[n]
         m = [s["per_type"][a]["mean"] for a in ALARM_TYPES] + [s["score"]["mean"]]
         e = [s["per_type"][a]["sd"] for a in ALARM_TYPES] + [s["score"]["sd"]]
-        a1.bar(x + (i - 0.5) * 0.38, m, 0.38, yerr=e, capsize=3, label=n)
+        a1.bar(x + (i - (len(models) - 1) / 2) * bw, m, bw, yerr=e, capsize=3, label=n)
     a1.axhline(75, color="grey", ls=":", lw=1)
     a1.set_xticks(x, [a.replace("Ventricular_", "V").replace("_", " ")[:10] for a in ALARM_TYPES] + ["all"], rotation=20)
     a1.set_ylabel("challenge score (nested)")
@@ -131,7 +141,7 @@ def _plot(y, T, prob, summary, path: Path, seeds: int) -> None:
     a1.legend(loc="lower left", fontsize=8)
     a1.set_title(f"score per alarm type, {seeds} fold seeds (mean, sd)")
     edges = np.linspace(0, 1, 11)
-    for n in MODELS:
+    for n in models:
         p = np.concatenate([prob[n, s] for s in range(seeds)])
         yy = np.tile(y, seeds)
         b = np.clip(np.digitize(p, edges) - 1, 0, 9)

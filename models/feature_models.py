@@ -25,7 +25,7 @@ from .member import check_batch, check_output
 from .metrics import best_threshold
 
 POS_WEIGHT = 3.0  # class weight of a true alarm; the 5:1 cost itself is applied by the threshold
-ESTIMATORS = ("logreg", "gbm", "extratrees", "vote", "typed")
+ESTIMATORS = ("logreg", "gbm", "extratrees", "vote", "typed", "typed-auto")
 DEFAULT_MODELS = ("features-logreg", "features-gbm", "features-extratrees", "features-vote", "features-typed")
 
 
@@ -58,6 +58,10 @@ def _estimator(kind: str, seed: int):
         from .typed_heads import TypedHeads
 
         return TypedHeads(base="vote", seed=seed)
+    if kind == "typed-auto":  # the same, with each type's head/global mix chosen on inner folds (not a default member)
+        from .typed_heads import TypedHeads
+
+        return TypedHeads(base="vote", mix="auto", seed=seed)
     raise InvalidFieldError("estimator", "must be a known feature-model estimator", kind, ESTIMATORS)
 
 

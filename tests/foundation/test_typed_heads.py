@@ -70,8 +70,10 @@ def test_forests_inside_the_heads_predict_bit_identically_through_fast_forests(d
 
 def test_bad_settings_and_rows_name_the_field(design):
     X, y, _ = design
-    with pytest.raises(InvalidFieldError, match=r"mix must be within \[0, 1\], got 1.5"):
+    with pytest.raises(InvalidFieldError, match=r"mix must be within \[0, 1\] or 'auto' .*, got 1.5"):
         TypedHeads(mix=1.5)
+    with pytest.raises(InvalidFieldError, match=r"mix must be within .*, got 'half'"):
+        TypedHeads(mix="half")
     with pytest.raises(InvalidFieldError, match="base must be a plain feature-model estimator"):
         TypedHeads(base="typed")
     with pytest.raises(InvalidFieldError, match="X must end with a one-hot block of the 5 alarm types"):
@@ -81,3 +83,20 @@ def test_bad_settings_and_rows_name_the_field(design):
 def test_features_typed_is_a_feature_model(design):
     m = make_feature_model("features-typed")
     assert m.estimator == "typed" and m.kind == "features"
+
+
+def test_auto_mix_is_chosen_per_type_on_inner_folds_and_fixed_mix_is_unchanged(design, fitted):
+    """mix="auto" picks each type's head/global weight from MIX_GRID on the inner out-of-fold rows; a fixed mix of 0.5
+    predicts exactly as the committed models do (which carry no per-type mixes)."""
+    from models.typed_heads import MIX_GRID
+
+    X, y, _ = design
+    auto = TypedHeads(seed=0, mix="auto").fit(X[:400], y[:400])
+    assert set(auto.mixes_) == set(range(len(ALARM_TYPES))) and all(w in MIX_GRID for w in auto.mixes_.values())
+    assert sorted(auto.heads_) == sorted(fitted.heads_)  # same heads: the mix changes only how they are combined
+    p = auto.predict_proba(X[400:])[:, 1]
+    assert np.isfinite(p).all() and abs(p.mean() - y[400:].mean()) < 0.1
+    assert fitted.mixes_ == {k: 0.5 for k in range(len(ALARM_TYPES))}
+    old = pickle.loads(pickle.dumps(fitted))
+    del old.mixes_  # a model fitted before per-type mixes existed
+    assert np.array_equal(old.predict_proba(X[400:]), fitted.predict_proba(X[400:]))
