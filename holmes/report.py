@@ -28,6 +28,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 FIGURES = ("pareto", "slo", "cascade_stages", "calibration", "risk_curves", "capacity")
+# The results that describe the served default (deploy/holmes.yaml: plan v0004, whose floor row is features-typed alone,
+# routine windows scored by features-typed in process) and the ones of the previous default (cascade v0009 escalating to
+# plan v0002's floor row), which the report names as such.
+SERVED = {"selection": "selection_nested_v0004", "sweep": "serve_sweep_typed", "cascade_vs_floor": "cascade_safe_plan_v0004"}
+PREVIOUS = {"selection": "selection_nested", "sweep": "serve_sweep"}
+SERVED_MODEL = "features-typed"
+TARGET_BEDS = 2000  # the throughput target on 2 cores (routine windows and verdicts p99 < 1 s, nothing lost)
 
 
 @dataclass
@@ -80,7 +87,8 @@ def _save(fig, out_dir: Path, name: str) -> str:
     return name
 
 
-def pareto(out_dir: Path, table, plan, cascade: dict | None, serve: dict | None, serve_date: str, reg: dict) -> Section:
+def pareto(out_dir: Path, table, plan, cascade: dict | None, serve: dict | None, serve_date: str, reg: dict,
+           served: bool = False) -> Section:
     """Nested-CV score against cost: members and cascade points per window; plan rows against p99 at the load."""
     plt = _plt()
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.6))
@@ -122,9 +130,11 @@ def pareto(out_dir: Path, table, plan, cascade: dict | None, serve: dict | None,
     if n_sub:
         text += (f" The {n_sub} supernet subnets (one set of weights) are members like the others; "
                  "bench/supernet_front.py compares them with the zoo CNNs, best of each family chosen nested.")
+    origin = (f"the served plan deploy/plan.json (`holmes compose --version {reg['version']}`, {_dated(SERVED_PLAN)[:10]})" if served else
+              f"`holmes compose --beds {plan.load.get('beds')}` run by this report, {_now()[:10]}")
     return Section("Latency / accuracy front", text, _save(fig, out_dir, "pareto"),
                    f"registry {reg['version']} profiles; `holmes cascade report` ({cascade and 'bench/results/cascade_report.json'}); "
-                   f"`holmes compose --beds {plan.load.get('beds')}` run by this report, {_now()[:10]}", rows_t,
+                   f"plan rows: {origin}", rows_t,
                    [] if n_sub else ["supernet subnets: none in the registry (`holmes train --only supernet`)"])
 
 
@@ -149,7 +159,8 @@ def slo(out_dir: Path, serve: dict | None, date: str, reg: dict) -> Section:
     return Section("SLO attainment per budget and load", text, _save(fig, out_dir, "slo"), f"bench/serve_budgets.py, {date}", table, missing)
 
 
-def cascade_stages(out_dir: Path, cascade: dict | None, date: str, costs: dict | None, costs_date: str) -> Section:
+def cascade_stages(out_dir: Path, cascade: dict | None, date: str, costs: dict | None, costs_date: str,
+                   vs_floor: dict | None = None) -> Section:
     if not cascade:
         return Section("Cascade: cost per stage", missing=["no cascade report: run `holmes cascade fit && holmes cascade report`"])
     plt = _plt()
@@ -169,12 +180,24 @@ def cascade_stages(out_dir: Path, cascade: dict | None, date: str, costs: dict |
     ax.set_xlabel("windows (nested CV, the served budget)")
     ax.legend(fontsize=7)
     table = [["component", "ms per window (batch 64)"]] + [[r["component"], f"{r['ms_per_window']:.3f}"] for r in (costs or {}).get("rows", [])]
-    text = (f"Served cascade {cascade.get('cascade_version')}: score {cv['score']:.2f} at {cv['mean_ms']:.3f} ms/window against "
+    text = (f"Cascade {cascade.get('cascade_version')} (the previous default for routine windows, fitted on plan v0002's floor row): "
+            f"score {cv['score']:.2f} at {cv['mean_ms']:.3f} ms/window against "
             f"{cv['full_ensemble_ms']:.2f} ms for the full ensemble ({cv['ms_reduction_x']:.1f}x less); "
             f"{100 * cv['frac_reached_ensemble']:.1f} % of windows reach the ensemble.")
+    fe = (vs_floor or {}).get("full_ensemble")
+    if fe:
+        best = max((r for r in vs_floor.get("rows", []) if r.get("score_mean") is not None), key=lambda r: r["score_mean"], default=None)
+        text += (f" It is no longer served by default: on the served floor row ({SERVED_MODEL}), scoring every window gives "
+                 f"{fe['score_mean']:.2f} +- {fe['score_sd']:.2f} (nested, {vs_floor.get('seeds')} fold seeds) at {fe['ms']['measured']:.2f} ms/window")
+        if best is not None:
+            text += (f", the best cascade setting {best['score_mean']:.2f} +- {best['score_sd']:.2f} at {best['mean_ms_mean']:.2f} ms/window "
+                     f"({best['ms_reduction_x_mean']:.2f}x the saving: the cascade is both less accurate and no cheaper)"
+                     if best["ms_reduction_x_mean"] < 1 else
+                     f", the best cascade setting {best['score_mean']:.2f} +- {best['score_sd']:.2f} at {best['mean_ms_mean']:.2f} ms/window "
+                     f"({best['ms_reduction_x_mean']:.1f}x less compute)")
+        text += f" (bench/cascade_safe.py, bench/results/{SERVED['cascade_vs_floor']}.json)."
     return Section("Cascade: cost per stage", text, _save(fig, out_dir, "cascade_stages"),
-                   f"`holmes cascade report`, {date}; component costs bench/cascade_costs.py, {costs_date}", table,
-                   ["where the CPU goes per window on the whole stream path: not profiled yet (the throughput issue)"])
+                   f"`holmes cascade report`, {date}; component costs bench/cascade_costs.py, {costs_date}", table)
 
 
 def calibration(out_dir: Path, table, cascade: dict | None) -> Section:
@@ -183,17 +206,19 @@ def calibration(out_dir: Path, table, cascade: dict | None) -> Section:
     from models.zoo_eval import ZOO_ENSEMBLE, combine_rows
 
     probs = combine_rows({n: p for n, p in zip(table.names, table.oof)}, dict(zip(table.names, table.kinds)))
-    pick = [n for n in ("features-vote", ZOO_ENSEMBLE) if n in probs]
+    pick = [n for n in (SERVED_MODEL, "features-vote", ZOO_ENSEMBLE) if n in probs]
     cal = {n: nested_calibrate(probs[n], table.y, table.folds)[0] for n in pick}
     reliability_diagrams(out_dir / "calibration.png", table.y, {n: (probs[n], cal[n]) for n in pick}, title="out-of-fold, 10 bins")
     rows = [["model", "ECE raw", "ECE calibrated (map chosen and fitted on the other folds)"]]
     rows += [[n, f"{ece(table.y, probs[n]):.3f}", f"{ece(table.y, cal[n]):.3f}"] for n in pick]
     cv = (cascade or {}).get("cv", {})
     if "ece_calibrated" in cv:
-        rows.append([f"cascade {cascade.get('cascade_version')} (a map per deciding rung)", f"{cv['ece']:.3f}", f"{cv['ece_calibrated']:.3f}"])
+        rows.append([f"cascade {cascade.get('cascade_version')} (previous default; a map per deciding rung)", f"{cv['ece']:.3f}",
+                     f"{cv['ece_calibrated']:.3f}"])
     return Section("Calibration of the served models", "Every path publishes calibrated probabilities with unchanged verdicts: "
-                   "the stream's features-vote through the map fitted on its out-of-fold predictions, each Ray Serve plan row "
-                   "through the map of its members' mean, the cascade through a map per deciding rung.", "calibration",
+                   f"routine windows by {SERVED_MODEL} in process through the map fitted on its out-of-fold predictions, each Ray "
+                   "Serve plan row (verdicts: the floor row, " + SERVED_MODEL + " alone) through the map of its members' mean, the "
+                   "cascade (when served) through a map per deciding rung.", "calibration",
                    f"registry OOF predictions, computed by this report {_now()[:10]}; cascade: `holmes cascade fit`", rows)
 
 
@@ -248,7 +273,7 @@ def per_type(sel: dict | None, date: str) -> Section:
                    f"threshold chosen on inner folds). Winner: {sel['winner']['rule']}.", None, f"bench/selection_nested.py, {date}", rows)
 
 
-def capacity(out_dir: Path, sweep: dict | None, date: str) -> Section:
+def capacity(out_dir: Path, sweep: dict | None, date: str, previous: dict | None = None) -> Section:
     """Beds on the served path (bench/serve_sweep.py): p99 against beds, and where the CPU of a window goes."""
     title = "Beds on the served path"
     rows = [r for r in (sweep or {}).get("rows", []) if "error" not in r]
@@ -287,7 +312,46 @@ def capacity(out_dir: Path, sweep: dict | None, date: str) -> Section:
     text = (f"holmes serve fed by holmes replay in real time on this machine (bench/features_cost.py: {fc:.2f} ms per window), every "
             f"{sweep['alarm_every']}th bed raising an alarm. Largest bed count with routine and verdict p99 under 1 s and nothing lost: "
             f"{sweep.get('largest_beds_holding')}.")
-    return Section(title, text, _save(fig, out_dir, "capacity"), f"bench/serve_sweep.py, {date}", table)
+    if sweep.get("serve_args"):
+        text += f" holmes serve {sweep['serve_args']}."
+    if previous and previous.get("largest_beds_holding"):
+        text += (f" The previous default (cascade v0009 for routine windows, escalating to the service) held "
+                 f"{previous['largest_beds_holding']} beds (bench/results/{PREVIOUS['sweep']}.json).")
+    text += _speed_caveat()
+    held = sweep.get("largest_beds_holding") or 0
+    missing = [] if held >= TARGET_BEDS else [
+        f"{TARGET_BEDS:,} beds on 2 cores with p99 < 1 s (the throughput target): not reached, largest holding {held:,}; the "
+        "bound is the consumer's feature extraction (~0.7 ms of ~1.35 ms CPU per window); incremental per-patient features are "
+        "not built yet"]
+    return Section(title, text, _save(fig, out_dir, "capacity"), f"bench/serve_sweep.py, {date}", table, missing)
+
+
+SERVED_PLAN = ROOT / "deploy" / "plan.json"
+
+
+def _served_plan(reg: dict):
+    """deploy/plan.json (the served plan) if it was composed on registry version ``reg['version']``, else None."""
+    from holmes.compose.plan import Plan
+
+    if not SERVED_PLAN.is_file():
+        return None
+    plan = Plan.load(SERVED_PLAN)
+    return plan if (plan.registry or {}).get("version") == reg.get("version") else None
+
+
+def _speed_caveat() -> str:
+    """The same served path re-run later at 1,000 beds (bench/results/serve_beds_ab_*.json): the machine's speed moves."""
+    runs = []
+    for p in sorted(RESULTS.glob("serve_beds_ab_*.json")):
+        d = json.loads(p.read_text())
+        fc = d.get("features_cost", {}).get("rows", [{}])[0].get("median_ms")
+        workers = "2 scoring processes" if "--score-workers 2" in str(d.get("serve_args", "")) else "1 scoring process"
+        if fc is not None and d.get("routine_e2e_ms", {}).get("p99") is not None:
+            runs.append(f"{workers}: features {fc:.2f} ms, routine p99 {d['routine_e2e_ms']['p99'] / 1e3:.1f} s")
+    if not runs:
+        return ""
+    return (" Capacity moves with the machine's speed: re-run at 1,000 beds when bench/features_cost.py gave 1.2-1.6 ms per "
+            "window, the same path did not hold (" + "; ".join(runs) + "; bench/results/serve_beds_ab_*.json).")
 
 
 def build(out_dir, registry=None, data=None, beds: int = 64, progress: bool = True) -> Path:
@@ -299,15 +363,20 @@ def build(out_dir, registry=None, data=None, beds: int = 64, progress: bool = Tr
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table, reg = ZooTable.from_registry(registry)
-    plan = compose(table, [50, 100, 250, 500, 1000], Load(beds, 1.0, 64, "periodic"), LatencyModel(), registry=reg, progress=progress)
+    plan = _served_plan(reg)  # the plan `holmes serve` serves, when it was composed on this registry version
+    served = plan is not None
+    if not served:
+        plan = compose(table, [50, 100, 250, 500, 1000], Load(beds, 1.0, 64, "periodic"), LatencyModel(), registry=reg, progress=progress)
     cascade, cdate = _json("cascade_report")
     serve, sdate = _json("serve_budgets")
     costs, kdate = _json("cascade_costs")
-    sel, seldate = _json("selection_nested")
-    sweep, swdate = _json("serve_sweep")
-    sections = [pareto(out_dir, table, plan, cascade, serve, sdate, reg), slo(out_dir, serve, sdate, reg),
-                cascade_stages(out_dir, cascade, cdate, costs, kdate), calibration(out_dir, table, cascade), risk_curves(out_dir, data),
-                per_type(sel, seldate), capacity(out_dir, sweep, swdate)]
+    sel, seldate = _json(SERVED["selection"])
+    sweep, swdate = _json(SERVED["sweep"])
+    vs_floor, _ = _json(SERVED["cascade_vs_floor"])
+    previous, _ = _json(PREVIOUS["sweep"])
+    sections = [pareto(out_dir, table, plan, cascade, serve, sdate, reg, served), slo(out_dir, serve, sdate, reg),
+                cascade_stages(out_dir, cascade, cdate, costs, kdate, vs_floor), calibration(out_dir, table, cascade),
+                risk_curves(out_dir, data), per_type(sel, seldate), capacity(out_dir, sweep, swdate, previous)]
     meta = {"generated": _now(), "registry": reg, "records": len(table.records)}
     (out_dir / "report.md").write_text(_markdown(sections, meta))
     index = out_dir / "index.html"
