@@ -14,16 +14,15 @@ the command that would make it.
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import subprocess
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from .report_render import Section, html_page, markdown_page
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -35,16 +34,6 @@ SERVED = {"selection": "selection_nested_v0004", "sweep": "serve_sweep_typed", "
 PREVIOUS = {"selection": "selection_nested", "sweep": "serve_sweep"}
 SERVED_MODEL = "features-typed"
 TARGET_BEDS = 2000  # the throughput target on 2 cores (routine windows and verdicts p99 < 1 s, nothing lost)
-
-
-@dataclass
-class Section:
-    title: str
-    text: str = ""
-    figure: str | None = None  # figure id: <id>.png in the output folder
-    source: str = ""  # command and date the numbers come from
-    table: list[list[str]] = field(default_factory=list)  # first row is the header
-    missing: list[str] = field(default_factory=list)
 
 
 def _now() -> str:
@@ -378,63 +367,7 @@ def build(out_dir, registry=None, data=None, beds: int = 64, progress: bool = Tr
                 cascade_stages(out_dir, cascade, cdate, costs, kdate, vs_floor), calibration(out_dir, table, cascade),
                 risk_curves(out_dir, data), per_type(sel, seldate), capacity(out_dir, sweep, swdate, previous)]
     meta = {"generated": _now(), "registry": reg, "records": len(table.records)}
-    (out_dir / "report.md").write_text(_markdown(sections, meta))
+    (out_dir / "report.md").write_text(markdown_page(sections, meta))
     index = out_dir / "index.html"
-    index.write_text(_html(sections, meta, out_dir))
+    index.write_text(html_page(sections, meta, out_dir))
     return index
-
-
-def _markdown(sections, meta) -> str:
-    out = ["# HOLMES-ICU trade-off report", "", f"Generated {meta['generated']} from registry {meta['registry']['version']} "
-           f"({meta['records']} records).", ""]
-    for s in sections:
-        out += [f"## {s.title}", ""]
-        if s.text:
-            out += [s.text, ""]
-        if s.figure:
-            out += [f"![{s.title}]({s.figure}.png)", ""]
-        if s.table:
-            out += ["| " + " | ".join(s.table[0]) + " |", "|" + "---|" * len(s.table[0])]
-            out += ["| " + " | ".join(r) + " |" for r in s.table[1:]] + [""]
-        if s.source:
-            out += [f"Source: {s.source}", ""]
-        out += [f"- Missing: {m}" for m in s.missing] + ([""] if s.missing else [])
-    return "\n".join(out)
-
-
-_PROBE = """<script>
-window.__errors = [];
-window.addEventListener('error', function (e) { window.__errors.push(String(e.message || (e.target && e.target.id) || e.type)); }, true);
-window.addEventListener('load', function () {
-  var ok = Array.prototype.filter.call(document.images, function (i) { return i.complete && i.naturalWidth > 0; });
-  document.body.dataset.figures = ok.map(function (i) { return i.id; }).join(',');
-  document.body.dataset.errors = String(window.__errors.length);
-  document.body.dataset.loaded = 'yes';
-});
-</script>"""
-
-
-def _html(sections, meta, out_dir: Path) -> str:
-    e = html.escape
-    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>HOLMES-ICU trade-off report</title>", _PROBE,
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;"
-             "font-size:13px}td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}td:first-child{text-align:left}"
-             ".src{color:#666;font-size:12px}.missing{color:#a33}img{max-width:100%}</style></head><body>",
-             f"<h1>HOLMES-ICU trade-off report</h1><p class='src'>Generated {e(meta['generated'])} from registry "
-             f"{e(meta['registry']['version'])} ({meta['records']} records).</p>"]
-    for s in sections:
-        parts.append(f"<h2>{e(s.title)}</h2>")
-        if s.text:
-            parts.append(f"<p>{e(s.text)}</p>")
-        if s.figure:
-            b64 = base64.b64encode((out_dir / f"{s.figure}.png").read_bytes()).decode()
-            parts.append(f"<img id='{s.figure}' alt='{e(s.title)}' src='data:image/png;base64,{b64}'>")
-        if s.table:
-            head = "".join(f"<th>{e(c)}</th>" for c in s.table[0])
-            body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in s.table[1:])
-            parts.append(f"<table><tr>{head}</tr>{body}</table>")
-        if s.source:
-            parts.append(f"<p class='src'>Source: {e(s.source)}</p>")
-        parts += [f"<p class='missing'>Missing: {e(m)}</p>" for m in s.missing]
-    parts.append("</body></html>")
-    return "\n".join(parts)

@@ -80,7 +80,7 @@ class TypedHeads:
             heads = {}
             for k in range(N_TYPES):
                 m = t == k
-                if m.sum() >= self.min_records and 0 < y[m].sum() < m.sum():
+                if self._trainable(y[m]):
                     heads[k] = self._new().fit(X[m], y[m])
         return glob, heads
 
@@ -96,12 +96,18 @@ class TypedHeads:
                     ph[m] = head.predict_proba(X[m])[:, 1]
         return pg, ph
 
-    def _mix_of(self, k: int) -> float:
-        return float(self.mixes_[k]) if hasattr(self, "mixes_") else float(self.mix)
+    def _trainable(self, y_type: np.ndarray) -> bool:
+        """Whether one alarm type's rows can have a head and a map of their own: enough rows, both classes."""
+        return bool(len(y_type) >= self.min_records and 0 < y_type.sum() < len(y_type))
+
+    def _weights(self, t: np.ndarray) -> np.ndarray:
+        """Each row's head weight: its type's chosen mix (models fitted before per-type mixes carry ``mix`` alone)."""
+        mixes = getattr(self, "mixes_", None) or {k: self.mix for k in range(N_TYPES)}
+        return np.array([float(mixes[k]) for k in range(N_TYPES)])[t]
 
     def _mixed(self, glob, heads, X, t) -> np.ndarray:
         pg, ph = self._parts(glob, heads, X, t)
-        w = np.array([self._mix_of(k) for k in range(N_TYPES)])[t]
+        w = self._weights(t)
         return w * ph + (1.0 - w) * pg
 
     def fit(self, X, y) -> "TypedHeads":
@@ -110,18 +116,17 @@ class TypedHeads:
         t = types_of(X)
         infos = [RecordInfo(str(i), ALARM_TYPES[k], int(v)) for i, (k, v) in enumerate(zip(t, y))]
         folds = cv_folds(infos, self.calib_splits, seed=self.seed + 2000)
-        if hasattr(self, "mixes_"):
-            del self.mixes_
         pg, ph = np.empty(len(y)), np.empty(len(y))
         for k in range(self.calib_splits):
             tr, te = folds != k, folds == k
             glob, heads = self._fit_models(X[tr], y[tr], t[tr])
             pg[te], ph[te] = self._parts(glob, heads, X[te], t[te])
         self.global_, self.heads_ = self._fit_models(X, y, t)
-        ok = {k: bool((t == k).sum() >= self.min_records and 0 < y[t == k].sum() < (t == k).sum()) for k in range(N_TYPES)}
-        self.mixes_ = {k: self._choose_mix(pg[t == k], ph[t == k], y[t == k]) if self.mix == "auto" and ok[k] else
-                       (0.5 if self.mix == "auto" else float(self.mix)) for k in range(N_TYPES)}
-        w = np.array([self.mixes_[k] for k in range(N_TYPES)])[t]
+        ok = {k: self._trainable(y[t == k]) for k in range(N_TYPES)}
+        fixed = 0.5 if self.mix == "auto" else float(self.mix)  # "auto" on a type without a head of its own: the default
+        self.mixes_ = {k: self._choose_mix(pg[t == k], ph[t == k], y[t == k]) if self.mix == "auto" and ok[k] else fixed
+                       for k in range(N_TYPES)}
+        w = self._weights(t)
         oof = w * ph + (1.0 - w) * pg
         fallback = _platt(oof, y)
         self.maps_ = {k: _platt(oof[t == k], y[t == k]) if ok[k] else fallback for k in range(N_TYPES)}

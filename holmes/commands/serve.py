@@ -23,6 +23,8 @@ import signal
 import sys
 import threading
 
+from models.errors import InvalidFieldError
+
 log = logging.getLogger("holmes.serve")
 
 
@@ -93,8 +95,6 @@ def stream_scorers(cfg, handle, plan=None):
 
     s = cfg.stream
     if s.score_workers != 1 and s.routine_scorer != "features":
-        from models.errors import InvalidFieldError
-
         raise InvalidFieldError("stream.score_workers", f"applies to routine_scorer features, not {s.routine_scorer!r}: must be 1",
                                 s.score_workers)
     per_request = cfg.service.max_request_windows  # the largest request the ingress takes: fewer calls, each costing the same
@@ -120,7 +120,6 @@ def stream_scorers(cfg, handle, plan=None):
 def check_cascade_row(fitted, plan) -> None:
     """A cascade whose costly rung is a plan row asks the service for that row by name, so the served plan's row of that
     name must hold the members its gates were tuned on; otherwise a typed error before any window is scored."""
-    from models.errors import InvalidFieldError
     from unfold.scorer import plan_row
 
     row = plan_row(fitted)
