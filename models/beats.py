@@ -166,13 +166,16 @@ def filtered(x: np.ndarray, kind: str, fs_hz: int) -> np.ndarray:
     return y[:, ::-1][:, edge:-edge].reshape(x.shape)
 
 
-def ecg_peaks_rows(bp: np.ndarray, fs_hz: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(QRS times (s), QRS widths (s)) of each band-passed ECG row of ``bp`` [R, n]; see ``ecg_peaks``."""
+def _ecg_integ(bp: np.ndarray, fs_hz: int):
+    """(rows of ``bp`` with a detectable QRS, their 120 ms integrated squared slope, the least peak height per row).
+
+    A row whose 1-99 percentile range is under ``ECG_FLAT_MV`` has no QRS; the height is 20 % of the 99th
+    percentile of the row's integrated slope.
+    """
     lohi = percentiles_rows(bp, [1, 99])
     ok = np.flatnonzero(~(lohi[:, 1] - lohi[:, 0] < ECG_FLAT_MV))
-    out = [(np.empty(0), np.empty(0))] * len(bp)
     if not len(ok):
-        return out
+        return ok, None, None
     x = bp if len(ok) == len(bp) else bp[ok]
     slope = np.empty(x.shape)  # np.diff(x, prepend=x[:, :1]) ** 2, without its temporaries
     slope[:, 0] = 0.0
@@ -180,12 +183,33 @@ def ecg_peaks_rows(bp: np.ndarray, fs_hz: int) -> list[tuple[np.ndarray, np.ndar
     np.square(slope, out=slope)
     kern = box(max(1, int(0.12 * fs_hz)))
     integ = np.stack([np.convolve(s, kern, mode="same") for s in slope])
-    refs = percentiles_rows(integ, [99])[:, 0]
-    for r, sig, ref in zip(ok, integ, refs):
-        peaks, _ = signal.find_peaks(sig, height=0.2 * ref, distance=int(0.2 * fs_hz))
+    return ok, integ, 0.2 * percentiles_rows(integ, [99])[:, 0]
+
+
+def ecg_peaks_rows(bp: np.ndarray, fs_hz: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(QRS times (s), QRS widths (s)) of each band-passed ECG row of ``bp`` [R, n]; see ``ecg_peaks``."""
+    ok, integ, heights = _ecg_integ(bp, fs_hz)
+    out = [(np.empty(0), np.empty(0))] * len(bp)
+    for r, sig, h in zip(ok, integ if len(ok) else (), heights if len(ok) else ()):
+        peaks, _ = signal.find_peaks(sig, height=h, distance=int(0.2 * fs_hz))
         w = signal.peak_widths(sig, peaks, rel_height=0.5)[0] if len(peaks) else np.empty(0)
         out[r] = (peaks / fs_hz, w / fs_hz)
     return out
+
+
+def ecg_beats_flat(bp: np.ndarray, fs_hz: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``ecg_peaks_rows`` in one compiled call: (QRS times (s), QRS widths (s), count per row), rows one after another.
+
+    Needs ``models.beat_kernels.available()``.
+    """
+    from .beat_kernels import kernels
+
+    ok, integ, heights = _ecg_integ(bp, fs_hz)
+    counts = np.zeros(len(bp), dtype=np.int64)
+    if not len(ok):
+        return np.empty(0), np.empty(0), counts
+    pos, wid, counts[ok] = kernels()["peaks_rows"](integ, heights, np.full(len(ok), np.nan), int(0.2 * fs_hz), True)
+    return pos / fs_hz, wid / fs_hz, counts
 
 
 def ecg_peaks(bp: np.ndarray, fs_hz: int, widths: bool = False):
@@ -211,6 +235,19 @@ def pulse_peaks_rows(bp: np.ndarray, fs_hz: int, floors) -> list[np.ndarray]:
         peaks, _ = signal.find_peaks(x, prominence=max(0.3 * amp, floor), distance=int(0.25 * fs_hz))
         out.append(peaks / fs_hz)
     return out
+
+
+def pulse_beats_flat(bp: np.ndarray, fs_hz: int, floors) -> tuple[np.ndarray, np.ndarray]:
+    """``pulse_peaks_rows`` in one compiled call: (pulse times (s), count per row), rows one after another."""
+    from .beat_kernels import kernels
+
+    lohi = percentiles_rows(bp, [2, 98])
+    amp = lohi[:, 1] - lohi[:, 0]
+    floors = np.asarray(floors, dtype=np.float64)
+    none = np.where(amp < floors, np.inf, np.nan)  # a height no sample reaches: the row has no pulse
+    pos, _, counts = kernels()["peaks_rows"](np.ascontiguousarray(bp), none, np.maximum(0.3 * amp, floors),
+                                             int(0.25 * fs_hz), False)
+    return pos / fs_hz, counts
 
 
 def rhythm(t: np.ndarray, span_s: float) -> list[float]:

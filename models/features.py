@@ -19,14 +19,16 @@ all voters agree on, slowest/fastest rate every voter supports, ECG rate minus p
 
 from __future__ import annotations
 
+import os
 import warnings
 from functools import lru_cache
 
 import numpy as np
 
-from .beats import (box, ecg_peaks_rows, fill_nan, filtered, match_fraction, median_rows, median_small, percentiles_rows,
-                    pulse_peaks_rows, rhythm)
+from .beats import (box, ecg_beats_flat, ecg_peaks_rows, fill_nan, filtered, match_fraction, median_rows, median_small,
+                    percentiles_rows, pulse_beats_flat, pulse_peaks_rows, rhythm)
 from .data import ALARM_TYPES, FS_HZ
+from .errors import InvalidFieldError
 
 RHYTHM = ("n_beats", "hr_bpm", "min_hr5_bpm", "max_hr17_bpm", "max_hr5_bpm", "max_gap_s", "rr_cv")
 QUALITY = ("nan_frac", "flat_frac", "sat_frac")
@@ -165,30 +167,90 @@ def _pulse_rows(filled: np.ndarray, bp: np.ndarray, fs_hz: int) -> np.ndarray:
     return np.stack([a_all, _ratio(a_last, a_all, 0.0), median_rows(filled)], axis=-1)
 
 
-def extract(window: np.ndarray, mask: np.ndarray, fs_hz: int = FS_HZ) -> np.ndarray:
+def extract(window: np.ndarray, mask: np.ndarray, fs_hz: int = FS_HZ, engine: str | None = None) -> np.ndarray:
     """Feature vector (float64 [N_FEATURES]) of one raw window [5, n]: a batch of one."""
-    return extract_batch(np.asarray(window)[None], np.asarray(mask)[None], fs_hz)[0]
+    return extract_batch(np.asarray(window)[None], np.asarray(mask)[None], fs_hz, engine)[0]
 
 
 CHUNK = 8  # windows per vectorised pass: temporaries stay ~0.5 MB, which the allocator reuses without page faults
+ENGINES = ("auto", "compiled", "reference")
 
 
-def extract_batch(windows: np.ndarray, masks: np.ndarray, fs_hz: int = FS_HZ) -> np.ndarray:
+def _engine(engine: str | None) -> bool:
+    """Whether to use the compiled per-row stages (``models.beat_kernels``) for ``engine``.
+
+    None reads ``HOLMES_FEATURES_ENGINE`` (default ``auto``: compiled when numba is importable). ``reference`` is
+    the scipy/numpy path the compiled one is measured against (``bench/features_equal.py``).
+    """
+    name = engine or os.environ.get("HOLMES_FEATURES_ENGINE") or "auto"
+    if name not in ENGINES:
+        raise InvalidFieldError("engine", f"must be one of {', '.join(ENGINES)}", name)
+    if name == "reference":
+        return False
+    from .beat_kernels import available
+
+    if name == "compiled" and not available():
+        raise InvalidFieldError("engine", "compiled needs numba (pip install numba)", name)
+    return available()
+
+
+def warm_up(fs_hz: int = FS_HZ) -> bool:
+    """Compile (or load from numba's disk cache) the compiled engine now, not on a stream's first window; returns
+    whether the default engine is the compiled one. A noise window reaches every kernel."""
+    x = np.random.default_rng(0).standard_normal((1, 5, 16 * fs_hz)) * np.array([1.0, 1.0, 20.0, 1.0, 1.0])[:, None]
+    extract_batch(x, np.ones((1, 5), dtype=bool), fs_hz)
+    return _engine(None)
+
+
+def extract_batch(windows: np.ndarray, masks: np.ndarray, fs_hz: int = FS_HZ, engine: str | None = None) -> np.ndarray:
     """Features of a batch [B, 5, n] -> [B, N_FEATURES].
 
     Filtering, quality, spectra, percentiles and slopes run on all present (window, source) rows of a chunk
-    of ``CHUNK`` windows at once; only peak search and rhythm statistics of the beat times are per row.
-    Each row is computed on its own, so a window's features do not depend on the rest of its batch.
+    of ``CHUNK`` windows at once; peak search and rhythm statistics of the beat times run per row, all rows in
+    one compiled call (``engine``: see ``_engine``). Each row is computed on its own, so a window's features do
+    not depend on the rest of its batch.
     """
     windows = np.asarray(windows)
     masks = np.asarray(masks, dtype=bool)
+    compiled = _engine(engine)
     if len(windows) <= CHUNK:
-        return _extract_chunk(windows, masks, fs_hz)
+        return _extract_chunk(windows, masks, fs_hz, compiled)
     chunks = range(0, len(windows), CHUNK)
-    return np.concatenate([_extract_chunk(windows[i : i + CHUNK], masks[i : i + CHUNK], fs_hz) for i in chunks])
+    return np.concatenate([_extract_chunk(windows[i : i + CHUNK], masks[i : i + CHUNK], fs_hz, compiled) for i in chunks])
 
 
-def _extract_chunk(windows: np.ndarray, masks: np.ndarray, fs_hz: int) -> np.ndarray:
+def _flat(rows) -> tuple[np.ndarray, np.ndarray]:
+    """(values one row after another, count per row) of a list of 1-D arrays."""
+    counts = np.array([len(r) for r in rows], dtype=np.int64)
+    return (np.concatenate(rows) if len(rows) else np.empty(0)), counts
+
+
+def _beat_stats(t: np.ndarray, counts: np.ndarray, span: float, compiled: bool) -> np.ndarray:
+    """[R, 14]: ``rhythm`` over the whole window, then over its last ``LAST_S`` s, of each row's beat times."""
+    if compiled:
+        from .beat_kernels import kernels
+
+        return kernels()["rhythm_rows"](t, counts, span, LAST_S)
+    last0 = span - LAST_S
+    rows = np.split(t, np.cumsum(counts)[:-1])
+    return np.array([rhythm(r, span) + rhythm(r[r >= last0] - last0, LAST_S) for r in rows], dtype=np.float64).reshape(-1, 14)
+
+
+def _ecg_widths(t: np.ndarray, w: np.ndarray, counts: np.ndarray, span: float, compiled: bool) -> np.ndarray:
+    """[R, 2]: ``_widths`` of each ECG row."""
+    if compiled:
+        from .beat_kernels import kernels
+
+        return kernels()["widths_rows"](t, w, counts, span, LAST_S)
+    cut = np.cumsum(counts)[:-1]
+    return np.array([_widths(a, b, span) for a, b in zip(np.split(t, cut), np.split(w, cut))], dtype=np.float64).reshape(-1, 2)
+
+
+BLOCK = {s: len(QUALITY) + 2 * len(RHYTHM) + len(ECG_EXTRA if s.startswith("ECG") else PULSE_EXTRA) for s in SOURCES}
+OFFSET = np.cumsum([0] + [BLOCK[s] for s in SOURCES])  # first column of each source's block; consensus after the last
+
+
+def _extract_chunk(windows: np.ndarray, masks: np.ndarray, fs_hz: int, compiled: bool) -> np.ndarray:
     """``extract_batch`` of at most ``CHUNK`` windows (masks already boolean)."""
     if len(windows) == 0:
         return np.empty((0, N_FEATURES))
@@ -199,75 +261,95 @@ def _extract_chunk(windows: np.ndarray, masks: np.ndarray, fs_hz: int) -> np.nda
     present = masks[:, :4] & (nan_frac < 1.0)
     quality = _quality_batch(raw, nan_frac, fs_hz)
     span = n / fs_hz
-    beats: dict[tuple[int, int], np.ndarray] = {}
-    extra = [[None] * 4 for _ in range(B)]
+    out = np.full((B, N_FEATURES), np.nan)
+    whole = np.full((B, 4, len(RHYTHM)), np.nan)  # each present source's whole-window rhythm, for the consensus
+    leads: dict[tuple[int, int], np.ndarray] = {}
     eb, ei = np.nonzero(present[:, :2])  # (window, source) rows to compute; filtering is per row
     if len(eb):
         fe = filled[eb, ei]
         be = filtered(fe, "ecg", fs_hz)
-        ecg = np.concatenate([_ecg_spectral_rows(fe, fs_hz), _morphology_rows(fe, be, fs_hz)], axis=-1).tolist()
-        for b, i, (t, w), e in zip(eb, ei, ecg_peaks_rows(be, fs_hz), ecg):
-            beats[b, i] = t
-            extra[b][i] = e[:5] + _widths(t, w, span) + e[5:]
+        if compiled:
+            t, w, counts = ecg_beats_flat(be, fs_hz)
+        else:
+            found = ecg_peaks_rows(be, fs_hz)
+            (t, counts), (w, _) = _flat([a for a, _ in found]), _flat([b for _, b in found])
+        rh = _beat_stats(t, counts, span, compiled)
+        spectral = _ecg_spectral_rows(fe, fs_hz)
+        block = np.concatenate([quality[eb, ei], rh, spectral, _ecg_widths(t, w, counts, span, compiled),
+                                _morphology_rows(fe, be, fs_hz)], axis=1)
+        out[eb[:, None], OFFSET[ei][:, None] + np.arange(block.shape[1])] = block
+        whole[eb, ei] = rh[:, : len(RHYTHM)]
+        both = present[eb, 0] & present[eb, 1]
+        if both.any():
+            rows = np.split(t, np.cumsum(counts)[:-1])
+            leads = {(int(b), int(i)): rows[r] for r, (b, i) in enumerate(zip(eb, ei)) if both[r]}
     pb, pi = np.nonzero(present[:, 2:])
     if len(pb):
         pi = pi + 2
         fp = filled[pb, pi]
         bpp = filtered(fp, "pulse", fs_hz)
-        floors = [5.0 if i == 2 else 1e-3 for i in pi]
-        pul = _pulse_rows(fp, bpp, fs_hz).tolist()
-        for b, i, t, e in zip(pb, pi, pulse_peaks_rows(bpp, fs_hz, floors), pul):
-            beats[b, i] = t
-            extra[b][i] = e
-    out = np.empty((B, N_FEATURES))
-    for b in range(B):
-        out[b] = _assemble(present[b], quality[b], [beats.get((b, i)) for i in range(4)], extra[b], span)
+        floors = np.where(pi == 2, 5.0, 1e-3)
+        if compiled:
+            t, counts = pulse_beats_flat(bpp, fs_hz, floors)
+        else:
+            t, counts = _flat(pulse_peaks_rows(bpp, fs_hz, floors))
+        rh = _beat_stats(t, counts, span, compiled)
+        block = np.concatenate([quality[pb, pi], rh, _pulse_rows(fp, bpp, fs_hz)], axis=1)
+        out[pb[:, None], OFFSET[pi][:, None] + np.arange(block.shape[1])] = block
+        whole[pb, pi] = rh[:, : len(RHYTHM)]
+    out[:, OFFSET[-1] :] = _consensus(present, quality, whole)
+    if leads:
+        match = match_fraction
+        if compiled:
+            from .beat_kernels import kernels
+
+            match = kernels()["match_fraction"]
+        col = OFFSET[-1] + CONSENSUS.index("ecg_agreement")
+        for b in {b for b, _ in leads}:
+            out[b, col] = match(leads[b, 0], leads[b, 1], 0.15)
     return out
 
 
 PULSE_VOTE_MAX_CV = 0.3  # a pulse source whose beat intervals vary more than this is not a pulse to trust
 
 
-def _votes(i: int, quality: list[float], whole: list[float]) -> bool:
-    """Whether source ``i`` is good enough to vote in the consensus.
+def _votes(quality: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """[B, 4]: whether each source is good enough to vote in the consensus (absent sources: NaN quality, no vote).
 
     Every source: under 20 % NaN and under half its 1 s blocks flat. A pulse (ABP, PPG) must also beat
     regularly (RR coefficient of variation under ``PULSE_VOTE_MAX_CV``) when it has beats at all: a
     damped or moving PPG yields a few scattered "beats" (a rate of 20-60 bpm during a true tachycardia
     of 150), and the consensus takes the slowest fast rate every voter supports. A pulse with fewer than
-    two beats still votes: that is what a real pause looks like.
+    two beats (NaN coefficient) still votes: that is what a real pause looks like.
     """
-    if not (quality[0] < 0.2 and quality[1] < 0.5):
-        return False
-    rr_cv = whole[RHYTHM.index("rr_cv")]
-    return i < 2 or not rr_cv >= PULSE_VOTE_MAX_CV
+    good = (quality[..., 0] < 0.2) & (quality[..., 1] < 0.5)
+    regular = ~(whole[..., RHYTHM.index("rr_cv")] >= PULSE_VOTE_MAX_CV)
+    regular[:, :2] = True
+    return good & regular
 
 
-def _assemble(present, quality, beats, extra, span: float) -> list[float]:
-    """One window's vector from its batch-computed parts: per source quality, rhythm and extras, then consensus."""
-    out: list[float] = []
-    rh: dict[str, list[float]] = {}
-    last0 = span - LAST_S
-    for i, s in enumerate(SOURCES):
-        if not present[i]:
-            out += [np.nan] * (len(QUALITY) + 2 * len(RHYTHM) + (len(ECG_EXTRA) if i < 2 else len(PULSE_EXTRA)))
-            continue
-        q = quality[i].tolist()
-        t = beats[i]
-        whole = rhythm(t, span)
-        if _votes(i, q, whole):
-            rh[s] = whole
-        out += q + whole + rhythm(t[t >= last0] - last0, LAST_S) + extra[i]
-    if rh:
-        col = {k: [v[j] for v in rh.values()] for j, k in enumerate(RHYTHM)}
-        ecg_hr = [rh[s][1] for s in ("ECG1", "ECG2") if s in rh]
-        pul_hr = [rh[s][1] for s in ("ABP", "PPG") if s in rh]
-        diff = float(median_small(ecg_hr) - median_small(pul_hr)) if ecg_hr and pul_hr else np.nan
-        out += [min(col["max_gap_s"]), max(col["min_hr5_bpm"]), min(col["max_hr17_bpm"]), min(col["max_hr5_bpm"]), diff]
-    else:
-        out += [np.nan] * 5
-    agree = match_fraction(beats[0], beats[1]) if present[0] and present[1] else np.nan
-    out += [agree, float(len(rh))]
+def _consensus(present: np.ndarray, quality: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """[B, 7] consensus columns: over the voting sources, the pause all agree on, the slowest / fastest rates every
+    voter supports and ECG rate minus pulse rate (NaN without voters); lead agreement (filled in later) and
+    the number of voters."""
+    votes = present & _votes(quality, whole)
+    out = np.full((len(votes), len(CONSENSUS)), np.nan)
+    with np.errstate(invalid="ignore"):
+        col = {k: whole[..., j] for j, k in enumerate(RHYTHM)}
+        lo = lambda v: np.where(votes, v, np.inf).min(-1)  # noqa: E731
+        hi = lambda v: np.where(votes, v, -np.inf).max(-1)  # noqa: E731
+        hr = col["hr_bpm"]
+
+        def med2(a, b, va, vb):  # median_small of the voters among two values
+            return np.where(va & vb, (a + b) / 2.0, np.where(va, a, b))
+
+        ecg = med2(hr[:, 0], hr[:, 1], votes[:, 0], votes[:, 1])
+        pul = med2(hr[:, 2], hr[:, 3], votes[:, 2], votes[:, 3])
+        diff = np.where(votes[:, :2].any(-1) & votes[:, 2:].any(-1), ecg - pul, np.nan)
+        cons = np.stack([lo(col["max_gap_s"]), hi(col["min_hr5_bpm"]), lo(col["max_hr17_bpm"]), lo(col["max_hr5_bpm"]), diff], -1)
+    any_vote = votes.any(-1)
+    out[any_vote, :5] = cons[any_vote]
+    out[:, CONSENSUS.index("n_good_sources")] = votes.sum(-1)
     return out
 
 

@@ -46,6 +46,10 @@ def _init_worker(member_bytes: bytes) -> None:
     except ImportError:
         pass
     _MEMBER = pickle.loads(member_bytes)
+    if getattr(_MEMBER, "kind", None) == "features":
+        from models.features import warm_up
+
+        warm_up()
 
 
 def _ready() -> bool:

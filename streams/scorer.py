@@ -104,6 +104,10 @@ class MemberScorer:
         self.stage = stage
         self.calibrator = calibrator
         self.predict = member.predict_proba
+        if getattr(member, "kind", None) == "features":
+            from models.features import warm_up
+
+            warm_up()  # the compiled feature engine loads here, not on the stream's first tick
         if workers != 1:
             from .parallel import ParallelPredict
 
