@@ -216,7 +216,9 @@ def main() -> int:
         k = s.models[0] if s.models else "-"
         answered_by[k] = answered_by.get(k, 0) + 1
     out = {
-        "machine": machine(), "features_cost": {"rows": fc.get("rows"), "beds_per_core_at_1hz": fc.get("beds_per_core_at_1hz")},
+        "machine": machine(), "features_cost": {"rows": fc.get("rows"), "beds_per_core_at_1hz": fc.get("beds_per_core_at_1hz"),
+                                                "compiled_rows": fc.get("compiled_rows"), "compiled_speedup": fc.get("compiled_speedup")},
+        "features_engine": os.environ.get("HOLMES_FEATURES_ENGINE") or "auto",
         "command": " ".join(sys.argv), "beds": args.beds, "stagger_s": args.stagger_s, "record_s": [args.start_s, args.end_s],
         "serve_args": args.serve_args, "startup_s": round(startup_s, 1), "serve_rc": rc,
         "replay": replay_stats, "expected_windows": expected, "windows_published": len(scores),
