@@ -46,6 +46,20 @@ def test_demo_runs_the_whole_service_path(tmp_path, capsys):
     routine = [s for s in scores if s["verdict"] is None]
     assert routine and all(s["models"] == ["features-typed"] for s in routine)  # in process, no service call
     assert list(floor.members) == ["features-typed"]  # the same model answers the verdicts on the service
+    # the routine lane's map (fitted on the member's out-of-fold predictions) is the verdict row's map: on a verdict's
+    # window (offline here: the routine window ending at the alarm is answered by the verdict) it publishes the
+    # verdict's probability, so a clinician never sees two figures for one window from one model
+    import numpy as np
+
+    import streams.feature_scorer  # noqa: F401  (registers "features")
+    from models.data import alarm_window, load_record, resolve_data_dir
+    from streams.scorer import make_scorer
+
+    scorer = make_scorer("features")
+    recs = [load_record(resolve_data_dir(None), v["patient"]) for v in verdicts]
+    p = scorer.member.predict_proba(np.stack([alarm_window(r) for r in recs]), np.stack([r.mask for r in recs]),
+                                    [r.alarm_type for r in recs])
+    assert np.allclose(scorer.calibrator.transform(p), [v["probability"] for v in verdicts], rtol=0, atol=1e-9)
     assert all(0.0 <= s["probability"] <= 1.0 for s in scores)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["counters"]["verdicts"] == 4 and metrics["counters"].get("verdicts_late", 0) == 0
