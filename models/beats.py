@@ -175,7 +175,7 @@ def _ecg_integ(bp: np.ndarray, fs_hz: int):
     lohi = percentiles_rows(bp, [1, 99])
     ok = np.flatnonzero(~(lohi[:, 1] - lohi[:, 0] < ECG_FLAT_MV))
     if not len(ok):
-        return ok, None, None
+        return ok, np.empty((0, bp.shape[-1])), np.empty(0)
     x = bp if len(ok) == len(bp) else bp[ok]
     slope = np.empty(x.shape)  # np.diff(x, prepend=x[:, :1]) ** 2, without its temporaries
     slope[:, 0] = 0.0
@@ -190,7 +190,7 @@ def ecg_peaks_rows(bp: np.ndarray, fs_hz: int) -> list[tuple[np.ndarray, np.ndar
     """(QRS times (s), QRS widths (s)) of each band-passed ECG row of ``bp`` [R, n]; see ``ecg_peaks``."""
     ok, integ, heights = _ecg_integ(bp, fs_hz)
     out = [(np.empty(0), np.empty(0))] * len(bp)
-    for r, sig, h in zip(ok, integ if len(ok) else (), heights if len(ok) else ()):
+    for r, sig, h in zip(ok, integ, heights):
         peaks, _ = signal.find_peaks(sig, height=h, distance=int(0.2 * fs_hz))
         w = signal.peak_widths(sig, peaks, rel_height=0.5)[0] if len(peaks) else np.empty(0)
         out[r] = (peaks / fs_hz, w / fs_hz)

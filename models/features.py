@@ -53,6 +53,7 @@ def _names() -> list[str]:
 
 FEATURE_NAMES: tuple[str, ...] = tuple(_names())
 N_FEATURES = len(FEATURE_NAMES)
+COUNT_FEATURES: tuple[str, ...] = tuple(n for n in FEATURE_NAMES if n.endswith("n_beats") or n == "n_good_sources")  # integers
 
 
 def _quality_batch(raw: np.ndarray, nan_frac: np.ndarray, fs_hz: int) -> np.ndarray:
@@ -176,8 +177,8 @@ CHUNK = 8  # windows per vectorised pass: temporaries stay ~0.5 MB, which the al
 ENGINES = ("auto", "compiled", "reference")
 
 
-def _engine(engine: str | None) -> bool:
-    """Whether to use the compiled per-row stages (``models.beat_kernels``) for ``engine``.
+def _engine(engine: str | None) -> dict | None:
+    """The compiled per-row stages (``models.beat_kernels.kernels()``) for ``engine``, or None for the reference path.
 
     None reads ``HOLMES_FEATURES_ENGINE`` (default ``auto``: compiled when numba is importable). ``reference`` is
     the scipy/numpy path the compiled one is measured against (``bench/features_equal.py``).
@@ -186,12 +187,13 @@ def _engine(engine: str | None) -> bool:
     if name not in ENGINES:
         raise InvalidFieldError("engine", f"must be one of {', '.join(ENGINES)}", name)
     if name == "reference":
-        return False
-    from .beat_kernels import available
+        return None
+    from .beat_kernels import kernels
 
-    if name == "compiled" and not available():
+    found = kernels()
+    if name == "compiled" and found is None:
         raise InvalidFieldError("engine", "compiled needs numba (pip install numba)", name)
-    return available()
+    return found
 
 
 def warm_up(fs_hz: int = FS_HZ) -> bool:
@@ -199,7 +201,7 @@ def warm_up(fs_hz: int = FS_HZ) -> bool:
     whether the default engine is the compiled one. A noise window reaches every kernel."""
     x = np.random.default_rng(0).standard_normal((1, 5, 16 * fs_hz)) * np.array([1.0, 1.0, 20.0, 1.0, 1.0])[:, None]
     extract_batch(x, np.ones((1, 5), dtype=bool), fs_hz)
-    return _engine(None)
+    return _engine(None) is not None
 
 
 def extract_batch(windows: np.ndarray, masks: np.ndarray, fs_hz: int = FS_HZ, engine: str | None = None) -> np.ndarray:
@@ -212,11 +214,11 @@ def extract_batch(windows: np.ndarray, masks: np.ndarray, fs_hz: int = FS_HZ, en
     """
     windows = np.asarray(windows)
     masks = np.asarray(masks, dtype=bool)
-    compiled = _engine(engine)
+    K = _engine(engine)
     if len(windows) <= CHUNK:
-        return _extract_chunk(windows, masks, fs_hz, compiled)
+        return _extract_chunk(windows, masks, fs_hz, K)
     chunks = range(0, len(windows), CHUNK)
-    return np.concatenate([_extract_chunk(windows[i : i + CHUNK], masks[i : i + CHUNK], fs_hz, compiled) for i in chunks])
+    return np.concatenate([_extract_chunk(windows[i : i + CHUNK], masks[i : i + CHUNK], fs_hz, K) for i in chunks])
 
 
 def _flat(rows) -> tuple[np.ndarray, np.ndarray]:
@@ -225,23 +227,19 @@ def _flat(rows) -> tuple[np.ndarray, np.ndarray]:
     return (np.concatenate(rows) if len(rows) else np.empty(0)), counts
 
 
-def _beat_stats(t: np.ndarray, counts: np.ndarray, span: float, compiled: bool) -> np.ndarray:
+def _beat_stats(t: np.ndarray, counts: np.ndarray, span: float, K: dict | None) -> np.ndarray:
     """[R, 14]: ``rhythm`` over the whole window, then over its last ``LAST_S`` s, of each row's beat times."""
-    if compiled:
-        from .beat_kernels import kernels
-
-        return kernels()["rhythm_rows"](t, counts, span, LAST_S)
+    if K:
+        return K["rhythm_rows"](t, counts, span, LAST_S)
     last0 = span - LAST_S
     rows = np.split(t, np.cumsum(counts)[:-1])
     return np.array([rhythm(r, span) + rhythm(r[r >= last0] - last0, LAST_S) for r in rows], dtype=np.float64).reshape(-1, 14)
 
 
-def _ecg_widths(t: np.ndarray, w: np.ndarray, counts: np.ndarray, span: float, compiled: bool) -> np.ndarray:
+def _ecg_widths(t: np.ndarray, w: np.ndarray, counts: np.ndarray, span: float, K: dict | None) -> np.ndarray:
     """[R, 2]: ``_widths`` of each ECG row."""
-    if compiled:
-        from .beat_kernels import kernels
-
-        return kernels()["widths_rows"](t, w, counts, span, LAST_S)
+    if K:
+        return K["widths_rows"](t, w, counts, span, LAST_S)
     cut = np.cumsum(counts)[:-1]
     return np.array([_widths(a, b, span) for a, b in zip(np.split(t, cut), np.split(w, cut))], dtype=np.float64).reshape(-1, 2)
 
@@ -250,8 +248,8 @@ BLOCK = {s: len(QUALITY) + 2 * len(RHYTHM) + len(ECG_EXTRA if s.startswith("ECG"
 OFFSET = np.cumsum([0] + [BLOCK[s] for s in SOURCES])  # first column of each source's block; consensus after the last
 
 
-def _extract_chunk(windows: np.ndarray, masks: np.ndarray, fs_hz: int, compiled: bool) -> np.ndarray:
-    """``extract_batch`` of at most ``CHUNK`` windows (masks already boolean)."""
+def _extract_chunk(windows: np.ndarray, masks: np.ndarray, fs_hz: int, K: dict | None) -> np.ndarray:
+    """``extract_batch`` of at most ``CHUNK`` windows (masks already boolean); ``K``: the compiled stages or None."""
     if len(windows) == 0:
         return np.empty((0, N_FEATURES))
     B, _, n = windows.shape
@@ -268,14 +266,14 @@ def _extract_chunk(windows: np.ndarray, masks: np.ndarray, fs_hz: int, compiled:
     if len(eb):
         fe = filled[eb, ei]
         be = filtered(fe, "ecg", fs_hz)
-        if compiled:
+        if K:
             t, w, counts = ecg_beats_flat(be, fs_hz)
         else:
             found = ecg_peaks_rows(be, fs_hz)
             (t, counts), (w, _) = _flat([a for a, _ in found]), _flat([b for _, b in found])
-        rh = _beat_stats(t, counts, span, compiled)
+        rh = _beat_stats(t, counts, span, K)
         spectral = _ecg_spectral_rows(fe, fs_hz)
-        block = np.concatenate([quality[eb, ei], rh, spectral, _ecg_widths(t, w, counts, span, compiled),
+        block = np.concatenate([quality[eb, ei], rh, spectral, _ecg_widths(t, w, counts, span, K),
                                 _morphology_rows(fe, be, fs_hz)], axis=1)
         out[eb[:, None], OFFSET[ei][:, None] + np.arange(block.shape[1])] = block
         whole[eb, ei] = rh[:, : len(RHYTHM)]
@@ -289,21 +287,17 @@ def _extract_chunk(windows: np.ndarray, masks: np.ndarray, fs_hz: int, compiled:
         fp = filled[pb, pi]
         bpp = filtered(fp, "pulse", fs_hz)
         floors = np.where(pi == 2, 5.0, 1e-3)
-        if compiled:
+        if K:
             t, counts = pulse_beats_flat(bpp, fs_hz, floors)
         else:
             t, counts = _flat(pulse_peaks_rows(bpp, fs_hz, floors))
-        rh = _beat_stats(t, counts, span, compiled)
+        rh = _beat_stats(t, counts, span, K)
         block = np.concatenate([quality[pb, pi], rh, _pulse_rows(fp, bpp, fs_hz)], axis=1)
         out[pb[:, None], OFFSET[pi][:, None] + np.arange(block.shape[1])] = block
         whole[pb, pi] = rh[:, : len(RHYTHM)]
     out[:, OFFSET[-1] :] = _consensus(present, quality, whole)
     if leads:
-        match = match_fraction
-        if compiled:
-            from .beat_kernels import kernels
-
-            match = kernels()["match_fraction"]
+        match = K["match_fraction"] if K else match_fraction
         col = OFFSET[-1] + CONSENSUS.index("ecg_agreement")
         for b in {b for b, _ in leads}:
             out[b, col] = match(leads[b, 0], leads[b, 1], 0.15)

@@ -9,10 +9,10 @@ from models import beat_kernels
 from models.beats import rhythm
 from models.data import alarm_window, load_dataset, window
 from models.errors import InvalidFieldError
-from models.features import FEATURE_NAMES, extract_batch
+from models.features import COUNT_FEATURES, FEATURE_NAMES, extract_batch
 
 K = beat_kernels.kernels()
-COUNTS = [i for i, n in enumerate(FEATURE_NAMES) if n.endswith("n_beats") or n == "n_good_sources"]
+COUNTS = [FEATURE_NAMES.index(n) for n in COUNT_FEATURES]
 
 
 def test_numba_is_installed():
