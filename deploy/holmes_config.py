@@ -55,9 +55,10 @@ class RiskConfig(_Strict):
 
 
 class StreamConfig(_Strict):
-    routine_scorer: Literal["cascade", "serve", "features"] = Field(
-        "features", description="routine windows: the best registry feature model in process, the cascade (escalating to the "
-                                "service), or the service")
+    routine_scorer: Literal["cascade", "serve", "features", "incremental"] = Field(
+        "features", description="routine windows: the best registry feature model in process, the same model on incremental "
+                                "per-patient features (models.incremental), the cascade (escalating to the service), or the service")
+    incremental_dir: str | None = Field(None, description="the incremental model's folder (None: artifacts/incremental)")
     cascade_dir: str | None = Field(None, description="fitted cascades folder (None: $HOLMES_CASCADE or artifacts/cascade)")
     cascade_version: str | None = None
     verdict_deadline_ms: float = Field(1000.0, gt=0, description="a verdict is due this long after its alarm's sample time")

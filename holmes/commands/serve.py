@@ -1,7 +1,8 @@
 """``holmes serve``: the whole service. The Ray Serve application (ingress + one deployment per member of the
 plan), the Kafka side (the embedded broker unless a cluster is given) and the stream consumer: routine
 windows scored in process by the best registry feature model (``stream.routine_scorer: features``, today
-features-typed, the member the plan's floor row holds; ``cascade``: cheap rungs escalating to the service),
+features-typed, the member the plan's floor row holds; ``incremental``: features-typed-inc on per-patient incremental
+features, each sample filtered once; ``cascade``: cheap rungs escalating to the service),
 alarm windows through the verdict lane (the service, ahead of routine work, never below the floor).
 
     holmes serve --plan deploy/plan_v0002.json --routine-scorer cascade   # the previous served setting (cascade v0009)
@@ -41,7 +42,8 @@ def register(sub) -> None:
     p.add_argument("--num-cpus", type=float, help="CPUs of the local Ray instance")
     p.add_argument("--bootstrap-servers", help="Kafka cluster (default: start the embedded broker)")
     p.add_argument("--topic-prefix", help="namespace the icu.* topics")
-    p.add_argument("--routine-scorer", choices=("cascade", "serve", "features"), help="what scores routine windows")
+    p.add_argument("--routine-scorer", choices=("cascade", "serve", "features", "incremental"),
+                   help="what scores routine windows (incremental: per-patient state, models.incremental)")
     p.add_argument("--cascade", help="fitted cascades folder (overrides stream.cascade_dir)")
     p.add_argument("--cascade-version", help="cascade version, e.g. v0008 (overrides stream.cascade_version; default LATEST)")
     p.add_argument("--verdict-floor", help="weakest plan row a verdict may get ('auto': the most accurate on nested CV)")
@@ -102,6 +104,12 @@ def stream_scorers(cfg, handle, plan=None):
                            max_request_windows=per_request)
     if s.routine_scorer == "serve":
         return ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.deadline_ms, max_request_windows=per_request), verdicts
+    if s.routine_scorer == "incremental":
+        import streams.incremental_scorer  # noqa: F401  (registers "incremental")
+        from streams.scorer import make_scorer
+
+        return make_scorer("incremental", model_dir=cfg.resolved(s.incremental_dir) if s.incremental_dir else None,
+                           window_s=s.window_s, hop_s=s.hop_s), verdicts
     if s.routine_scorer == "features":
         import streams.feature_scorer  # noqa: F401  (registers "features")
         from streams.scorer import make_scorer

@@ -1,0 +1,119 @@
+"""The routine model on incremental features: ``features-typed`` fitted on ``models.incremental`` features.
+
+A model must be fitted on the feature definitions it is served with (``models.incremental`` changes the beat,
+spectral and amplitude definitions). ``fit`` streams every labelled record from its start to its alarm as one
+bed (all records in one ``IncrementalFeatures``, 1 s hops), takes the features of the window ending at the
+alarm, fits the model on all of them (its threshold chosen on inner folds, as every feature model) and its
+out-of-fold predictions under the registry's record-grouped folds (``models.data.cv_folds``, seed 0), from
+which the served calibration map is fitted (``models.calibration.fit_on_oof``).
+
+    .venv/bin/python -m models.incremental_model [--data DIR] [--out artifacts/incremental]
+
+Writes ``<out>/features-typed-inc.joblib`` (the member) and ``.json`` (out-of-fold predictions, their score,
+the threshold, the records). ``load(dir)`` returns (member, profile).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .data import ALARM_S, RecordInfo, cv_folds, load_dataset, resolve_data_dir
+from .errors import InvalidFieldError
+
+NAME = "features-typed-inc"
+MODEL = "features-typed"
+DEFAULT_DIR = Path(__file__).resolve().parents[1] / "artifacts" / "incremental"
+FEATURE_SET = "models.incremental v1"
+
+
+def alarm_features(records, progress: bool = False) -> np.ndarray:
+    """[R, N_FEATURES] incremental features of the window ending at each record's alarm, each record streamed as a
+    bed from its start in 1 s hops."""
+    from .incremental import IncrementalFeatures
+
+    fs = records[0].fs_hz
+    n = int(ALARM_S * fs)
+    S = np.stack([r.signals[:, :n] for r in records]).astype(np.float64)
+    M = np.stack([r.mask for r in records])
+    S[~M] = np.nan
+    inc = IncrementalFeatures(len(records), fs)
+    hops = range(n // fs)
+    if progress:
+        from tqdm import tqdm
+
+        hops = tqdm(hops, desc="streaming the records", unit="s")
+    for h in hops:
+        inc.push(S[:, :, h * fs : (h + 1) * fs])
+    return inc.features(M)
+
+
+def fit(data=None, out: str | Path = DEFAULT_DIR, seed: int = 0, progress: bool = True) -> Path:
+    from .feature_models import make_feature_model
+    from .metrics import auroc, summarize
+
+    t0 = time.perf_counter()
+    records, _ = load_dataset(resolve_data_dir(data), progress=progress)
+    records = [r for r in records if r.label is not None]
+    if len(records) < 50:
+        raise InvalidFieldError("data", "must hold >= 50 labelled records to fit the incremental model", len(records))
+    X = alarm_features(records, progress)
+    T = [r.alarm_type for r in records]
+    y = np.array([int(r.label) for r in records])
+    folds = cv_folds([RecordInfo(r.name, r.alarm_type, int(r.label)) for r in records], 5, seed=seed)
+    oof = np.zeros(len(y))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for k in range(5):
+            tr, te = folds != k, folds == k
+            m = make_feature_model(MODEL, seed=seed).fit(X[tr], [T[i] for i in np.flatnonzero(tr)], y[tr])
+            oof[te] = m.proba_from_features(X[te], [T[i] for i in np.flatnonzero(te)])
+        member = make_feature_model(MODEL, seed=seed).fit(X, T, y)
+    member.name = NAME
+    sm = summarize(y, oof, (oof >= member.threshold_).astype(int), T)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    import joblib
+
+    joblib.dump(member, out / f"{NAME}.joblib", compress=("lzma", 3))
+    profile = {"name": NAME, "model": MODEL, "feature_set": FEATURE_SET, "threshold": float(member.threshold_),
+               "records": len(records), "fit_s": round(time.perf_counter() - t0, 1),
+               "cv": {"score": round(float(sm["score"]), 3), "auroc": round(float(auroc(y, oof)), 4), "folds": 5, "fold_seed": seed,
+                      "note": "out-of-fold predictions at the full model's threshold: for the calibration map, not a nested "
+                              "estimate (bench/incremental_features.py gives the nested one)"},
+               "oof": {"records": [r.name for r in records], "prob": [round(float(p), 6) for p in oof], "label": y.tolist(),
+                       "fold": folds.tolist()}}
+    (out / f"{NAME}.json").write_text(json.dumps(profile, indent=1))
+    return out
+
+
+def load(path: str | Path | None = None):
+    """(member, profile) of the fitted incremental model in folder ``path`` (default ``artifacts/incremental``)."""
+    import joblib
+
+    d = Path(path) if path else DEFAULT_DIR
+    weights, meta = d / f"{NAME}.joblib", d / f"{NAME}.json"
+    if not weights.is_file() or not meta.is_file():
+        raise InvalidFieldError("stream.incremental_dir", f"must hold {NAME}.joblib and .json (python -m models.incremental_model)", str(d))
+    return joblib.load(weights), json.loads(meta.read_text())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", help="records folder (default: the shared development data)")
+    ap.add_argument("--out", default=str(DEFAULT_DIR))
+    args = ap.parse_args()
+    out = fit(args.data, args.out)
+    prof = json.loads((out / f"{NAME}.json").read_text())
+    print(f"{NAME}: {prof['records']} records, out-of-fold score {prof['cv']['score']:.2f}, AUROC {prof['cv']['auroc']:.3f}, "
+          f"threshold {prof['threshold']:.3f}, {prof['fit_s']:.0f} s; wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

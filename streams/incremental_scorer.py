@@ -1,0 +1,151 @@
+"""The ``incremental`` scorer: routine windows featurized from per-patient state (registered on import).
+
+``make_scorer("incremental", model_dir=PATH)`` serves ``features-typed-inc`` (``models.incremental_model``: the
+routine model fitted on ``models.incremental`` features) with its calibration map. It gets the same
+``WindowBatch`` as every scorer; per patient it keeps an ``IncrementalFeatures`` bed and the end of the window
+it last saw:
+
+- the window one hop (1 s) after that one: only its newest second is pushed (the fast path: each sample is
+  filtered and searched for beats once);
+- anything else (a new patient, a gap the windower did not bridge, a window older than or equal to the last
+  one, a restarted stream): the bed is reset and the whole window pushed, so its features are those of a
+  stream that began at the window's start.
+
+A patient that appears twice in one batch is featurized in order of window end. Beds are reused after
+``stale_s`` without a window; the pool doubles when every bed is taken.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from models.errors import InvalidFieldError
+from models.features import N_FEATURES
+from models.member import check_batch, check_output
+
+from .scorer import ScoreOut, WindowBatch, register_scorer
+
+log = logging.getLogger(__name__)
+
+
+class IncrementalScorer:
+    def __init__(self, member, calibrator=None, threshold: float | dict | None = None, capacity: int = 256,
+                 fs_hz: int = 250, window_s: float = 16.0, hop_s: float = 1.0, stale_s: float = 120.0, stage: int = 1):
+        from models.incremental import IncrementalFeatures
+
+        self.member = member
+        self.name = getattr(member, "name", "features-typed-inc")
+        self.calibrator = calibrator
+        self.threshold = member.threshold_ if threshold is None else threshold
+        self.stage = stage
+        self.fs, self.window_s, self.hop_s, self.stale_s = int(fs_hz), float(window_s), float(hop_s), float(stale_s)
+        self.inc = IncrementalFeatures(capacity, self.fs, self.window_s)
+        self.bed: dict[str, int] = {}
+        self.last_end: dict[str, float] = {}
+        self.last_seen: dict[str, float] = {}
+        self.free = list(range(capacity - 1, -1, -1))
+        self.counts = {"hop": 0, "restart": 0}
+        self._warm()
+
+    def _warm(self) -> None:
+        """Compile (or load from numba's cache) the kernels now, not on the stream's first tick."""
+        from models.incremental import IncrementalFeatures
+
+        x = np.random.default_rng(0).standard_normal((1, 5, int(self.window_s * self.fs) + self.fs))
+        w = IncrementalFeatures(1, self.fs, self.window_s)
+        w.push(x)
+        w.features()
+
+    def threshold_for(self, alarm_type: str) -> float:
+        t = self.threshold
+        if isinstance(t, dict):
+            return float(t.get(alarm_type, t.get("default", 0.5)))
+        return float(t)
+
+    def _take_bed(self, pid: str, now: float) -> int:
+        b = self.bed.get(pid)
+        if b is not None:
+            return b
+        if not self.free:
+            stale = [p for p, t in self.last_seen.items() if now - t > self.stale_s]
+            for p in stale:
+                self.free.append(self.bed.pop(p))
+                self.last_end.pop(p, None)
+                self.last_seen.pop(p, None)
+        if not self.free:
+            old = self.inc.B
+            self.inc.grow(2 * old)
+            self.free = list(range(2 * old - 1, old - 1, -1))
+            log.info("incremental features: %d beds in use, pool grown to %d", old, 2 * old)
+        b = self.free.pop()
+        self.bed[pid] = b
+        return b
+
+    def features(self, batch: WindowBatch) -> np.ndarray:
+        """[B, N_FEATURES] of the batch's windows, advancing each patient's state."""
+        n = batch.windows.shape[-1]
+        if n != int(round(self.window_s * self.fs)):
+            raise InvalidFieldError("windows", f"must hold {self.window_s:g} s at {self.fs} Hz ({int(self.window_s * self.fs)} samples)", n)
+        X = np.full((len(batch), N_FEATURES), np.nan)
+        pending = list(np.argsort(batch.window_end_s, kind="stable"))
+        now = time.monotonic()
+        while pending:  # rounds in which each patient appears once
+            seen, this, rest = set(), [], []
+            for i in pending:
+                pid = batch.patient_ids[i]
+                (rest if pid in seen else this).append(i)
+                seen.add(pid)
+            self._featurize(batch, np.array(this), X, now)
+            pending = rest
+        return X
+
+    def _featurize(self, batch: WindowBatch, idx: np.ndarray, X: np.ndarray, now: float) -> None:
+        pids = [batch.patient_ids[i] for i in idx]
+        beds = np.array([self._take_bed(p, now) for p in pids], dtype=np.int64)
+        ends = batch.window_end_s[idx]
+        hop = np.array([abs(e - self.last_end.get(p, -np.inf) - self.hop_s) < 1e-6 for p, e in zip(pids, ends)], dtype=bool)
+        samples = self.inc.samples(beds)
+        hop &= samples >= self.inc.N  # a bed that saw a whole window, one hop ago
+        windows = batch.windows[idx]
+        if (~hop).any():
+            self.inc.reset(beds[~hop])
+            self.inc.push(windows[~hop], beds=beds[~hop])
+        if hop.any():
+            self.inc.push(windows[hop][:, :, -int(round(self.hop_s * self.fs)) :], beds=beds[hop])
+        X[idx] = self.inc.features(batch.masks[idx], beds=beds)
+        self.counts["hop"] += int(hop.sum())
+        self.counts["restart"] += int((~hop).sum())
+        for p, e in zip(pids, ends):
+            self.last_end[p] = float(e)
+            self.last_seen[p] = now
+
+    def score(self, batch: WindowBatch) -> list[ScoreOut]:
+        check_batch(batch.windows, batch.masks, batch.alarm_types)
+        t0 = time.perf_counter()
+        X = self.features(batch)
+        t1 = time.perf_counter()
+        p = check_output(self.name, self.member.proba_from_features(X, batch.alarm_types), len(batch))
+        t2 = time.perf_counter()
+        timing = {"model_ms": (t2 - t0) * 1e3, "features_ms": (t1 - t0) * 1e3, "batch_size": float(len(batch))}
+        published = p if self.calibrator is None else self.calibrator.transform(p)
+        return [ScoreOut(float(ci), bool(pi >= self.threshold_for(a)), self.stage, (self.name,), None, timing)
+                for pi, ci, a in zip(p, published, batch.alarm_types)]
+
+
+def incremental_factory(model_dir=None, threshold=None, capacity: int = 256, window_s: float = 16.0, hop_s: float = 1.0,
+                        **_ignored) -> IncrementalScorer:
+    from models.calibration import fit_on_oof
+    from models.incremental_model import load
+
+    member, profile = load(model_dir)
+    oof = profile["oof"]
+    calibrator = fit_on_oof(oof["prob"], oof["label"], oof["fold"])
+    log.info("scorer: %s (%s, out-of-fold score %s, threshold %.3f, calibration %s)", member.name, profile.get("feature_set"),
+             profile.get("cv", {}).get("score"), member.threshold_, calibrator.method)
+    return IncrementalScorer(member, calibrator, threshold, capacity, window_s=window_s, hop_s=hop_s)
+
+
+register_scorer("incremental", incremental_factory)

@@ -1,0 +1,102 @@
+"""The incremental scorer: consecutive windows of a patient advance its state by one hop, anything else restarts
+it; the committed model serves calibrated probabilities of the features a stream of the same samples gives."""
+
+import numpy as np
+import pytest
+
+from models.data import load_dataset, sliding_windows
+from models.errors import InvalidFieldError
+from models.incremental import IncrementalFeatures
+from streams.incremental_scorer import IncrementalScorer, incremental_factory
+from streams.scorer import WindowBatch
+
+FS = 250
+
+
+@pytest.fixture(scope="module")
+def records(data_dir):
+    recs, _ = load_dataset(data_dir)
+    return recs[:3]
+
+
+@pytest.fixture(scope="module")
+def scorer_parts():
+    s = incremental_factory()
+    return s.member, s.calibrator
+
+
+def batch(items):
+    """WindowBatch of (patient, end_s, window, mask) items."""
+    n = len(items)
+    return WindowBatch([p for p, _, _, _ in items], np.array([e for _, e, _, _ in items], dtype=np.float64),
+                       np.stack([w for _, _, w, _ in items]).astype(np.float32), np.stack([m for _, _, _, m in items]),
+                       ["Ventricular_Tachycardia"] * n, np.zeros(n, dtype=bool), np.zeros(n), np.zeros(n))
+
+
+def windows_of(rec, first_end_s, count):
+    out = []
+    for end_s, w in sliding_windows(rec, 16.0, 1.0):
+        if end_s >= first_end_s and len(out) < count:
+            out.append((end_s, w))
+    return out
+
+
+def stream_features(rec, start_s, end_s):
+    """Features of the window ending at end_s of a bed whose stream begins at start_s."""
+    x = rec.signals[:, int(start_s * FS) : int(end_s * FS)].astype(np.float32).astype(np.float64)
+    x[~rec.mask] = np.nan
+    inc = IncrementalFeatures(1)
+    inc.push(x[None])
+    return inc.features(rec.mask[None])[0]
+
+
+def test_consecutive_windows_advance_by_one_hop(records, scorer_parts):
+    member, cal = scorer_parts
+    sc = IncrementalScorer(member, cal, capacity=2)  # 3 patients: the pool grows
+    wins = {r.name: windows_of(r, 100.0, 6) for r in records}
+    for k in range(6):
+        b = batch([(r.name, wins[r.name][k][0], wins[r.name][k][1], r.mask) for r in records])
+        X = sc.features(b)
+    assert sc.inc.B == 4 and sc.counts == {"hop": 15, "restart": 3}
+    for r, row in zip(records, X):  # the last windows: streams that began at the first window's start (84 s)
+        np.testing.assert_array_equal(row, stream_features(r, 84.0, 105.0))
+
+
+def test_gaps_and_repeats_restart_the_patient(records, scorer_parts):
+    member, cal = scorer_parts
+    sc = IncrementalScorer(member, cal, capacity=4)
+    r = records[0]
+    w = dict(windows_of(r, 100.0, 10))
+    sc.features(batch([(r.name, 100.0, w[100.0], r.mask)]))
+    X = sc.features(batch([(r.name, 103.0, w[103.0], r.mask)]))[0]  # two windows missed: a restart
+    np.testing.assert_array_equal(X, stream_features(r, 87.0, 103.0))
+    X = sc.features(batch([(r.name, 103.0, w[103.0], r.mask)]))[0]  # the same window again: a restart too
+    np.testing.assert_array_equal(X, stream_features(r, 87.0, 103.0))
+    # two windows of one patient in one batch, given newest first: featurized in order of their ends
+    X = sc.features(batch([(r.name, 105.0, w[105.0], r.mask), (r.name, 104.0, w[104.0], r.mask)]))
+    np.testing.assert_array_equal(X[1], stream_features(r, 87.0, 104.0))
+    np.testing.assert_array_equal(X[0], stream_features(r, 87.0, 105.0))
+    assert sc.counts == {"hop": 2, "restart": 3}
+
+
+def test_scores_are_the_calibrated_model_on_those_features(records, scorer_parts):
+    member, cal = scorer_parts
+    sc = IncrementalScorer(member, cal)
+    r = records[1]
+    items = [(r.name, e, w, r.mask) for e, w in windows_of(r, 120.0, 3)]
+    for it in items:
+        out = sc.score(batch([it]))
+    p = member.proba_from_features(stream_features(r, 104.0, 122.0)[None], ["Ventricular_Tachycardia"])
+    assert out[0].probability == pytest.approx(float(cal.transform(p)[0]), abs=1e-12)
+    assert out[0].positive == bool(p[0] >= sc.threshold_for("Ventricular_Tachycardia"))
+    assert out[0].models == ("features-typed-inc",) and 0.0 <= out[0].probability <= 1.0
+
+
+def test_a_window_of_another_length_is_a_typed_error(records, scorer_parts):
+    member, cal = scorer_parts
+    sc = IncrementalScorer(member, cal)
+    r = records[0]
+    end, w = windows_of(r, 100.0, 1)[0]
+    with pytest.raises(InvalidFieldError) as e:
+        sc.features(batch([(r.name, end, w[:, :-10], r.mask)]))
+    assert e.value.field == "windows" and e.value.value == 16 * FS - 10
