@@ -75,7 +75,7 @@ def test_fast_forest_path_equals_scikit_learn(data_dir):
     """The committed registry's tree models give bit-identical probabilities through models.fast_forest, and the
     per-call patch is gone after the block."""
     from models.data import alarm_window, list_records, load_dataset
-    from models.fast_forest import _forests, fast_forests
+    from models.fast_forest import _flat, _forests, fast_forests
     from models.feature_models import design_matrix
     from models.features import extract_batch
     from models.registry import Registry
@@ -94,5 +94,8 @@ def test_fast_forest_path_equals_scikit_learn(data_dir):
             got = est.predict_proba(X)
             one_by_one = np.vstack([est.predict_proba(X[i : i + 1]) for i in range(len(X))])
         assert "predict_proba" not in vars(forests[0])
+        flat = _flat(forests[0])  # the compiled walk ran: every node of every tree in one set of arrays
+        assert flat is not None and len(flat[0]) == forests[0].n_estimators
+        assert len(flat[1]) == sum(t.tree_.node_count for t in forests[0].estimators_)
         assert np.array_equal(got, expected)
         assert np.array_equal(one_by_one, np.vstack([est.predict_proba(X[i : i + 1]) for i in range(len(X))]))
