@@ -26,7 +26,7 @@ from models.errors import InvalidFieldError
 from models.features import N_FEATURES
 from models.member import check_batch, check_output
 
-from .scorer import ScoreOut, WindowBatch, register_scorer
+from .scorer import ScoreOut, WindowBatch, register_scorer, warm_model
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ class IncrementalScorer:
         w = IncrementalFeatures(1, self.fs, self.window_s)
         w.push(x)
         w.features()
+        warm_model(self.member)
 
     def threshold_for(self, alarm_type: str) -> float:
         t = self.threshold

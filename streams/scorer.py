@@ -107,7 +107,8 @@ class MemberScorer:
         if getattr(member, "kind", None) == "features":
             from models.features import warm_up
 
-            warm_up()  # the compiled feature engine loads here, not on the stream's first tick
+            warm_up()  # the compiled feature engine and forest walk load here, not on the stream's first tick
+            warm_model(member)
         if workers != 1:
             from .parallel import ParallelPredict
 
@@ -136,6 +137,15 @@ class MemberScorer:
         published = p if self.calibrator is None else self.calibrator.transform(p)
         return [ScoreOut(float(ci), bool(pi >= self.threshold_for(a)), self.stage, models, None, timing)
                 for pi, ci, a in zip(p, published, batch.alarm_types)]
+
+
+def warm_model(member) -> None:
+    """One prediction on a row of zeros for every alarm type, so compiled parts (``models.fast_forest``) load now."""
+    from models.data import ALARM_TYPES
+    from models.features import N_FEATURES
+
+    if hasattr(member, "proba_from_features"):
+        member.proba_from_features(np.zeros((len(ALARM_TYPES), N_FEATURES)), list(ALARM_TYPES))
 
 
 DATA_ERRORS = (ValueError, TypeError, ArithmeticError, IndexError, KeyError)  # what one window's data can cause
