@@ -99,6 +99,44 @@ def offline_check(verdicts, plan_path: str, registry: str) -> dict:
     return {"n": len(diffs), "max_abs_diff": max(diffs) if diffs else None, "rows": sorted(by_row)}
 
 
+def offline_routine_check(routine, start_s: float, max_beds: int = 40) -> dict:
+    """Largest |published - offline| over the routine windows of up to ``max_beds`` beds served by the incremental
+    scorer: the same model and calibration map in process, on features of the bed's record streamed from ``start_s``
+    (where the replay began) in 1 s hops, at each published window's end."""
+    from models.calibration import fit_on_oof
+    from models.data import load_dataset, resolve_data_dir
+    from models.incremental import IncrementalFeatures
+    from models.incremental_model import load
+
+    member, profile = load()
+    cal = fit_on_oof(profile["oof"]["prob"], profile["oof"]["label"], profile["oof"]["fold"])
+    by_bed: dict[str, dict[float, tuple[float, str]]] = {}  # bed -> window end -> (published probability, alarm context)
+    for s in routine:
+        if s.models and s.models[0] == member.name and s.probability is not None:
+            by_bed.setdefault(s.patient_id, {})[round(s.window_end_s, 3)] = (s.probability, s.alarm_type)
+    beds = sorted(by_bed)[:max_beds]
+    if not beds:
+        return {"n": 0}
+    recs = {r.name: r for r in load_dataset(resolve_data_dir(), sorted({b.split("-", 1)[1] for b in beds}))[0]}
+    fs = next(iter(recs.values())).fs_hz
+    last = max(max(v) for b, v in by_bed.items() if b in beds)
+    S = np.stack([recs[b.split("-", 1)[1]].signals[:, int(start_s * fs) : int(round(last * fs))] for b in beds]).astype(np.float64)
+    M = np.stack([recs[b.split("-", 1)[1]].mask for b in beds])
+    S[~M] = np.nan
+    inc = IncrementalFeatures(len(beds), fs)
+    diffs = []
+    for h in range(S.shape[2] // fs):
+        inc.push(S[:, :, h * fs : (h + 1) * fs])
+        end = round(start_s + h + 1, 3)
+        rows = [i for i, b in enumerate(beds) if end in by_bed[b]]
+        if not rows or end - start_s < 16:
+            continue
+        X = inc.features(M[rows], beds=rows)
+        p = cal.transform(member.proba_from_features(X, [by_bed[beds[i]][end][1] for i in rows]))
+        diffs += [abs(float(a) - by_bed[beds[i]][end][0]) for a, i in zip(p, rows)]
+    return {"n": len(diffs), "beds": len(beds), "max_abs_diff": max(diffs) if diffs else None}
+
+
 def pct(v) -> dict:
     v = np.asarray(v, dtype=float)
     if not len(v):
@@ -238,6 +276,9 @@ def main() -> int:
         plan_path = given[given.index("--plan") + 1] if "--plan" in given[:-1] else str(ROOT / "deploy" / "plan.json")
         out["offline_check"] = offline_check([s for s in verdicts if s.models and s.models[0].startswith("plan:")],
                                              plan_path, str(ROOT / "artifacts" / "registry"))
+    if not args.no_offline_check and "incremental" in args.serve_args:
+        print("[bench] offline probability of the incremental model on the same beds' streams ...", flush=True)
+        out["offline_routine_check"] = offline_routine_check(routine, args.start_s)
     path = write_json(f"serve_beds_{tag}.json", out)
     _plot(ROOT / "bench" / "results" / f"serve_beds_{tag}.png", v_ms, r_ms, tag)
     fcm = out["features_cost"]
