@@ -39,19 +39,9 @@ from models.data import ALARM_S, ALARM_TYPES, RecordInfo, alarm_window, cv_folds
 from models.feature_models import make_feature_model  # noqa: E402
 from models.features import FEATURE_NAMES, extract_batch, warm_up  # noqa: E402
 from models.incremental import IncrementalFeatures  # noqa: E402
+from models.incremental_model import alarm_features  # noqa: E402
 from models.metrics import auroc, summarize  # noqa: E402
 from models.tables import format_table  # noqa: E402
-
-
-def stream_features(S: np.ndarray, M: np.ndarray, fs: int, progress=None) -> np.ndarray:
-    """Features of the window ending at the last whole second of streams S [B, 5, n], fed one hop at a time."""
-    inc = IncrementalFeatures(len(S), fs)
-    hops = S.shape[2] // fs
-    for h in range(hops):
-        inc.push(S[:, :, h * fs : (h + 1) * fs])
-        if progress:
-            progress.update(1)
-    return inc.features(M)
 
 
 def _fold(X, T, y, tr, te):
@@ -155,7 +145,6 @@ def main() -> int:
         threadpool_limits(1)
     except ImportError:
         pass
-    from tqdm import tqdm
 
     warnings.simplefilter("ignore", RuntimeWarning)
     records, skipped = load_dataset(resolve_data_dir(args.data), progress=True)
@@ -167,8 +156,7 @@ def main() -> int:
     W = np.stack([alarm_window(r) for r in records])
 
     t0 = time.perf_counter()
-    with tqdm(total=n // fs, desc="streaming the beds", unit="s") as bar:
-        X_inc = stream_features(S, M, fs, bar)
+    X_inc = alarm_features(records, progress=True)  # every record a bed, streamed from 0 s to its alarm in 1 s hops
     stream_wall = time.perf_counter() - t0
     X_batch = extract_batch(W, M, fs)
 

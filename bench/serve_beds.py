@@ -103,13 +103,11 @@ def offline_routine_check(routine, start_s: float, max_beds: int = 40) -> dict:
     """Largest |published - offline| over the routine windows of up to ``max_beds`` beds served by the incremental
     scorer: the same model and calibration map in process, on features of the bed's record streamed from ``start_s``
     (where the replay began) in 1 s hops, at each published window's end."""
-    from models.calibration import fit_on_oof
     from models.data import load_dataset, resolve_data_dir
     from models.incremental import IncrementalFeatures
-    from models.incremental_model import load
+    from models.incremental_model import load_calibrated
 
-    member, profile = load()
-    cal = fit_on_oof(profile["oof"]["prob"], profile["oof"]["label"], profile["oof"]["fold"])
+    member, cal, _ = load_calibrated()
     by_bed: dict[str, dict[float, tuple[float, str]]] = {}  # bed -> window end -> (published probability, alarm context)
     for s in routine:
         if s.models and s.models[0] == member.name and s.probability is not None:

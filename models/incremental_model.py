@@ -103,6 +103,15 @@ def load(path: str | Path | None = None):
     return joblib.load(weights), json.loads(meta.read_text())
 
 
+def load_calibrated(path: str | Path | None = None):
+    """(member, calibration map, profile): the map it is served with, fitted on its out-of-fold predictions."""
+    from .calibration import fit_on_oof
+
+    member, profile = load(path)
+    oof = profile["oof"]
+    return member, fit_on_oof(oof["prob"], oof["label"], oof["fold"]), profile
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="records folder (default: the shared development data)")

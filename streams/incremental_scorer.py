@@ -26,7 +26,7 @@ from models.errors import InvalidFieldError
 from models.features import N_FEATURES
 from models.member import check_batch, check_output
 
-from .scorer import ScoreOut, WindowBatch, register_scorer, warm_model
+from .scorer import ScoreOut, WindowBatch, member_scores, register_scorer, threshold_for, warm_model
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,7 @@ class IncrementalScorer:
         warm_model(self.member)
 
     def threshold_for(self, alarm_type: str) -> float:
-        t = self.threshold
-        if isinstance(t, dict):
-            return float(t.get(alarm_type, t.get("default", 0.5)))
-        return float(t)
+        return threshold_for(self.threshold, alarm_type)
 
     def _take_bed(self, pid: str, now: float) -> int:
         b = self.bed.get(pid)
@@ -131,19 +128,14 @@ class IncrementalScorer:
         p = check_output(self.name, self.member.proba_from_features(X, batch.alarm_types), len(batch))
         t2 = time.perf_counter()
         timing = {"model_ms": (t2 - t0) * 1e3, "features_ms": (t1 - t0) * 1e3, "batch_size": float(len(batch))}
-        published = p if self.calibrator is None else self.calibrator.transform(p)
-        return [ScoreOut(float(ci), bool(pi >= self.threshold_for(a)), self.stage, (self.name,), None, timing)
-                for pi, ci, a in zip(p, published, batch.alarm_types)]
+        return member_scores(p, self.calibrator, self.threshold, batch.alarm_types, self.stage, (self.name,), timing)
 
 
 def incremental_factory(model_dir=None, threshold=None, capacity: int = 256, window_s: float = 16.0, hop_s: float = 1.0,
                         **_ignored) -> IncrementalScorer:
-    from models.calibration import fit_on_oof
-    from models.incremental_model import load
+    from models.incremental_model import load_calibrated
 
-    member, profile = load(model_dir)
-    oof = profile["oof"]
-    calibrator = fit_on_oof(oof["prob"], oof["label"], oof["fold"])
+    member, calibrator, profile = load_calibrated(model_dir)
     log.info("scorer: %s (%s, out-of-fold score %s, threshold %.3f, calibration %s)", member.name, profile.get("feature_set"),
              profile.get("cv", {}).get("score"), member.threshold_, calibrator.method)
     return IncrementalScorer(member, calibrator, threshold, capacity, window_s=window_s, hop_s=hop_s)

@@ -122,21 +122,29 @@ class MemberScorer:
             self.predict = self.member.predict_proba
 
     def threshold_for(self, alarm_type: str) -> float:
-        t = self.threshold
-        if isinstance(t, dict):
-            return float(t.get(alarm_type, t.get("default", 0.5)))
-        return float(t)
+        return threshold_for(self.threshold, alarm_type)
 
     def score(self, batch: WindowBatch) -> list[ScoreOut]:
         check_batch(batch.windows, batch.masks, batch.alarm_types)
         t0 = time.perf_counter()
         p = check_output(self.member.name, self.predict(batch.windows, batch.masks, batch.alarm_types), len(batch))
-        ms = (time.perf_counter() - t0) * 1e3
-        models = (self.member.name,)
-        timing = {"model_ms": ms, "batch_size": float(len(batch))}
-        published = p if self.calibrator is None else self.calibrator.transform(p)
-        return [ScoreOut(float(ci), bool(pi >= self.threshold_for(a)), self.stage, models, None, timing)
-                for pi, ci, a in zip(p, published, batch.alarm_types)]
+        timing = {"model_ms": (time.perf_counter() - t0) * 1e3, "batch_size": float(len(batch))}
+        return member_scores(p, self.calibrator, self.threshold, batch.alarm_types, self.stage, (self.member.name,), timing)
+
+
+def threshold_for(threshold: float | dict, alarm_type: str) -> float:
+    """A scorer's decision threshold for one alarm type (a dict maps types, with "default" for the rest)."""
+    if isinstance(threshold, dict):
+        return float(threshold.get(alarm_type, threshold.get("default", 0.5)))
+    return float(threshold)
+
+
+def member_scores(p, calibrator, threshold, alarm_types, stage: int, models: tuple, timing: dict) -> list[ScoreOut]:
+    """One ``ScoreOut`` per window of a member's raw probabilities ``p``: the calibrated probability is published, the
+    decision is the raw one at the member's threshold (the threshold was chosen on raw probabilities)."""
+    published = p if calibrator is None else calibrator.transform(p)
+    return [ScoreOut(float(ci), bool(pi >= threshold_for(threshold, a)), stage, models, None, timing)
+            for pi, ci, a in zip(p, published, alarm_types)]
 
 
 def warm_model(member) -> None:
