@@ -104,34 +104,19 @@ def offline_routine_check(routine, start_s: float, max_beds: int = 40) -> dict:
     scorer: the same model and calibration map in process, on features of the bed's record streamed from ``start_s``
     (where the replay began) in 1 s hops, at each published window's end."""
     from models.data import load_dataset, resolve_data_dir
-    from models.incremental import IncrementalFeatures
-    from models.incremental_model import load_calibrated
+    from models.incremental_model import NAME, stream_probabilities
 
-    member, cal, _ = load_calibrated()
     by_bed: dict[str, dict[float, tuple[float, str]]] = {}  # bed -> window end -> (published probability, alarm context)
     for s in routine:
-        if s.models and s.models[0] == member.name and s.probability is not None:
+        if s.models and s.models[0] == NAME and s.probability is not None:
             by_bed.setdefault(s.patient_id, {})[round(s.window_end_s, 3)] = (s.probability, s.alarm_type)
     beds = sorted(by_bed)[:max_beds]
     if not beds:
         return {"n": 0}
     recs = {r.name: r for r in load_dataset(resolve_data_dir(), sorted({b.split("-", 1)[1] for b in beds}))[0]}
-    fs = next(iter(recs.values())).fs_hz
-    last = max(max(v) for b, v in by_bed.items() if b in beds)
-    S = np.stack([recs[b.split("-", 1)[1]].signals[:, int(start_s * fs) : int(round(last * fs))] for b in beds]).astype(np.float64)
-    M = np.stack([recs[b.split("-", 1)[1]].mask for b in beds])
-    S[~M] = np.nan
-    inc = IncrementalFeatures(len(beds), fs)
-    diffs = []
-    for h in range(S.shape[2] // fs):
-        inc.push(S[:, :, h * fs : (h + 1) * fs])
-        end = round(start_s + h + 1, 3)
-        rows = [i for i, b in enumerate(beds) if end in by_bed[b]]
-        if not rows or end - start_s < 16:
-            continue
-        X = inc.features(M[rows], beds=rows)
-        p = cal.transform(member.proba_from_features(X, [by_bed[beds[i]][end][1] for i in rows]))
-        diffs += [abs(float(a) - by_bed[beds[i]][end][0]) for a, i in zip(p, rows)]
+    offline = stream_probabilities([recs[b.split("-", 1)[1]] for b in beds], start_s,
+                                   [{e: t for e, (_, t) in by_bed[b].items()} for b in beds])
+    diffs = [abs(offline[i][e] - p) for i, b in enumerate(beds) for e, (p, _) in by_bed[b].items() if e in offline[i]]
     return {"n": len(diffs), "beds": len(beds), "max_abs_diff": max(diffs) if diffs else None}
 
 

@@ -56,8 +56,9 @@ class RiskConfig(_Strict):
 
 class StreamConfig(_Strict):
     routine_scorer: Literal["cascade", "serve", "features", "incremental"] = Field(
-        "features", description="routine windows: the best registry feature model in process, the same model on incremental "
-                                "per-patient features (models.incremental), the cascade (escalating to the service), or the service")
+        "incremental", description="routine windows: features-typed on incremental per-patient features (models.incremental: "
+                                   "each sample filtered once, 2,000 beds on 2 cores), the best registry feature model in "
+                                   "process on each whole window, the cascade (escalating to the service), or the service")
     incremental_dir: str | None = Field(None, description="the incremental model's folder (None: artifacts/incremental)")
     cascade_dir: str | None = Field(None, description="fitted cascades folder (None: $HOLMES_CASCADE or artifacts/cascade)")
     cascade_version: str | None = None

@@ -68,6 +68,16 @@ def _kernel():
     return _KERNEL
 
 
+def warm() -> None:
+    """Load the compiled walk now (numba's import and its on-disk cache: ~1.5 s on 2 cores in a new process), so the
+    first scored batch of a stream does not pay it inside a deadline. A no-op without numba."""
+    if importlib.util.find_spec("numba") is None:  # pragma: no cover
+        return
+    leaf = np.array([-1], dtype=np.int64)
+    _kernel()(np.zeros((1, 1), dtype=np.float32), np.zeros(1, dtype=np.int64), leaf, leaf, np.zeros(1, dtype=np.int64),
+              np.zeros(1), np.zeros(1, dtype=np.bool_), np.ones(1), np.zeros(1), np.zeros((1, 2)))
+
+
 def _flat(forest):
     """Every tree of a two-class forest in one set of node arrays (children as absolute indices, leaf
     probabilities normalized as ``DecisionTreeClassifier.predict_proba`` does), built once; None without numba

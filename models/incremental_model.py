@@ -30,6 +30,7 @@ NAME = "features-typed-inc"
 MODEL = "features-typed"
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / "artifacts" / "incremental"
 FEATURE_SET = "models.incremental v1"
+WINDOW_S = 16.0
 
 
 def alarm_features(records, progress: bool = False) -> np.ndarray:
@@ -110,6 +111,34 @@ def load_calibrated(path: str | Path | None = None):
     member, profile = load(path)
     oof = profile["oof"]
     return member, fit_on_oof(oof["prob"], oof["label"], oof["fold"]), profile
+
+
+def stream_probabilities(records, start_s: float, wanted: list[dict[float, str]], path=None) -> list[dict[float, float]]:
+    """What the incremental scorer publishes for each record streamed as a bed from record second ``start_s`` in 1 s
+    hops: for record i, {window end s: calibrated probability} at the ends in ``wanted[i]`` ({end: alarm type}),
+    windows of WINDOW_S seconds. The offline side of the end-to-end checks (tests/demo, bench/serve_beds.py)."""
+    from .incremental import IncrementalFeatures
+
+    if len(wanted) != len(records):
+        raise InvalidFieldError("wanted", f"must hold one {{end: alarm type}} per record ({len(records)})", len(wanted))
+    member, cal, _ = load_calibrated(path)
+    fs = records[0].fs_hz
+    last = max((max(w) for w in wanted if w), default=start_s)
+    S = np.stack([r.signals[:, int(start_s * fs) : int(round(last * fs))] for r in records]).astype(np.float64)
+    M = np.stack([r.mask for r in records])
+    S[~M] = np.nan
+    inc = IncrementalFeatures(len(records), fs)
+    out: list[dict[float, float]] = [{} for _ in records]
+    for h in range(S.shape[2] // fs):
+        inc.push(S[:, :, h * fs : (h + 1) * fs])
+        end = round(start_s + h + 1, 3)
+        rows = [i for i, w in enumerate(wanted) if end in w]
+        if not rows or end - start_s < WINDOW_S:
+            continue
+        p = cal.transform(member.proba_from_features(inc.features(M[rows], beds=rows), [wanted[i][end] for i in rows]))
+        for i, v in zip(rows, p):
+            out[i][end] = float(v)
+    return out
 
 
 def main() -> int:

@@ -2,7 +2,7 @@
 
 Runs the whole service path on embedded defaults: the embedded Kafka-compatible broker, the Ray Serve
 application of the committed plan (``deploy/holmes.yaml``), the stream consumer with the configured routine
-scorer (features-typed in process by default) and the verdict lane for alarms; replays real records as live patients (the seconds around each
+scorer (features-typed-inc on per-patient incremental features, in process, by default) and the verdict lane for alarms; replays real records as live patients (the seconds around each
 monitor alarm), then prints each verdict next to the true label with the ensemble that answered it and its
 ms from sample to published, the end-to-end latency and stream counters, and draws the risk curves (PNG).
 
@@ -142,6 +142,7 @@ def _report(args, records, scores, metrics, format_table) -> None:
           f"p99 {e2e.get('p99')} ms")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
     (out / "scores.json").write_text(json.dumps([{"patient": s.patient_id, "window_end_s": s.window_end_s,
+                                                  "alarm_type": s.alarm_type,
                                                   "probability": s.probability, "verdict": s.verdict, "models": s.models,
                                                   "risk_alarm": s.risk_alarm, "degraded": s.degraded,
                                                   "e2e_ms": (s.published_unix_s - s.sample_unix_s) * 1e3} for s in scores], indent=1))

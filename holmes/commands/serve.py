@@ -1,11 +1,13 @@
 """``holmes serve``: the whole service. The Ray Serve application (ingress + one deployment per member of the
 plan), the Kafka side (the embedded broker unless a cluster is given) and the stream consumer: routine
-windows scored in process by the best registry feature model (``stream.routine_scorer: features``, today
-features-typed, the member the plan's floor row holds; ``incremental``: features-typed-inc on per-patient incremental
-features, each sample filtered once; ``cascade``: cheap rungs escalating to the service),
+windows scored in process by features-typed-inc on per-patient incremental features, each sample filtered once
+(``stream.routine_scorer: incremental``, the default: 2,000 beds on 2 cores); ``features``: the best registry feature
+model on each whole window (features-typed, the member the plan's floor row holds); ``cascade``: cheap rungs
+escalating to the service),
 alarm windows through the verdict lane (the service, ahead of routine work, never below the floor).
 
-    holmes serve --plan deploy/plan_v0002.json --routine-scorer cascade   # the previous served setting (cascade v0009)
+    holmes serve --routine-scorer features                                # routine windows featurized whole (stop 23's default)
+    holmes serve --plan deploy/plan_v0002.json --routine-scorer cascade   # the served setting before that (cascade v0009)
 
     holmes serve                                          # deploy/holmes.yaml; prints the bootstrap address, then "ready"
     holmes serve --bootstrap-servers kafka:9092 --plan artifacts/plan.json

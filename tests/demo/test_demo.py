@@ -29,8 +29,8 @@ def test_demo_with_the_cascade_answers_every_alarm_with_the_ensemble(tmp_path, c
 
 
 def test_demo_runs_the_whole_service_path(tmp_path, capsys):
-    """The default demo: Ray Serve application of the committed plan, the best registry feature model in process for
-    routine windows (the member the floor row holds), verdict lane."""
+    """The default demo: Ray Serve application of the committed plan, features-typed-inc on per-patient incremental
+    features in process for routine windows, verdict lane with the floor row."""
     from holmes.compose.plan import Plan
 
     out = tmp_path / "demo"
@@ -44,22 +44,19 @@ def test_demo_runs_the_whole_service_path(tmp_path, capsys):
     assert len(verdicts) == 4 and {s["models"][0] for s in verdicts} == {f"plan:{floor.name}"}
     assert all(set(s["models"][1:]) == set(floor.members) and not s["degraded"] and s["e2e_ms"] < 1000 for s in verdicts)
     routine = [s for s in scores if s["verdict"] is None]
-    assert routine and all(s["models"] == ["features-typed"] for s in routine)  # in process, no service call
-    assert list(floor.members) == ["features-typed"]  # the same model answers the verdicts on the service
-    # the routine lane's map (fitted on the member's out-of-fold predictions) is the verdict row's map: on a verdict's
-    # window (offline here: the routine window ending at the alarm is answered by the verdict) it publishes the
-    # verdict's probability, so a clinician never sees two figures for one window from one model
-    import numpy as np
+    assert routine and all(s["models"] == ["features-typed-inc"] for s in routine)  # in process, no service call
+    # what the routine lane published is the incremental model and its calibration map run offline on each patient's
+    # record streamed from where the replay began: the served state carried from hop to hop changed nothing
+    from models.data import load_dataset, resolve_data_dir
+    from models.incremental_model import stream_probabilities
 
-    import streams.feature_scorer  # noqa: F401  (registers "features")
-    from models.data import alarm_window, load_record, resolve_data_dir
-    from streams.scorer import make_scorer
-
-    scorer = make_scorer("features")
-    recs = [load_record(resolve_data_dir(None), v["patient"]) for v in verdicts]
-    p = scorer.member.predict_proba(np.stack([alarm_window(r) for r in recs]), np.stack([r.mask for r in recs]),
-                                    [r.alarm_type for r in recs])
-    assert np.allclose(scorer.calibrator.transform(p), [v["probability"] for v in verdicts], rtol=0, atol=1e-9)
+    names = sorted({s["patient"] for s in routine})
+    recs = {r.name: r for r in load_dataset(resolve_data_dir(None), names)[0]}
+    wanted = [{s["window_end_s"]: s["alarm_type"] for s in routine if s["patient"] == n} for n in names]
+    assert sum(map(len, wanted)) == len(routine) == 3 * 4  # windows end 297-299; the one ending at the alarm (300) is the verdict
+    offline = stream_probabilities([recs[n] for n in names], 281.0, wanted)
+    got = {(s["patient"], s["window_end_s"]): s["probability"] for s in routine}
+    assert all(abs(offline[i][e] - got[(n, e)]) < 1e-9 for i, n in enumerate(names) for e in wanted[i])
     assert all(0.0 <= s["probability"] <= 1.0 for s in scores)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["counters"]["verdicts"] == 4 and metrics["counters"].get("verdicts_late", 0) == 0

@@ -1,5 +1,5 @@
 """``holmes serve`` as an operator runs it: a subprocess with the embedded broker, a small plan (two real members),
-the best registry feature model for routine windows and the verdict lane. It prints the bootstrap address and a line with ``ready``,
+features-typed-inc on incremental per-patient features for routine windows and the verdict lane. It prints the bootstrap address and a line with ``ready``,
 scores what ``holmes replay`` sends it, and stops cleanly on SIGTERM (exit 0, metrics written)."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def test_holmes_serve_ready_scores_and_stops_on_sigterm(tmp_path):
         assert ready.wait(420), "\n".join(lines[-40:])
         text = "\n".join(lines)
         bootstrap = re.search(r"bootstrap servers: (\S+)", text).group(1)
-        assert "verdict floor: budget_100ms" in text and "routine windows: member:features-typed" in text
+        assert "verdict floor: budget_100ms" in text and "routine windows: features-typed-inc" in text
         service_file = tmp_path / "cache" / "holmes-icu" / "serve.json"
         assert json.loads(service_file.read_text())["pid"] == proc.pid
         rep = subprocess.run([sys.executable, "-m", "holmes.cli", "replay", "--bootstrap-servers", bootstrap, "--limit", "3",

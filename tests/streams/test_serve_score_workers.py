@@ -43,7 +43,7 @@ def test_features_routine_scorer_over_two_processes_scores_as_one(records):
     assert not isinstance(two.predict, ParallelPredict)  # closed: scores in this process again
 
 
-@pytest.mark.parametrize("routine", ["cascade", "serve"])
+@pytest.mark.parametrize("routine", ["cascade", "serve", "incremental"])
 def test_score_workers_with_another_routine_scorer_is_a_typed_error(routine):
     cfg = HolmesConfig.load(None, {"stream.routine_scorer": routine, "stream.score_workers": 2})
     with pytest.raises(InvalidFieldError) as e:
