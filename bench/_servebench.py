@@ -93,6 +93,8 @@ def _proc_group(cmd: list[str], own: dict[int, str], pid: int) -> str:
     base = os.path.basename(head)
     if base in ("raylet", "gcs_server", "tansu", "weed") or "dashboard" in " ".join(cmd[:3]):
         return "ray:" + base if base in ("raylet", "gcs_server") else ("ray:dashboard" if "dashboard" in " ".join(cmd[:3]) else base)
+    if "--consumer-only" in cmd:  # holmes serve --consumers N: the extra consumer processes
+        return "holmes serve (extra consumers)"
     joined = " ".join(cmd[:4])
     if "spawn_main" in joined:  # streams.parallel's scoring workers (holmes serve --score-workers)
         return "scoring workers (spawned)"
@@ -101,13 +103,8 @@ def _proc_group(cmd: list[str], own: dict[int, str], pid: int) -> str:
     return "other"
 
 
-def cpu_by_process(own: dict[int, str] | None = None) -> dict[str, float]:
-    """CPU seconds (user + system) used so far by every process on the machine, summed per group (``_proc_group``):
-    two calls around a run give where its CPU went. ``own``: pid -> name for processes the caller started (their
-    threads included; children are grouped by their own titles)."""
-    own = own or {}
-    tick = os.sysconf("SC_CLK_TCK")
-    out: dict[str, float] = {}
+def _scan(own: dict[int, str]):
+    """(group, /proc/<pid>/stat fields after the command) of every process on the machine."""
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -118,10 +115,26 @@ def cpu_by_process(own: dict[int, str] | None = None) -> dict[str, float]:
                 cmd = [c.decode(errors="replace") for c in f.read().split(b"\0") if c]
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        cpu = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-        g = _proc_group(cmd, own, int(d))
-        out[g] = out.get(g, 0.0) + cpu
+        yield _proc_group(cmd, own, int(d)), stat[stat.rindex(")") + 2 :].split()
+
+
+def cpu_by_process(own: dict[int, str] | None = None) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by every process on the machine, summed per group (``_proc_group``):
+    two calls around a run give where its CPU went. ``own``: pid -> name for processes the caller started (their
+    threads included; children are grouped by their own titles)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for g, fields in _scan(own or {}):
+        out[g] = out.get(g, 0.0) + (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return out
+
+
+def rss_by_process(own: dict[int, str] | None = None) -> dict[str, float]:
+    """Resident memory (MiB) now, summed per group (``_proc_group``)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    out: dict[str, float] = {}
+    for g, fields in _scan(own or {}):
+        out[g] = out.get(g, 0.0) + int(fields[21]) * page / 2**20  # rss, pages
     return out
 
 

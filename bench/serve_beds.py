@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from _servebench import cpu_by_process, cpu_delta, features_cost, machine, write_json  # noqa: E402
+from _servebench import cpu_by_process, cpu_delta, features_cost, machine, rss_by_process, write_json  # noqa: E402
 
 HOLMES = [sys.executable, "-m", "holmes.cli"]
 
@@ -129,6 +129,21 @@ def pct(v) -> dict:
             "max": round(float(v.max()), 1), "within_1s": round(float((v <= 1000).mean()), 4)}
 
 
+def over_time(ms, published_unix_s, t0: float | None, bucket_s: float = 10.0) -> list[dict]:
+    """e2e percentiles of the windows published in each ``bucket_s`` of the run (seconds from the first message, else
+    from the first publication): whether a tail is a transient or the steady state."""
+    ms, t = np.asarray(ms, dtype=float), np.asarray(published_unix_s, dtype=float)
+    if not len(ms):
+        return []
+    k = np.floor((t - (t0 if t0 is not None else t.min())) / bucket_s).astype(int)
+    out = []
+    for b in np.unique(k):
+        v = ms[k == b]
+        out.append({"from_s": round(float(b * bucket_s), 1), "n": int(len(v)), "p50": round(float(np.percentile(v, 50)), 1),
+                    "p99": round(float(np.percentile(v, 99)), 1), "max": round(float(v.max()), 1)})
+    return out
+
+
 def steady_cpu(samples: list, first_unix_s: float | None, args, published_unix_s: list) -> dict:
     """CPU per process group while every bed streams: from the last bed's first window (``stagger_s`` + 16 s after
     the first message) to the first bed's last chunk (the record span after the first message); so the replay's
@@ -202,6 +217,13 @@ def main() -> int:
                      daemon=True).start()
     threading.Thread(target=lambda: [samples.append((time.time(), cpu_by_process(own))) for _ in iter(lambda: stop_load.wait(1.0), True)],
                      daemon=True).start()
+    peak_rss: dict[str, float] = {}  # MiB, the largest seen per process group (every 5 s)
+
+    def sample_rss():
+        for g, v in rss_by_process(own).items():
+            peak_rss[g] = max(peak_rss.get(g, 0.0), v)
+
+    threading.Thread(target=lambda: [sample_rss() for _ in iter(lambda: stop_load.wait(5.0), True)], daemon=True).start()
     rep_out, rep_err = rep.communicate()
     rep = subprocess.CompletedProcess(rep.args, rep.returncode, rep_out, rep_err)
     replay_stats = json.loads(rep.stdout[rep.stdout.index("{"):]) if "{" in rep.stdout else {"error": rep.stderr[-2000:]}
@@ -247,8 +269,10 @@ def main() -> int:
         "verdict_degraded_reasons": reasons, "verdicts_late_unflagged": late_unflagged, "answered_by": answered_by,
         "routine_degraded": sum(1 for s in routine if s.degraded),
         "verdict_e2e_ms": pct(v_ms), "routine_e2e_ms": pct(r_ms),
+        "routine_e2e_over_time": over_time(r_ms, [s.published_unix_s for s in routine], metrics.get("first_message_unix_s")),
         "load_avg_1m": {"mean": round(float(np.mean(load)), 2) if load else None, "max": round(float(np.max(load)), 2) if load else None},
         "consumer_metrics": metrics,
+        "peak_rss_mib": {k: round(v) for k, v in sorted(peak_rss.items(), key=lambda kv: -kv[1]) if v >= 50},
         "steady_state": steady, "cpu_s_by_process": steady.get("cpu_s_by_process", {}),
         "cpu_ms_per_window": steady.get("cpu_ms_per_window", {}),
         "profile": profile(metrics, len(scores)),
@@ -263,7 +287,7 @@ def main() -> int:
         print("[bench] offline probability of the incremental model on the same beds' streams ...", flush=True)
         out["offline_routine_check"] = offline_routine_check(routine, args.start_s)
     path = write_json(f"serve_beds_{tag}.json", out)
-    _plot(ROOT / "bench" / "results" / f"serve_beds_{tag}.png", v_ms, r_ms, tag)
+    _plot(ROOT / "bench" / "results" / f"serve_beds_{tag}.png", v_ms, r_ms, tag, out["routine_e2e_over_time"])
     fcm = out["features_cost"]
     print(f"\n{'run':<28} {'alarms':>6} {'verdicts':>8} {'degraded':>8} {'late unflagged':>14} {'verdict p50/p99 ms':>20} "
           f"{'routine p50/p99 ms':>20} {'windows':>13} {'max |diff|':>10}")
@@ -278,17 +302,28 @@ def main() -> int:
     print("consumer loop (main thread CPU / wall, ms per window) and cascade components (ms per routine window):")
     for k, v in out["profile"].items():
         print(f"  {k:<44} {v}")
+    print(f"peak resident memory (MiB): {out['peak_rss_mib']}")
     print(f"features_cost on this machine: {fcm}; load avg mean/max {out['load_avg_1m']}; wrote {path}")
     return 0
 
 
-def _plot(path: Path, v_ms, r_ms, tag: str) -> None:
+def _plot(path: Path, v_ms, r_ms, tag: str, over: list | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4))
+    if over:
+        x = [b["from_s"] for b in over]
+        for key, style in (("p50", "o-"), ("p99", "s-"), ("max", "^:")):
+            ax2.plot(x, [b[key] for b in over], style, ms=3, label=f"routine {key}")
+        ax2.axhline(1000, color="k", lw=0.8, ls="--")
+        ax2.set_yscale("log")
+        ax2.set_xlabel("s since the first message (10 s bins, by publication time)")
+        ax2.set_ylabel("end-to-end ms")
+        ax2.set_title("routine windows over the run")
+        ax2.legend(fontsize=8)
     for v, label in ((v_ms, "verdicts (from the alarm's sample)"), (r_ms, "routine windows (from the last sample)")):
         if len(v):
             x = np.sort(v)

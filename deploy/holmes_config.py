@@ -77,6 +77,9 @@ class StreamConfig(_Strict):
     score_workers: int = Field(1, ge=1, le=16, description=(
         "processes scoring each routine batch of the features scorer (this one included): the consumer process is one "
         "Python process whose feature extraction holds the GIL, so past ~1,000 beds on 2 cores it is the bound"))
+    consumers: int = Field(1, ge=1, le=8, description=(
+        "consumer processes of holmes serve (this one included), one group: each owns a share of the partitions and "
+        "scores its patients' windows, so the one consumer thread is no longer the bound"))
     risk: RiskConfig = RiskConfig()
 
 

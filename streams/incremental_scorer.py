@@ -107,12 +107,11 @@ class IncrementalScorer:
         hop = np.array([abs(e - self.last_end.get(p, -np.inf) - self.hop_s) < 1e-6 for p, e in zip(pids, ends)], dtype=bool)
         samples = self.inc.samples(beds)
         hop &= samples >= self.inc.N  # a bed that saw a whole window, one hop ago
-        windows = batch.windows[idx]
         if (~hop).any():
             self.inc.reset(beds[~hop])
-            self.inc.push(windows[~hop], beds=beds[~hop])
-        if hop.any():
-            self.inc.push(windows[hop][:, :, -int(round(self.hop_s * self.fs)) :], beds=beds[hop])
+            self.inc.push(batch.windows[idx[~hop]], beds=beds[~hop])
+        if hop.any():  # only the newest second is read (not a copy of each whole window)
+            self.inc.push(batch.windows[idx[hop], :, -int(round(self.hop_s * self.fs)) :], beds=beds[hop])
         X[idx] = self.inc.features(batch.masks[idx], beds=beds)
         self.counts["hop"] += int(hop.sum())
         self.counts["restart"] += int((~hop).sum())

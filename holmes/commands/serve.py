@@ -54,6 +54,10 @@ def register(sub) -> None:
     p.add_argument("--score-workers", type=int, help="processes scoring routine batches with --routine-scorer features (overrides stream.score_workers)")
     p.add_argument("--duration-s", type=float, help="stop after this many seconds (default: until Ctrl-C / SIGTERM)")
     p.add_argument("--metrics-json", help="write the consumer's final metrics here")
+    p.add_argument("--consumers", type=int, help="consumer processes in the group (overrides stream.consumers; this one included): "
+                                                 "each owns a share of the partitions, so of the patients")
+    p.add_argument("--consumer-only", action="store_true",
+                   help="no service, no broker: join a running one (--ray-address, --bootstrap-servers) as one more consumer of its group")
     p.add_argument("--service-only", action="store_true", help="run only the Ray Serve application, no Kafka side")
     p.set_defaults(func=run)
 
@@ -67,7 +71,8 @@ def load_config(args):
             "kafka.topic_prefix": args.topic_prefix, "stream.routine_scorer": args.routine_scorer,
             "stream.cascade_dir": args.cascade, "stream.cascade_version": args.cascade_version,
             "service.verdict_floor": args.verdict_floor, "stream.verdict_deadline_ms": args.verdict_deadline_ms,
-            "stream.routine_hold_ms": args.routine_hold_ms, "stream.score_workers": args.score_workers}
+            "stream.routine_hold_ms": args.routine_hold_ms, "stream.score_workers": args.score_workers,
+            "stream.consumers": args.consumers}
     return HolmesConfig.load(args.config, over)
 
 
@@ -146,6 +151,22 @@ def check_cascade_row(fitted, plan) -> None:
             got)
 
 
+def _announce_ready(pipeline, own: threading.Event, extra, stop: threading.Event, on_signal) -> None:
+    """Print the ready line once this consumer and every extra one own partitions (the group has settled, so a replay
+    started now loses no window to a rebalance); stop everything if an extra consumer ends first."""
+    while not stop.is_set():
+        if extra is not None and extra.failed():
+            print(f"[serve] an extra consumer ended before it was ready (exit codes {extra.failed()}): stopping", flush=True)
+            on_signal()
+            return
+        if own.is_set() and (extra is None or extra.ready()):
+            n = 1 + (len(extra.procs) if extra is not None else 0)
+            print(f"[serve] ready: consuming {pipeline.topics.waveforms} and {pipeline.topics.alarms} with {n} consumer"
+                  f"{'s' if n > 1 else ''}, publishing to {pipeline.topics.risk} (Ctrl-C stops)", flush=True)
+            return
+        stop.wait(0.2)
+
+
 def _kafka_settings(cfg):
     """The configured cluster's settings (None: the embedded broker); the same options as ``holmes consume``."""
     from holmes.commands.stream import kafka_settings
@@ -153,19 +174,133 @@ def _kafka_settings(cfg):
     return kafka_settings(cfg.kafka) if cfg.kafka.bootstrap_servers else None
 
 
-def run(args) -> int:
-    from deploy import runtime
+def build_pipeline(cfg, routine, verdicts, settings):
+    """The stream consumer of ``holmes serve`` (and of each extra consumer process) with the configured window, lanes
+    and risk hysteresis; ``settings`` None: the embedded broker."""
     from streams.broker import Topics
     from streams.consumer import ConsumerConfig
     from streams.hysteresis import HysteresisConfig
     from streams.pipeline import StreamPipeline
     from streams.windows import WindowConfig
 
-    cfg = load_config(args)  # a bad setting fails here, before anything starts
     s = cfg.stream
-    hysteresis = HysteresisConfig(s.risk.raise_at, s.risk.clear_below, s.risk.hold_s)
+    return StreamPipeline(routine, settings, Topics.with_prefix(cfg.kafka.topic_prefix), WindowConfig(window_s=s.window_s, hop_s=s.hop_s),
+                          ConsumerConfig(group_id=s.group_id, deadline_ms=s.deadline_ms, max_batch=s.max_batch,
+                                         routine_hold_s=s.routine_hold_ms / 1e3, verdict_deadline_ms=s.verdict_deadline_ms,
+                                         hysteresis=HysteresisConfig(s.risk.raise_at, s.risk.clear_below, s.risk.hold_s)),
+                          verdicts=verdicts)
+
+
+class ExtraConsumers:
+    """``stream.consumers - 1`` child processes (``holmes serve --consumer-only``) joined to this service's Ray instance and
+    broker, in the same consumer group: Kafka gives each a share of the partitions (a patient's waveforms and alarms
+    share a partition number, so one process owns all of a patient). Their output is relayed with a ``[consumer i]``
+    prefix; ``ready()`` is true once each has printed its ready line (it owns partitions: the group has settled)."""
+
+    def __init__(self, cfg, n: int, bootstrap: str, ray_address: str, metrics_json: str | None):
+        import os
+        import subprocess
+        import tempfile
+
+        import yaml
+
+        d = cfg.model_dump(mode="json")
+        d["kafka"]["bootstrap_servers"], d["ray"]["address"], d["stream"]["consumers"] = bootstrap, ray_address, 1
+        fd, self.config_path = tempfile.mkstemp(prefix="holmes-consumer-", suffix=".yaml")
+        with os.fdopen(fd, "w") as f:
+            yaml.safe_dump(d, f)
+        self.metrics = [f"{metrics_json}.consumer{i}.json" if metrics_json else None for i in range(1, n)]
+        self.procs, self._ready = [], []
+        for i, m in enumerate(self.metrics, start=1):
+            cmd = [sys.executable, "-m", "holmes.cli", "serve", "--config", self.config_path, "--consumer-only"]
+            proc = subprocess.Popen(cmd + (["--metrics-json", m] if m else []), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, bufsize=1)
+            ready = threading.Event()
+            threading.Thread(target=self._relay, args=(i, proc, ready), daemon=True).start()
+            self.procs.append(proc)
+            self._ready.append(ready)
+
+    @staticmethod
+    def _relay(i: int, proc, ready: threading.Event) -> None:
+        for line in proc.stdout:
+            if line.startswith("[serve] ready"):
+                ready.set()
+            print(f"[consumer {i}] {line.rstrip()}", flush=True)
+
+    def ready(self) -> bool:
+        return all(e.is_set() for e in self._ready)
+
+    def failed(self) -> list[int]:
+        """Exit codes of the children that ended."""
+        return [p.returncode for p in self.procs if p.poll() is not None]
+
+    def stop(self, timeout_s: float = 60.0) -> list[dict]:
+        """SIGTERM each (it publishes and commits what it scored, then leaves the group); their final metrics."""
+        import os
+        import subprocess
+
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        out = []
+        for path, p in zip(self.metrics, self.procs):
+            m = {"rc": p.returncode}
+            if path and os.path.isfile(path):
+                with open(path) as f:
+                    m.update(json.load(f))
+            out.append(m)
+        os.unlink(self.config_path)
+        return out
+
+
+def run_consumer_only(args, cfg) -> int:
+    """One more consumer of a running service's group: its Ray application for verdicts (and the cascade's escalations),
+    its Kafka cluster; the routine scorer in this process. Stops on SIGTERM / Ctrl-C after publishing and committing."""
+    from deploy import runtime
+    from holmes.compose.plan import Plan
+
+    if not cfg.ray.address or not cfg.kafka.bootstrap_servers:
+        raise InvalidFieldError("--consumer-only", "needs the running service's --ray-address and --bootstrap-servers",
+                                {"ray.address": cfg.ray.address, "kafka.bootstrap_servers": cfg.kafka.bootstrap_servers})
+    handle = runtime.connect_service(cfg.app_name, cfg.ray.address)
+    plan = Plan.load(cfg.resolved(cfg.service.plan_path)) if cfg.service.plan_path else None
+    routine, verdicts = stream_scorers(cfg, handle, plan)
+    pipeline = build_pipeline(cfg, routine, verdicts, _kafka_settings(cfg))
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: pipeline.request_stop())
+    try:
+        pipeline.start()
+        print(f"[serve] consumer of group {cfg.stream.group_id} at {cfg.kafka.bootstrap_servers}; routine windows: {routine.name}; "
+              f"verdicts: {verdicts.name}", flush=True)
+        pipeline.on_ready(lambda p: print("[serve] ready: consuming its share of the partitions", flush=True))
+        metrics = pipeline.run(timeout_s=args.duration_s)
+        if args.metrics_json:
+            with open(args.metrics_json, "w") as f:
+                json.dump(metrics, f, indent=2, default=str)
+        return 0
+    finally:
+        pipeline.close()
+        if hasattr(routine, "close"):
+            routine.close()
+        import ray
+
+        ray.shutdown()  # leaves the service's Ray instance and application running
+
+
+def run(args) -> int:
+    from deploy import runtime
+
+    cfg = load_config(args)  # a bad setting fails here, before anything starts
+    if args.consumer_only:
+        return run_consumer_only(args, cfg)
     stop = threading.Event()
-    pipeline = routine = None
+    pipeline = routine = extra = None
 
     def on_signal(*_):
         stop.set()
@@ -185,21 +320,22 @@ def run(args) -> int:
             stop.wait(args.duration_s)
             return 0
         routine, verdicts = stream_scorers(cfg, handle, plan)
-        pipeline = StreamPipeline(routine, _kafka_settings(cfg), Topics.with_prefix(cfg.kafka.topic_prefix),
-                                  WindowConfig(window_s=s.window_s, hop_s=s.hop_s),
-                                  ConsumerConfig(group_id=s.group_id, deadline_ms=s.deadline_ms, max_batch=s.max_batch, routine_hold_s=s.routine_hold_ms / 1e3,
-                                                 verdict_deadline_ms=s.verdict_deadline_ms, hysteresis=hysteresis),
-                                  verdicts=verdicts)
+        pipeline = build_pipeline(cfg, routine, verdicts, _kafka_settings(cfg))
         pipeline.start()
         print(f"[serve] bootstrap servers: {pipeline.bootstrap_servers}"
               + ("  (embedded broker, in memory)" if pipeline.broker is not None else ""), flush=True)
         print(f"[serve] routine windows: {routine.name}; verdicts: {verdicts.name}", flush=True)
-        pipeline.on_ready(lambda p: print(f"[serve] ready: consuming {p.topics.waveforms} and {p.topics.alarms}, "
-                                          f"publishing to {p.topics.risk} (Ctrl-C stops)", flush=True))
+        if cfg.stream.consumers > 1:
+            extra = ExtraConsumers(cfg, cfg.stream.consumers, pipeline.bootstrap_servers, address, args.metrics_json)
+        own = threading.Event()
+        pipeline.on_ready(lambda p: own.set())
+        threading.Thread(target=_announce_ready, args=(pipeline, own, extra, stop, on_signal), daemon=True).start()
         if stop.is_set():
             pipeline.request_stop()
         metrics = pipeline.run(timeout_s=args.duration_s)
         metrics["service"] = {"plan": cfg.service.plan_path, "floor": plan.floor().name, "stats": getattr(routine, "stats", {})}
+        if extra is not None:
+            metrics["extra_consumers"], extra = extra.stop(), None
         c = metrics["counters"]
         print(f"[serve] stopped: windows {c.get('windows_scored', 0)}, verdicts {c.get('verdicts', 0)} "
               f"(degraded {c.get('verdicts_degraded', 0)}, late {c.get('verdicts_late', 0)}), e2e p99 "
@@ -209,6 +345,8 @@ def run(args) -> int:
                 json.dump(metrics, f, indent=2, default=str)
         return 0
     finally:
+        if extra is not None:
+            extra.stop()  # before the embedded broker and Ray go
         if pipeline is not None:
             pipeline.close()
         if routine is not None and hasattr(routine, "close"):

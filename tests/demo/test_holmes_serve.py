@@ -1,4 +1,5 @@
-"""``holmes serve`` as an operator runs it: a subprocess with the embedded broker, a small plan (two real members),
+"""``holmes serve`` as an operator runs it: a subprocess with the embedded broker, a small plan (two real members), two
+consumer processes in one group (``--consumers 2``),
 features-typed-inc on incremental per-patient features for routine windows and the verdict lane. It prints the bootstrap address and a line with ``ready``,
 scores what ``holmes replay`` sends it, and stops cleanly on SIGTERM (exit 0, metrics written)."""
 
@@ -31,7 +32,8 @@ def test_holmes_serve_ready_scores_and_stops_on_sigterm(tmp_path):
     plan = _small_plan(tmp_path)
     metrics = tmp_path / "metrics.json"
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}  # its own service file
-    proc = subprocess.Popen([sys.executable, "-m", "holmes.cli", "serve", "--plan", str(plan), "--port", "0", "--metrics-json", str(metrics)],
+    proc = subprocess.Popen([sys.executable, "-m", "holmes.cli", "serve", "--plan", str(plan), "--port", "0", "--consumers", "2",
+                             "--metrics-json", str(metrics)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     lines: list[str] = []
     ready = threading.Event()
@@ -48,9 +50,10 @@ def test_holmes_serve_ready_scores_and_stops_on_sigterm(tmp_path):
         text = "\n".join(lines)
         bootstrap = re.search(r"bootstrap servers: (\S+)", text).group(1)
         assert "verdict floor: budget_100ms" in text and "routine windows: features-typed-inc" in text
+        assert "with 2 consumers" in text and "[consumer 1] [serve] ready" in text
         service_file = tmp_path / "cache" / "holmes-icu" / "serve.json"
         assert json.loads(service_file.read_text())["pid"] == proc.pid
-        rep = subprocess.run([sys.executable, "-m", "holmes.cli", "replay", "--bootstrap-servers", bootstrap, "--limit", "3",
+        rep = subprocess.run([sys.executable, "-m", "holmes.cli", "replay", "--bootstrap-servers", bootstrap, "--beds", "16", "--limit", "8",
                               "--speed", "4", "--start-s", "282", "--end-s", "300"], cwd=ROOT, env=env, capture_output=True, text=True,
                              timeout=180)
         assert rep.returncode == 0, rep.stderr[-2000:]
@@ -61,7 +64,12 @@ def test_holmes_serve_ready_scores_and_stops_on_sigterm(tmp_path):
         rc = proc.wait(120)
     assert rc == 0 and time.monotonic() - t0 < 90, "\n".join(lines[-40:])
     m = json.loads(metrics.read_text())
-    assert m["counters"]["verdicts"] == 3 and m["counters"]["windows_scored"] == 3 * 3  # windows end 298, 299, 300
-    assert m["counters"].get("verdicts_degraded", 0) == 0 and m["service"]["floor"] == "budget_100ms"
+    # the two consumers split the 16 beds by partition and together scored each window once: windows end 298, 299, 300
+    (other,) = m["extra_consumers"]
+    assert other["rc"] == 0 and m["counters"]["windows_scored"] > 0 and other["counters"]["windows_scored"] > 0
+    assert m["counters"]["windows_scored"] + other["counters"]["windows_scored"] == 16 * 3
+    assert m["counters"]["verdicts"] + other["counters"]["verdicts"] == 16
+    assert m["counters"].get("verdicts_degraded", 0) + other["counters"].get("verdicts_degraded", 0) == 0
+    assert m["service"]["floor"] == "budget_100ms"
     assert any("stopped Serve, Ray and the embedded broker" in ln for ln in lines)
     assert not (tmp_path / "cache" / "holmes-icu" / "serve.json").exists()  # no stale service file left behind

@@ -1,5 +1,6 @@
 """`holmes serve --score-workers N` (stream.score_workers): the features routine scorer spreads each batch over N
-processes with the same probabilities and verdicts as one; any other routine scorer refuses N != 1 before it starts."""
+processes with the same probabilities and verdicts as one; any other routine scorer refuses N != 1 before it starts.
+`--consumers N` (stream.consumers) is bounded, and `--consumer-only` names the running service's addresses it lacks."""
 
 from __future__ import annotations
 
@@ -56,3 +57,21 @@ def test_score_workers_out_of_range_is_a_typed_error(bad):
     with pytest.raises(InvalidFieldError) as e:
         HolmesConfig.load(None, {"stream.score_workers": bad})
     assert "score_workers" in e.value.field and e.value.value == bad
+
+
+@pytest.mark.parametrize("bad", [0, 9])
+def test_consumers_out_of_range_is_a_typed_error(bad):
+    with pytest.raises(InvalidFieldError) as e:
+        HolmesConfig.load(None, {"stream.consumers": bad})
+    assert "consumers" in e.value.field and e.value.value == bad
+
+
+def test_consumer_only_without_the_running_service_is_a_typed_error():
+    """``holmes serve --consumer-only`` joins a running service: without its Ray and Kafka addresses it names both."""
+    from types import SimpleNamespace
+
+    from holmes.commands.serve import run_consumer_only
+
+    with pytest.raises(InvalidFieldError) as e:
+        run_consumer_only(SimpleNamespace(duration_s=None, metrics_json=None), HolmesConfig.load(None, {"ray.address": "127.0.0.1:6379"}))
+    assert e.value.field == "--consumer-only" and e.value.value == {"ray.address": "127.0.0.1:6379", "kafka.bootstrap_servers": None}
