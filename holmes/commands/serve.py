@@ -56,6 +56,7 @@ def register(sub) -> None:
     p.add_argument("--metrics-json", help="write the consumer's final metrics here")
     p.add_argument("--consumers", type=int, help="consumer processes in the group (overrides stream.consumers; this one included): "
                                                  "each owns a share of the partitions, so of the patients")
+    p.add_argument("--fetch-min-bytes", type=int, help="a consumer's fetch waits (up to 50 ms) for this many bytes (overrides stream.fetch_min_bytes)")
     p.add_argument("--consumer-only", action="store_true",
                    help="no service, no broker: join a running one (--ray-address, --bootstrap-servers) as one more consumer of its group")
     p.add_argument("--service-only", action="store_true", help="run only the Ray Serve application, no Kafka side")
@@ -72,7 +73,7 @@ def load_config(args):
             "stream.cascade_dir": args.cascade, "stream.cascade_version": args.cascade_version,
             "service.verdict_floor": args.verdict_floor, "stream.verdict_deadline_ms": args.verdict_deadline_ms,
             "stream.routine_hold_ms": args.routine_hold_ms, "stream.score_workers": args.score_workers,
-            "stream.consumers": args.consumers}
+            "stream.consumers": args.consumers, "stream.fetch_min_bytes": args.fetch_min_bytes}
     return HolmesConfig.load(args.config, over)
 
 
@@ -187,6 +188,7 @@ def build_pipeline(cfg, routine, verdicts, settings):
     return StreamPipeline(routine, settings, Topics.with_prefix(cfg.kafka.topic_prefix), WindowConfig(window_s=s.window_s, hop_s=s.hop_s),
                           ConsumerConfig(group_id=s.group_id, deadline_ms=s.deadline_ms, max_batch=s.max_batch,
                                          routine_hold_s=s.routine_hold_ms / 1e3, verdict_deadline_ms=s.verdict_deadline_ms,
+                                         fetch_min_bytes=s.fetch_min_bytes,
                                          hysteresis=HysteresisConfig(s.risk.raise_at, s.risk.clear_below, s.risk.hold_s)),
                           verdicts=verdicts)
 
