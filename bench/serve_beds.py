@@ -283,7 +283,7 @@ def main() -> int:
         plan_path = given[given.index("--plan") + 1] if "--plan" in given[:-1] else str(ROOT / "deploy" / "plan.json")
         out["offline_check"] = offline_check([s for s in verdicts if s.models and s.models[0].startswith("plan:")],
                                              plan_path, str(ROOT / "artifacts" / "registry"))
-    if not args.no_offline_check and "incremental" in args.serve_args:
+    if not args.no_offline_check and ("--routine-scorer" not in args.serve_args or "incremental" in args.serve_args):  # the default
         print("[bench] offline probability of the incremental model on the same beds' streams ...", flush=True)
         out["offline_routine_check"] = offline_routine_check(routine, args.start_s)
     path = write_json(f"serve_beds_{tag}.json", out)
