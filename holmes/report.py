@@ -326,21 +326,17 @@ INCREMENTAL_RUNS = (  # bench/serve_beds.py runs of the incremental routine scor
 def _incremental_capacity() -> str:
     """What the runs of the incremental routine scorer (the served default since stop 24) measured, those that are there."""
     parts = []
-    for name, label in INCREMENTAL_RUNS:
-        path = RESULTS / f"{name}.json"
-        if not path.is_file():
-            continue
-        r = json.loads(path.read_text())
+    for name, label in ((n, lab) for n, lab in INCREMENTAL_RUNS if (RESULTS / f"{n}.json").is_file()):
+        r = json.loads((RESULTS / f"{name}.json").read_text())
         rr, vv = r["routine_e2e_ms"], r["verdict_e2e_ms"]
         held = rr.get("p99", 1e9) < 1000 and vv.get("p99", 1e9) < 1000 and r["windows_published"] >= r["expected_windows"]
-        fc = r["features_cost"]["rows"][-1]["median_ms"]
         parts.append(f"{r['beds']:,} beds, {label}: {'held' if held else 'not held'} (routine p99 {rr.get('p99')} ms, verdicts p99 "
-                     f"{vv.get('p99')} ms, {r['windows_published']:,}/{r['expected_windows']:,} windows, features_cost {fc:.2f} ms; {name}.json)")
-    if not parts:
-        return ""
-    return (" The served default is now the incremental routine scorer (per-patient incremental features, models/incremental.py) "
-            "with 2 consumer processes; its runs: " + "; ".join(parts) + ". The 2,000-bed figure moved with the machine: held "
-            "once, then 2 consumers were needed to come back to the 1 s line, with no margin.")
+                     f"{vv.get('p99')} ms, {r['windows_published']:,}/{r['expected_windows']:,} windows, features_cost "
+                     f"{r['features_cost']['rows'][-1]['median_ms']:.2f} ms; {name}.json)")
+    return "" if not parts else (
+        " The served default is now the incremental routine scorer (per-patient incremental features, models/incremental.py) "
+        "with 2 consumer processes; its runs: " + "; ".join(parts) + ". The 2,000-bed figure moved with the machine: held "
+        "once, then 2 consumers were needed to come back to the 1 s line, with no margin.")
 
 
 SERVED_PLAN = ROOT / "deploy" / "plan.json"

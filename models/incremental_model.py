@@ -33,24 +33,31 @@ FEATURE_SET = "models.incremental v1"
 WINDOW_S = 16.0
 
 
-def alarm_features(records, progress: bool = False) -> np.ndarray:
-    """[R, N_FEATURES] incremental features of the window ending at each record's alarm, each record streamed as a
-    bed from its start in 1 s hops."""
+def stream_hops(records, start_s: float, end_s: float, progress: bool = False):
+    """Every record streamed as a bed of one ``IncrementalFeatures`` from record second ``start_s`` to ``end_s`` in 1 s
+    hops (absent channels NaN): yields (end of the hop in record seconds, the state after it, the channel masks)."""
     from .incremental import IncrementalFeatures
 
     fs = records[0].fs_hz
-    n = int(ALARM_S * fs)
-    S = np.stack([r.signals[:, :n] for r in records]).astype(np.float64)
+    S = np.stack([r.signals[:, int(start_s * fs) : int(round(end_s * fs))] for r in records]).astype(np.float64)
     M = np.stack([r.mask for r in records])
     S[~M] = np.nan
     inc = IncrementalFeatures(len(records), fs)
-    hops = range(n // fs)
+    hops = range(S.shape[2] // fs)
     if progress:
         from tqdm import tqdm
 
         hops = tqdm(hops, desc="streaming the records", unit="s")
     for h in hops:
         inc.push(S[:, :, h * fs : (h + 1) * fs])
+        yield round(start_s + h + 1, 3), inc, M
+
+
+def alarm_features(records, progress: bool = False) -> np.ndarray:
+    """[R, N_FEATURES] incremental features of the window ending at each record's alarm, each record streamed as a
+    bed from its start in 1 s hops."""
+    for _, inc, M in stream_hops(records, 0.0, ALARM_S, progress):
+        pass
     return inc.features(M)
 
 
@@ -117,21 +124,12 @@ def stream_probabilities(records, start_s: float, wanted: list[dict[float, str]]
     """What the incremental scorer publishes for each record streamed as a bed from record second ``start_s`` in 1 s
     hops: for record i, {window end s: calibrated probability} at the ends in ``wanted[i]`` ({end: alarm type}),
     windows of WINDOW_S seconds. The offline side of the end-to-end checks (tests/demo, bench/serve_beds.py)."""
-    from .incremental import IncrementalFeatures
-
     if len(wanted) != len(records):
         raise InvalidFieldError("wanted", f"must hold one {{end: alarm type}} per record ({len(records)})", len(wanted))
     member, cal, _ = load_calibrated(path)
-    fs = records[0].fs_hz
-    last = max((max(w) for w in wanted if w), default=start_s)
-    S = np.stack([r.signals[:, int(start_s * fs) : int(round(last * fs))] for r in records]).astype(np.float64)
-    M = np.stack([r.mask for r in records])
-    S[~M] = np.nan
-    inc = IncrementalFeatures(len(records), fs)
     out: list[dict[float, float]] = [{} for _ in records]
-    for h in range(S.shape[2] // fs):
-        inc.push(S[:, :, h * fs : (h + 1) * fs])
-        end = round(start_s + h + 1, 3)
+    last = max((max(w) for w in wanted if w), default=start_s)
+    for end, inc, M in stream_hops(records, start_s, last):
         rows = [i for i, w in enumerate(wanted) if end in w]
         if not rows or end - start_s < WINDOW_S:
             continue

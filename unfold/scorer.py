@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from models.errors import InvalidFieldError
+from models.fast_forest import warm as warm_forests
 from streams.scorer import MemberScorer, ScoreOut, WindowBatch, register_scorer
 
 from .calibrate import publish
@@ -117,9 +118,7 @@ class CascadeScorer:
         self._lock = threading.Lock()
         self._pool = None  # two threads for the halves of a large routine batch (``_routine``)
         self.stats = {"windows": 0, "escalated": 0, "escalation_calls": 0, "cheap_ms": 0.0, "costly_ms": 0.0}
-        from models.fast_forest import warm
-
-        warm()  # the cheap rungs' compiled forest walk loads now, not inside the first tick's deadline
+        warm_forests()  # the cheap rungs' compiled forest walk loads now, not inside the first tick's deadline
 
     def score(self, batch: WindowBatch) -> list[ScoreOut]:
         if len(batch) == 0:

@@ -168,6 +168,12 @@ def _announce_ready(pipeline, own: threading.Event, extra, stop: threading.Event
         stop.wait(0.2)
 
 
+def _write_metrics(path: str | None, metrics: dict) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump(metrics, f, indent=2, default=str)
+
+
 def _kafka_settings(cfg):
     """The configured cluster's settings (None: the embedded broker); the same options as ``holmes consume``."""
     from holmes.commands.stream import kafka_settings
@@ -282,9 +288,7 @@ def run_consumer_only(args, cfg) -> int:
               f"verdicts: {verdicts.name}", flush=True)
         pipeline.on_ready(lambda p: print("[serve] ready: consuming its share of the partitions", flush=True))
         metrics = pipeline.run(timeout_s=args.duration_s)
-        if args.metrics_json:
-            with open(args.metrics_json, "w") as f:
-                json.dump(metrics, f, indent=2, default=str)
+        _write_metrics(args.metrics_json, metrics)
         return 0
     finally:
         pipeline.close()
@@ -342,9 +346,7 @@ def run(args) -> int:
         print(f"[serve] stopped: windows {c.get('windows_scored', 0)}, verdicts {c.get('verdicts', 0)} "
               f"(degraded {c.get('verdicts_degraded', 0)}, late {c.get('verdicts_late', 0)}), e2e p99 "
               f"{metrics['e2e_ms'].get('p99')} ms, verdict p99 {metrics['verdict_e2e_ms'].get('p99')} ms", flush=True)
-        if args.metrics_json:
-            with open(args.metrics_json, "w") as f:
-                json.dump(metrics, f, indent=2, default=str)
+        _write_metrics(args.metrics_json, metrics)
         return 0
     finally:
         if extra is not None:
