@@ -72,31 +72,34 @@ class Service:
             return -9
 
 
-def offline_check(verdicts, plan_path: str, registry: str) -> dict:
+def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> dict:
     """Largest |published - offline| over the verdicts: the same plan row (members, rule, calibration) in process on
-    the same window cut from the record."""
-    from holmes.compose.plan import Plan
-    from models.calibration import Calibrator
+    the same window cut from the record; for a blended verdict (``features-typed-inc`` among its models) the mean of
+    that and the incremental model on the bed's record streamed from ``start_s`` (where the replay began)."""
+    from holmes.compose.plan import Plan, row_probabilities
     from models.data import load_dataset, resolve_data_dir, window
-    from models.ensemble import EnsembleModel
-    from models.registry import Registry
+    from models.incremental_model import NAME, stream_probabilities
 
     plan = Plan.load(plan_path)
-    reg = Registry(registry)
-    version = plan.registry.get("version") or reg.latest()
-    names = sorted({s.patient_id.split("-", 1)[1] for s in verdicts})
-    recs = {r.name: r for r in load_dataset(resolve_data_dir(), names)[0]}
-    diffs, by_row = [], {}
+    rec_of = {s.patient_id: s.patient_id.split("-", 1)[1] for s in verdicts}
+    recs = {r.name: r for r in load_dataset(resolve_data_dir(), sorted(set(rec_of.values())))[0]}
+    by_row: dict[str, list] = {}
     for s in verdicts:
         by_row.setdefault(s.models[0][len("plan:"):], []).append(s)
+    expected = {}
     for row, items in by_row.items():
-        spec = plan.get(row)
-        model = EnsembleModel(row, [reg.load(m, version) for m in spec.members], spec.rule)
-        w = np.stack([window(recs[s.patient_id.split("-", 1)[1]], s.window_end_s, s.window_s) for s in items]).astype(np.float32)
-        m = np.stack([recs[s.patient_id.split("-", 1)[1]].mask for s in items]) & np.isfinite(w).any(axis=2)
-        p = Calibrator.from_dict(spec.calibration).transform(model.predict_proba(w, m, [s.alarm_type for s in items]))
-        diffs += [abs(float(a) - s.probability) for a, s in zip(p, items)]
-    return {"n": len(diffs), "max_abs_diff": max(diffs) if diffs else None, "rows": sorted(by_row)}
+        w = np.stack([window(recs[rec_of[s.patient_id]], s.window_end_s, s.window_s) for s in items]).astype(np.float32)
+        m = np.stack([recs[rec_of[s.patient_id]].mask for s in items]) & np.isfinite(w).any(axis=2)
+        p = row_probabilities(plan, row, registry, w, m, [s.alarm_type for s in items])
+        expected.update({id(s): float(a) for s, a in zip(items, p)})
+    blended = [s for s in verdicts if NAME in s.models]
+    if blended:
+        inc = stream_probabilities([recs[rec_of[s.patient_id]] for s in blended], start_s,
+                                   [{round(s.window_end_s, 3): s.alarm_type} for s in blended])
+        for s, d in zip(blended, inc):
+            expected[id(s)] = 0.5 * (expected[id(s)] + d[round(s.window_end_s, 3)])
+    diffs = [abs(expected[id(s)] - s.probability) for s in verdicts]
+    return {"n": len(diffs), "blended": len(blended), "max_abs_diff": max(diffs) if diffs else None, "rows": sorted(by_row)}
 
 
 def offline_routine_check(routine, start_s: float, max_beds: int = 40) -> dict:
@@ -267,6 +270,7 @@ def main() -> int:
         "replay": replay_stats, "expected_windows": expected, "windows_published": len(scores),
         "alarms": -(-args.beds // args.alarm_every), "alarm_every": args.alarm_every, "verdicts": len(verdicts), "verdicts_degraded": sum(1 for s in verdicts if s.degraded),
         "verdict_degraded_reasons": reasons, "verdicts_late_unflagged": late_unflagged, "answered_by": answered_by,
+        "verdicts_blended": sum(1 for s in verdicts if "features-typed-inc" in s.models),  # VerdictBlend: row + incremental
         "routine_degraded": sum(1 for s in routine if s.degraded),
         "verdict_e2e_ms": pct(v_ms), "routine_e2e_ms": pct(r_ms),
         "routine_e2e_over_time": over_time(r_ms, [s.published_unix_s for s in routine], metrics.get("first_message_unix_s")),
@@ -282,7 +286,7 @@ def main() -> int:
         given = shlex.split(args.serve_args)  # the plan `holmes serve` was given, else the committed one
         plan_path = given[given.index("--plan") + 1] if "--plan" in given[:-1] else str(ROOT / "deploy" / "plan.json")
         out["offline_check"] = offline_check([s for s in verdicts if s.models and s.models[0].startswith("plan:")],
-                                             plan_path, str(ROOT / "artifacts" / "registry"))
+                                             plan_path, str(ROOT / "artifacts" / "registry"), args.start_s)
     if not args.no_offline_check and ("--routine-scorer" not in args.serve_args or "incremental" in args.serve_args):  # the default
         print("[bench] offline probability of the incremental model on the same beds' streams ...", flush=True)
         out["offline_routine_check"] = offline_routine_check(routine, args.start_s)

@@ -61,6 +61,12 @@ class ConsumerConfig:
     deadline_ms: float = 1000.0  # routine windows: due this long after their last sample
     verdict_deadline_ms: float = 1000.0  # a verdict: due this long after its alarm's sample time
     max_batch: int = 128
+    # Backpressure: at most this many windows cut and not scored (each a 16 s copy, ~80 KB); a poll takes no more
+    # records than there is room for, and none while it is full (the broker keeps the rest). Without it a consumer that
+    # falls behind fetches on and holds its whole backlog as windows: 5-6 GB per consumer at 3,000 beds on 2 cores.
+    # (Pausing the waveform partitions instead left a partition's last 4 records undelivered after resuming, in 1 of 6
+    # trials with kafka-python 3.0.12 and the embedded broker: not used.)
+    max_pending: int = 8192
     tick_budget_s: float = 1.0  # scoring time per loop step before polling again (keeps the group membership)
     # Routine windows wait until the oldest has been ready this long (or a full ``max_batch`` is ready), so a ward's
     # windows are scored in fewer, larger batches: fewer service calls for the escalations, each costing ~10 ms of CPU
@@ -77,7 +83,7 @@ class ConsumerConfig:
         if self.auto_offset_reset not in ("earliest", "latest"):
             raise InvalidFieldError("auto_offset_reset", "must be earliest or latest", self.auto_offset_reset, ["earliest", "latest"])
         for name in ("poll_timeout_ms", "max_poll_records", "commit_interval_s", "deadline_ms", "verdict_deadline_ms", "max_batch",
-                     "producer_batch_bytes", "fetch_min_bytes"):
+                     "producer_batch_bytes", "fetch_min_bytes", "max_pending"):
             if not getattr(self, name) > 0:
                 raise InvalidFieldError(name, "must be > 0", getattr(self, name))
         if not 0 <= self.routine_hold_s < self.deadline_ms / 1e3:
@@ -184,8 +190,15 @@ class StreamConsumer:
 
     def _poll(self, timeout_ms: int) -> None:
         stages = self.metrics.stages
+        # backpressure: take no more than the backlog has room for (a chunk cuts at most one window); a full backlog
+        # skips the poll, so a consumer behind leaves its backlog in the broker, not in its memory
+        room = self.config.max_pending - len(self._pending)
+        self.metrics.max_pending = max(self.metrics.max_pending, len(self._pending))
+        if room <= 0:
+            self.metrics.inc("polls_skipped_backlog_full")
+            return
         with stages("poll"):
-            polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=self.config.max_poll_records)
+            polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=min(self.config.max_poll_records, room))
         if self._revoked:
             self._forget_revoked()
         # alarms first: an alarm polled together with the chunks after it is then pending when its window is cut

@@ -107,6 +107,7 @@ class StreamMetrics:
         self.first_message_unix_s: float | None = None
         self.first_message_cpu_s: float | None = None  # process CPU when the first message came (startup excluded)
         self.last_scored_unix_s: float | None = None
+        self.max_pending = 0  # most windows cut and waiting to be scored at once (the consumer's backlog in memory)
         self.stages = StageClock()  # consumer loop stages (main thread): poll, decode+place, cut, score, publish, flush
 
     def inc(self, name: str, n: int = 1) -> None:
@@ -145,6 +146,7 @@ class StreamMetrics:
             "score_batch_ms": self.score_ms.summary(),
             "batch_size": self.batch_sizes.summary(),
             "stages": self.stages.snapshot(),
+            "max_pending": self.max_pending,
             "first_message_unix_s": self.first_message_unix_s,
             "active_s": round((self.last_scored_unix_s or 0.0) - (self.first_message_unix_s or 0.0), 3)
             if self.first_message_unix_s and self.last_scored_unix_s else 0.0,

@@ -57,6 +57,8 @@ def register(sub) -> None:
     p.add_argument("--consumers", type=int, help="consumer processes in the group (overrides stream.consumers; this one included): "
                                                  "each owns a share of the partitions, so of the patients")
     p.add_argument("--fetch-min-bytes", type=int, help="a consumer's fetch waits (up to 50 ms) for this many bytes (overrides stream.fetch_min_bytes)")
+    p.add_argument("--verdict-blend", choices=("on", "off"), help="verdicts: mean of the plan row and features-typed-inc on the "
+                   "patient's streamed state (overrides stream.verdict_blend; default on with --routine-scorer incremental)")
     p.add_argument("--consumer-only", action="store_true",
                    help="no service, no broker: join a running one (--ray-address, --bootstrap-servers) as one more consumer of its group")
     p.add_argument("--service-only", action="store_true", help="run only the Ray Serve application, no Kafka side")
@@ -73,7 +75,8 @@ def load_config(args):
             "stream.cascade_dir": args.cascade, "stream.cascade_version": args.cascade_version,
             "service.verdict_floor": args.verdict_floor, "stream.verdict_deadline_ms": args.verdict_deadline_ms,
             "stream.routine_hold_ms": args.routine_hold_ms, "stream.score_workers": args.score_workers,
-            "stream.consumers": args.consumers, "stream.fetch_min_bytes": args.fetch_min_bytes}
+            "stream.consumers": args.consumers, "stream.fetch_min_bytes": args.fetch_min_bytes,
+            "stream.verdict_blend": None if args.verdict_blend is None else args.verdict_blend == "on"}
     return HolmesConfig.load(args.config, over)
 
 
@@ -107,17 +110,21 @@ def stream_scorers(cfg, handle, plan=None):
     if s.score_workers != 1 and s.routine_scorer != "features":
         raise InvalidFieldError("stream.score_workers", f"applies to routine_scorer features, not {s.routine_scorer!r}: must be 1",
                                 s.score_workers)
+    if s.verdict_blend and s.routine_scorer != "incremental":
+        raise InvalidFieldError("stream.verdict_blend", "needs routine_scorer incremental (it holds the patients' streamed state)",
+                                f"true with routine_scorer {s.routine_scorer}")
     per_request = cfg.service.max_request_windows  # the largest request the ingress takes: fewer calls, each costing the same
     verdicts = ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.verdict_deadline_ms, lane="verdict",
                            max_request_windows=per_request)
     if s.routine_scorer == "serve":
         return ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.deadline_ms, max_request_windows=per_request), verdicts
     if s.routine_scorer == "incremental":
-        import streams.incremental_scorer  # noqa: F401  (registers "incremental")
+        from streams.incremental_scorer import VerdictBlend  # registers "incremental"
         from streams.scorer import make_scorer
 
-        return make_scorer("incremental", model_dir=cfg.resolved(s.incremental_dir) if s.incremental_dir else None,
-                           window_s=s.window_s, hop_s=s.hop_s), verdicts
+        routine = make_scorer("incremental", model_dir=cfg.resolved(s.incremental_dir) if s.incremental_dir else None,
+                              window_s=s.window_s, hop_s=s.hop_s)
+        return routine, (verdicts if s.verdict_blend is False else VerdictBlend(verdicts, routine))
     if s.routine_scorer == "features":
         import streams.feature_scorer  # noqa: F401  (registers "features")
         from streams.scorer import make_scorer
@@ -194,7 +201,7 @@ def build_pipeline(cfg, routine, verdicts, settings):
     return StreamPipeline(routine, settings, Topics.with_prefix(cfg.kafka.topic_prefix), WindowConfig(window_s=s.window_s, hop_s=s.hop_s),
                           ConsumerConfig(group_id=s.group_id, deadline_ms=s.deadline_ms, max_batch=s.max_batch,
                                          routine_hold_s=s.routine_hold_ms / 1e3, verdict_deadline_ms=s.verdict_deadline_ms,
-                                         fetch_min_bytes=s.fetch_min_bytes,
+                                         fetch_min_bytes=s.fetch_min_bytes, max_pending=s.max_pending,
                                          hysteresis=HysteresisConfig(s.risk.raise_at, s.risk.clear_below, s.risk.hold_s)),
                           verdicts=verdicts)
 

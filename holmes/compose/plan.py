@@ -128,3 +128,18 @@ class Plan:
         if not path.is_file():
             raise InvalidFieldError("plan", "must be a plan JSON file written by `holmes compose`", str(path))
         return cls.from_dict(json.loads(path.read_text()))
+
+
+def row_probabilities(plan: Plan, row: str, registry_dir: str | Path, windows, masks, alarm_types):
+    """What the service publishes for plan row ``row`` on these windows, computed in process: the row's members from
+    the plan's registry version, its combining rule and its calibration map. The offline side of the end-to-end
+    verdict checks (bench/serve_beds.py, tests/demo)."""
+    from models.calibration import Calibrator
+    from models.ensemble import EnsembleModel
+    from models.registry import Registry
+
+    reg = Registry(registry_dir)
+    version = plan.registry.get("version") or reg.latest()
+    spec = plan.get(row)
+    model = EnsembleModel(row, [reg.load(m, version) for m in spec.members], spec.rule)
+    return Calibrator.from_dict(spec.calibration).transform(model.predict_proba(windows, masks, list(alarm_types)))

@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from holmes.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_demo_with_the_cascade_answers_every_alarm_with_the_ensemble(tmp_path, capsys):
@@ -36,13 +40,15 @@ def test_demo_runs_the_whole_service_path(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--patients", "4", "--start-s", "281", "--end-s", "302", "--speed", "4", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    floor = Plan.load(Path(__file__).resolve().parents[2] / "deploy" / "plan.json").floor()
+    floor_plan = Plan.load(REPO / "deploy" / "plan.json")
+    floor = floor_plan.floor()
     assert "answered by" in printed and floor.name in printed and "/4 correct" in printed
     scores = json.loads((out / "scores.json").read_text())
     verdicts = [s for s in scores if s["verdict"] is not None]
-    # every alarm answered by the service's verdict lane with the floor row (the most accurate on nested CV), in time
-    assert len(verdicts) == 4 and {s["models"][0] for s in verdicts} == {f"plan:{floor.name}"}
-    assert all(set(s["models"][1:]) == set(floor.members) and not s["degraded"] and s["e2e_ms"] < 1000 for s in verdicts)
+    # every alarm answered by the service's verdict lane with the floor row (the most accurate on nested CV), blended
+    # with features-typed-inc on the patient's streamed state (streams.incremental_scorer.VerdictBlend), in time
+    assert len(verdicts) == 4 and all(s["models"] == [f"plan:{floor.name}", *floor.members, "features-typed-inc"] for s in verdicts)
+    assert all(not s["degraded"] and s["e2e_ms"] < 1000 for s in verdicts)
     routine = [s for s in scores if s["verdict"] is None]
     assert routine and all(s["models"] == ["features-typed-inc"] for s in routine)  # in process, no service call
     # what the routine lane published is the incremental model and its calibration map run offline on each patient's
@@ -57,6 +63,19 @@ def test_demo_runs_the_whole_service_path(tmp_path, capsys):
     offline = stream_probabilities([recs[n] for n in names], 281.0, wanted)
     got = {(s["patient"], s["window_end_s"]): s["probability"] for s in routine}
     assert all(abs(offline[i][e] - got[(n, e)]) < 1e-9 for i, n in enumerate(names) for e in wanted[i])
+    # each verdict: the mean of the floor row offline on the alarm window and the incremental model on the same stream
+    # (the alarm window advanced the bed's state like any window), "true" at >= 1/6
+    from holmes.compose.plan import row_probabilities
+    from models.data import window
+
+    vrec = [recs.get(s["patient"]) or load_dataset(resolve_data_dir(None), [s["patient"]])[0][0] for s in verdicts]
+    w = np.stack([window(r, s["window_end_s"], 16.0) for r, s in zip(vrec, verdicts)]).astype(np.float32)
+    m = np.stack([r.mask for r in vrec]) & np.isfinite(w).any(axis=2)
+    row = row_probabilities(floor_plan, floor.name, REPO / "artifacts" / "registry", w, m, [s["alarm_type"] for s in verdicts])
+    inc = stream_probabilities(vrec, 281.0, [{s["window_end_s"]: s["alarm_type"]} for s in verdicts])
+    for s, a, b in zip(verdicts, row, inc):
+        assert abs(s["probability"] - 0.5 * (a + b[s["window_end_s"]])) < 1e-9
+        assert s["verdict"] == (s["probability"] >= 1.0 / 6.0)
     assert all(0.0 <= s["probability"] <= 1.0 for s in scores)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["counters"]["verdicts"] == 4 and metrics["counters"].get("verdicts_late", 0) == 0

@@ -7,8 +7,8 @@ import pytest
 from models.data import load_dataset, sliding_windows
 from models.errors import InvalidFieldError
 from models.incremental import IncrementalFeatures
-from streams.incremental_scorer import IncrementalScorer, incremental_factory
-from streams.scorer import WindowBatch
+from streams.incremental_scorer import IncrementalScorer, VerdictBlend, incremental_factory
+from streams.scorer import ScoreOut, WindowBatch
 
 FS = 250
 
@@ -100,3 +100,50 @@ def test_a_window_of_another_length_is_a_typed_error(records, scorer_parts):
     with pytest.raises(InvalidFieldError) as e:
         sc.features(batch([(r.name, end, w[:, :-10], r.mask)]))
     assert e.value.field == "windows" and e.value.value == 16 * FS - 10
+
+
+class _Row:
+    """Stands in for the service's verdict scorer (a fixed plan-row answer), so the blend's arithmetic is seen alone."""
+
+    name = "serve:holmes:verdicts"
+
+    def __init__(self, probability):
+        self.p = probability
+
+    def score(self, b):
+        return [ScoreOut(self.p, self.p is not None and self.p >= 0.2, 1, ("plan:row", "m1"), None if self.p is not None else "failed")
+                for _ in range(len(b))]
+
+
+def test_verdict_blend_is_the_mean_and_advances_the_patients_state(records, scorer_parts):
+    member, cal = scorer_parts
+    r = records[0]
+    wins = windows_of(r, 100.0, 3)
+    routine = IncrementalScorer(member, cal)
+    blend = VerdictBlend(_Row(0.1), routine)
+    assert blend.name == "serve:holmes:verdicts+features-typed-inc"
+    routine.score(batch([(r.name, wins[0][0], wins[0][1], r.mask)]))
+    out = blend.score(batch([(r.name, wins[1][0], wins[1][1], r.mask)]))  # the alarm window: one hop after the last
+    alone = IncrementalScorer(member, cal).score(batch([(r.name, e, w, r.mask) for e, w in wins[:2]]))[1].probability
+    assert out[0].probability == pytest.approx(0.5 * (0.1 + alone), abs=1e-12)
+    assert out[0].positive == (out[0].probability >= 1 / 6) and out[0].models == ("plan:row", "m1", "features-typed-inc")
+    routine.score(batch([(r.name, wins[2][0], wins[2][1], r.mask)]))
+    assert routine.counts == {"hop": 2, "restart": 1}  # the window after the alarm is a hop: the state went on
+
+
+def test_verdict_blend_keeps_the_rows_answer_when_a_part_fails(records, scorer_parts):
+    member, cal = scorer_parts
+    r = records[1]
+    (end, w), = windows_of(r, 120.0, 1)
+    missing = VerdictBlend(_Row(None), IncrementalScorer(member, cal)).score(batch([(r.name, end, w, r.mask)]))
+    assert missing[0].probability is None and missing[0].degraded_reason == "failed"
+
+    class Broken(IncrementalScorer):
+        def score(self, b):
+            raise RuntimeError("state lost")
+
+    blend = VerdictBlend(_Row(0.3), Broken(member, cal))
+    out = blend.score(batch([(r.name, end, w, r.mask)]))
+    assert out[0].probability == 0.3 and out[0].positive and out[0].models == ("plan:row", "m1") and blend.failures == 1
+    with pytest.raises(InvalidFieldError, match="cut"):
+        VerdictBlend(_Row(0.3), Broken(member, cal), cut=1.5)

@@ -1,6 +1,7 @@
 """`holmes serve --score-workers N` (stream.score_workers): the features routine scorer spreads each batch over N
 processes with the same probabilities and verdicts as one; any other routine scorer refuses N != 1 before it starts.
-`--consumers N` (stream.consumers) is bounded, and `--consumer-only` names the running service's addresses it lacks."""
+`--consumers N` (stream.consumers) is bounded, `--consumer-only` names the running service's addresses it lacks, and
+the verdict blend (stream.verdict_blend) is on where the incremental routine scorer holds the patients' state."""
 
 from __future__ import annotations
 
@@ -75,3 +76,18 @@ def test_consumer_only_without_the_running_service_is_a_typed_error():
     with pytest.raises(InvalidFieldError) as e:
         run_consumer_only(SimpleNamespace(duration_s=None, metrics_json=None), HolmesConfig.load(None, {"ray.address": "127.0.0.1:6379"}))
     assert e.value.field == "--consumer-only" and e.value.value == {"ray.address": "127.0.0.1:6379", "kafka.bootstrap_servers": None}
+
+
+def test_verdict_blend_is_on_with_the_incremental_scorer_and_refused_without_it():
+    from deploy.scorer import ServeScorer
+    from streams.incremental_scorer import VerdictBlend
+
+    routine, verdicts = stream_scorers(HolmesConfig.load(None, {}), _NoHandle())  # deploy/holmes.yaml: incremental, blend null
+    assert isinstance(verdicts, VerdictBlend) and verdicts.incremental is routine and isinstance(verdicts.verdicts, ServeScorer)
+    _, plain = stream_scorers(HolmesConfig.load(None, {"stream.verdict_blend": False}), _NoHandle())
+    assert isinstance(plain, ServeScorer)
+    _, plain = stream_scorers(HolmesConfig.load(None, {"stream.routine_scorer": "features"}), _NoHandle())
+    assert isinstance(plain, ServeScorer)  # null: on only where the incremental state exists
+    with pytest.raises(InvalidFieldError) as e:
+        stream_scorers(HolmesConfig.load(None, {"stream.routine_scorer": "features", "stream.verdict_blend": True}), _NoHandle())
+    assert e.value.field == "stream.verdict_blend" and "incremental" in e.value.rule and "features" in str(e.value.value)
