@@ -285,11 +285,18 @@ class StreamConsumer:
     def _verdict_lane(self) -> int:
         """Every pending alarm window, ahead of the routine ones: scored by ``verdicts`` in one call of their own (a
         service scorer sends it as concurrent requests), published and acknowledged before any routine work goes on.
-        A routine copy of the same window still pending (cut before its alarm came) is superseded by the verdict."""
+        A routine copy of the same window still pending (cut before its alarm came) is superseded by the verdict. A
+        verdict scorer with ``needs_patient_order`` (it shares per-patient state with the routine scorer) gets the
+        alarms' patients' earlier pending routine windows scored first, by the routine scorer."""
         alarms = [it for it in self._pending if it.alarm is not None]
         keys = {(it.patient_id, it.end_s) for it in alarms}
         self._pending = [it for it in self._pending if it.alarm is None and (it.patient_id, it.end_s) not in keys]
         scorer = self.verdicts or self.scorer
+        earlier = self._earlier_windows(alarms) if getattr(scorer, "needs_patient_order", False) else []
+        if earlier:  # a verdict scorer that carries per-patient state sees each patient's windows in order
+            scores, score_ms = self._score(earlier, self.scorer)
+            with self.metrics.stages("publish"):
+                self.publisher.scores(earlier, scores, score_ms, self.scorer.name)
         due = np.array([self._verdict_due(it) for it in alarms])
         scores, score_ms = self._score(alarms, scorer, due, stage="verdicts")
         with self.metrics.stages("publish"):
@@ -298,9 +305,21 @@ class StreamConsumer:
             self._producer.flush()
         acked = time.time()
         self.metrics.observe_verdict_latency((acked - np.array([self._alarm_unix_s(it) for it in alarms])) * 1e3)
-        self.metrics.observe_latency((acked - np.array([it.sample_unix_s for it in alarms])) * 1e3)
-        self._scored(len(alarms), acked)
-        return len(alarms)
+        self.metrics.observe_latency((acked - np.array([it.sample_unix_s for it in earlier + alarms])) * 1e3)
+        self._scored(len(earlier) + len(alarms), acked)
+        return len(earlier) + len(alarms)
+
+    def _earlier_windows(self, alarms: list[WindowItem]) -> list[WindowItem]:
+        """The routine windows still pending of the alarms' patients that end before their alarm window, taken out of
+        the routine queue (scored ahead of the verdicts, in window order)."""
+        last = {}
+        for it in alarms:
+            last[it.patient_id] = max(last.get(it.patient_id, -np.inf), it.end_s)
+        earlier = [it for it in self._pending if it.patient_id in last and it.end_s < last[it.patient_id]]
+        if earlier:
+            ids = {id(it) for it in earlier}
+            self._pending = [it for it in self._pending if id(it) not in ids]
+        return sorted(earlier, key=lambda it: it.end_s)
 
     @staticmethod
     def _alarm_unix_s(it: WindowItem) -> float:

@@ -7,9 +7,11 @@ it last saw:
 
 - the window one hop (1 s) after that one: only its newest second is pushed (the fast path: each sample is
   filtered and searched for beats once);
-- anything else (a new patient, a gap the windower did not bridge, a window older than or equal to the last
-  one, a restarted stream): the bed is reset and the whole window pushed, so its features are those of a
-  stream that began at the window's start.
+- the window it last saw, again (a routine window re-cut as the window of an alarm that came after it): nothing
+  is pushed, the state's features are that window's, as they were;
+- anything else (a new patient, a gap the windower did not bridge, a window older than the last one, a
+  restarted stream): the bed is reset and the whole window pushed, so its features are those of a stream that
+  began at the window's start.
 
 A patient that appears twice in one batch is featurized in order of window end. Beds are reused after
 ``stale_s`` without a window; the pool doubles when every bed is taken.
@@ -47,7 +49,7 @@ class IncrementalScorer:
         self.last_end: dict[str, float] = {}
         self.last_seen: dict[str, float] = {}
         self.free = list(range(capacity - 1, -1, -1))
-        self.counts = {"hop": 0, "restart": 0}
+        self.counts = {"hop": 0, "same": 0, "restart": 0}
         self._warm()
 
     def _warm(self) -> None:
@@ -104,17 +106,20 @@ class IncrementalScorer:
         pids = [batch.patient_ids[i] for i in idx]
         beds = np.array([self._take_bed(p, now) for p in pids], dtype=np.int64)
         ends = batch.window_end_s[idx]
-        hop = np.array([abs(e - self.last_end.get(p, -np.inf) - self.hop_s) < 1e-6 for p, e in zip(pids, ends)], dtype=bool)
-        samples = self.inc.samples(beds)
-        hop &= samples >= self.inc.N  # a bed that saw a whole window, one hop ago
-        if (~hop).any():
-            self.inc.reset(beds[~hop])
-            self.inc.push(batch.windows[idx[~hop]], beds=beds[~hop])
+        since = np.array([e - self.last_end.get(p, -np.inf) for p, e in zip(pids, ends)])
+        whole = self.inc.samples(beds) >= self.inc.N  # a bed that saw a whole window
+        hop = (np.abs(since - self.hop_s) < 1e-6) & whole  # one hop after the last window
+        same = (np.abs(since) < 1e-6) & whole  # the last window again (e.g. re-cut as an alarm's window): as it is
+        restart = ~hop & ~same
+        if restart.any():
+            self.inc.reset(beds[restart])
+            self.inc.push(batch.windows[idx[restart]], beds=beds[restart])
         if hop.any():  # only the newest second is read (not a copy of each whole window)
             self.inc.push(batch.windows[idx[hop], :, -int(round(self.hop_s * self.fs)) :], beds=beds[hop])
         X[idx] = self.inc.features(batch.masks[idx], beds=beds)
         self.counts["hop"] += int(hop.sum())
-        self.counts["restart"] += int((~hop).sum())
+        self.counts["same"] += int(same.sum())
+        self.counts["restart"] += int(restart.sum())
         for p, e in zip(pids, ends):
             self.last_end[p] = float(e)
             self.last_seen[p] = now
@@ -164,6 +169,8 @@ class VerdictBlend:
         self.verdicts, self.incremental, self.cut = verdicts, incremental, float(cut)
         self.name = f"{verdicts.name}+{incremental.name}"
         self.failures = 0
+        # the consumer scores a patient's pending routine windows before its alarm window, so the state advances in order
+        self.needs_patient_order = True
 
     def score(self, batch: WindowBatch) -> list[ScoreOut]:
         rows = self.verdicts.score(batch)

@@ -57,7 +57,7 @@ def test_consecutive_windows_advance_by_one_hop(records, scorer_parts):
     for k in range(6):
         b = batch([(r.name, wins[r.name][k][0], wins[r.name][k][1], r.mask) for r in records])
         X = sc.features(b)
-    assert sc.inc.B == 4 and sc.counts == {"hop": 15, "restart": 3}
+    assert sc.inc.B == 4 and sc.counts == {"hop": 15, "same": 0, "restart": 3}
     for r, row in zip(records, X):  # the last windows: streams that began at the first window's start (84 s)
         np.testing.assert_array_equal(row, stream_features(r, 84.0, 105.0))
 
@@ -70,13 +70,16 @@ def test_gaps_and_repeats_restart_the_patient(records, scorer_parts):
     sc.features(batch([(r.name, 100.0, w[100.0], r.mask)]))
     X = sc.features(batch([(r.name, 103.0, w[103.0], r.mask)]))[0]  # two windows missed: a restart
     np.testing.assert_array_equal(X, stream_features(r, 87.0, 103.0))
-    X = sc.features(batch([(r.name, 103.0, w[103.0], r.mask)]))[0]  # the same window again: a restart too
+    X = sc.features(batch([(r.name, 103.0, w[103.0], r.mask)]))[0]  # the same window again: the state as it is
     np.testing.assert_array_equal(X, stream_features(r, 87.0, 103.0))
+    X = sc.features(batch([(r.name, 102.0, w[102.0], r.mask)]))[0]  # an older one: a restart
+    np.testing.assert_array_equal(X, stream_features(r, 86.0, 102.0))
+    sc.features(batch([(r.name, 103.0, w[103.0], r.mask)]))  # one hop on
     # two windows of one patient in one batch, given newest first: featurized in order of their ends
     X = sc.features(batch([(r.name, 105.0, w[105.0], r.mask), (r.name, 104.0, w[104.0], r.mask)]))
-    np.testing.assert_array_equal(X[1], stream_features(r, 87.0, 104.0))
-    np.testing.assert_array_equal(X[0], stream_features(r, 87.0, 105.0))
-    assert sc.counts == {"hop": 2, "restart": 3}
+    np.testing.assert_array_equal(X[1], stream_features(r, 86.0, 104.0))
+    np.testing.assert_array_equal(X[0], stream_features(r, 86.0, 105.0))
+    assert sc.counts == {"hop": 3, "same": 1, "restart": 3}
 
 
 def test_scores_are_the_calibrated_model_on_those_features(records, scorer_parts):
@@ -128,7 +131,10 @@ def test_verdict_blend_is_the_mean_and_advances_the_patients_state(records, scor
     assert out[0].probability == pytest.approx(0.5 * (0.1 + alone), abs=1e-12)
     assert out[0].positive == (out[0].probability >= 1 / 6) and out[0].models == ("plan:row", "m1", "features-typed-inc")
     routine.score(batch([(r.name, wins[2][0], wins[2][1], r.mask)]))
-    assert routine.counts == {"hop": 2, "restart": 1}  # the window after the alarm is a hop: the state went on
+    assert routine.counts == {"hop": 2, "same": 0, "restart": 1}  # the window after the alarm is a hop: the state went on
+    again = blend.score(batch([(r.name, wins[2][0], wins[2][1], r.mask)]))  # an alarm that came after its window was scored
+    assert routine.counts["same"] == 1
+    assert again[0].probability == pytest.approx(0.5 * (0.1 + routine.score(batch([(r.name, wins[2][0], wins[2][1], r.mask)]))[0].probability), abs=1e-12)
 
 
 def test_verdict_blend_keeps_the_rows_answer_when_a_part_fails(records, scorer_parts):

@@ -1,5 +1,6 @@
 """``ConsumerConfig.routine_hold_s``: routine windows wait for company (fewer, larger batches and service calls), verdicts
-never do, and a full batch or a shutdown scores at once."""
+never do, and a full batch or a shutdown scores at once; an alarm patient's earlier windows go before its verdict where
+the verdict scorer shares per-patient state."""
 
 from __future__ import annotations
 
@@ -39,3 +40,15 @@ def test_hold_must_stay_below_the_routine_deadline():
         ConsumerConfig(routine_hold_s=1.5)
     with pytest.raises(InvalidFieldError, match="routine_hold_s"):
         ConsumerConfig(routine_hold_s=-0.1)
+
+
+def test_the_alarm_patients_earlier_windows_are_taken_out_in_order():
+    """For a verdict scorer sharing per-patient state with the routine one (VerdictBlend): the alarm patients' routine
+    windows ending before their alarm window leave the routine queue, oldest first; others stay queued."""
+    c = _consumer(0.0)
+    w = lambda pid, end: SimpleNamespace(patient_id=pid, end_s=end)  # noqa: E731
+    a298, a297, b298, a301 = w("a", 298.0), w("a", 297.0), w("b", 298.0), w("a", 301.0)
+    c._pending = [a298, b298, a297, a301]
+    assert c._earlier_windows([w("a", 300.0)]) == [a297, a298]
+    assert c._pending == [b298, a301]
+    assert c._earlier_windows([w("c", 300.0)]) == [] and c._pending == [b298, a301]
