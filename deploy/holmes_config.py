@@ -85,9 +85,9 @@ class StreamConfig(_Strict):
         "means fewer, larger fetches; at 2,000 beds with 2 consumers it saved no CPU (0.95 ms/window both) and p99 was "
         "1.37 s against 1.02 s (bench/serve_beds.py --tag mc_2000_c2[_fetch64k])"))
     max_pending: int = Field(8192, ge=64, le=1_000_000, description=(
-        "windows cut and waiting to be scored (~80 KB each) above which a consumer pauses fetching waveforms until half "
-        "are scored: the broker keeps the backlog, not the consumer's memory (saturated at 3,000 beds without it: 5-6 GB "
-        "per consumer process)"))
+        "windows cut and waiting to be scored (~80 KB each) at which a consumer stops polling (and below which it polls "
+        "no more records than there is room for): the broker keeps the backlog, not the consumer's memory (saturated at "
+        "3,000 beds without it: 4.9-5.6 GiB per consumer process; with it 2.1-2.2 GiB)"))
     verdict_blend: bool | None = Field(None, description=(
         "verdicts as the mean of the plan row and features-typed-inc on the patient's streamed state, true at >= 1/6 "
         "(streams.incremental_scorer.VerdictBlend; nested CV, 5 fold seeds: +1.13 +/- 0.89 over the row's model alone, "

@@ -27,9 +27,9 @@ from .report_render import Section, html_page, markdown_page
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 FIGURES = ("pareto", "slo", "cascade_stages", "calibration", "risk_curves", "capacity")
-# The results that describe the served default (deploy/holmes.yaml: plan v0004, whose floor row is features-typed alone,
-# routine windows scored by features-typed in process) and the ones of the previous default (cascade v0009 escalating to
-# plan v0002's floor row), which the report names as such.
+# The results that describe the served default (deploy/holmes.yaml: plan v0004, whose floor row is features-typed alone;
+# routine windows scored by features-typed-inc on incremental features, 2 consumers) and the ones of earlier defaults
+# (selection: plan v0002's; sweep: features-typed on each whole window, one consumer), which the report names as such.
 SERVED = {"selection": "selection_nested_v0004", "sweep": "serve_sweep_c2", "cascade_vs_floor": "cascade_safe_plan_v0004"}
 PREVIOUS = {"selection": "selection_nested", "sweep": "serve_sweep_typed"}
 SERVED_MODEL = "features-typed"

@@ -61,8 +61,8 @@ class ConsumerConfig:
     deadline_ms: float = 1000.0  # routine windows: due this long after their last sample
     verdict_deadline_ms: float = 1000.0  # a verdict: due this long after its alarm's sample time
     max_batch: int = 128
-    # Backpressure: at most this many windows cut and not scored (each a 16 s copy, ~80 KB); a poll takes no more
-    # records than there is room for, and none while it is full (the broker keeps the rest). Without it a consumer that
+    # Backpressure: about this many windows cut and not scored at most (each a 16 s copy, ~80 KB); a poll takes no more
+    # records than there is room for, and none while it is full (the broker keeps the rest, alarms included). Without it a consumer that
     # falls behind fetches on and holds its whole backlog as windows: 5-6 GB per consumer at 3,000 beds on 2 cores.
     # (Pausing the waveform partitions instead left a partition's last 4 records undelivered after resuming, in 1 of 6
     # trials with kafka-python 3.0.12 and the embedded broker: not used.)
@@ -171,6 +171,9 @@ class StreamConsumer:
         """Metrics plus the windower's counts (duplicates, late chunks, gap windows, alarms, evictions)."""
         snap = self.metrics.snapshot()
         snap["windows"] = dict(self.windower.counts, patients=len(self.windower.patients))
+        stats = getattr(self.verdicts, "stats", None)  # e.g. VerdictBlend: windows scored aside, failures
+        if stats is not None:
+            snap["verdict_scorer"] = stats()
         return snap
 
     # ------------------------------------------------------------------ one iteration
@@ -190,8 +193,9 @@ class StreamConsumer:
 
     def _poll(self, timeout_ms: int) -> None:
         stages = self.metrics.stages
-        # backpressure: take no more than the backlog has room for (a chunk cuts at most one window); a full backlog
-        # skips the poll, so a consumer behind leaves its backlog in the broker, not in its memory
+        # backpressure: take no more than the backlog has room for (a chunk cuts about one window: more after a gap or
+        # an alarm's re-cut, so the bound is soft); a full backlog skips the poll (alarms wait too: under saturation
+        # their windows are behind anyway), so a consumer behind leaves its backlog in the broker, not in its memory
         room = self.config.max_pending - len(self._pending)
         self.metrics.max_pending = max(self.metrics.max_pending, len(self._pending))
         if room <= 0:
@@ -273,7 +277,7 @@ class StreamConsumer:
     def _holding(self, budget_s: float) -> bool:
         """Routine windows wait for company (``routine_hold_s``): fewer than a full batch, the oldest not held long enough."""
         hold = self.config.routine_hold_s
-        if hold <= 0 or budget_s == float("inf") or len(self._pending) >= self.config.max_batch:
+        if hold <= 0 or budget_s == float("inf") or len(self._pending) >= min(self.config.max_batch, self.config.max_pending):
             return False
         return time.time() - min(it.ready_unix_s for it in self._pending) < hold
 
@@ -310,12 +314,13 @@ class StreamConsumer:
         return len(earlier) + len(alarms)
 
     def _earlier_windows(self, alarms: list[WindowItem]) -> list[WindowItem]:
-        """The routine windows still pending of the alarms' patients that end before their alarm window, taken out of
-        the routine queue (scored ahead of the verdicts, in window order)."""
-        last = {}
+        """The routine windows still pending of the alarms' patients that end before the patient's first alarm window
+        here, taken out of the routine queue (scored ahead of the verdicts, in window order). Later ones stay queued:
+        they follow the alarm window in the patient's state."""
+        first = {}
         for it in alarms:
-            last[it.patient_id] = max(last.get(it.patient_id, -np.inf), it.end_s)
-        earlier = [it for it in self._pending if it.patient_id in last and it.end_s < last[it.patient_id]]
+            first[it.patient_id] = min(first.get(it.patient_id, np.inf), it.end_s)
+        earlier = [it for it in self._pending if it.patient_id in first and it.end_s < first[it.patient_id]]
         if earlier:
             ids = {id(it) for it in earlier}
             self._pending = [it for it in self._pending if id(it) not in ids]

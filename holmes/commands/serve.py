@@ -100,12 +100,8 @@ def start_service(cfg):
     return handle, plan, address
 
 
-def stream_scorers(cfg, handle, plan=None):
-    """(routine scorer, verdict scorer) of the consumer, both backed by the running application ``handle``. The
-    cascade's escalations ask for the plan's floor row by name (the most accurate row served), not whatever the
-    routine policy would pick."""
-    from deploy.scorer import ServeScorer
-
+def check_stream(cfg):
+    """The stream settings that depend on each other, checked before anything starts; returns ``cfg``."""
     s = cfg.stream
     if s.score_workers != 1 and s.routine_scorer != "features":
         raise InvalidFieldError("stream.score_workers", f"applies to routine_scorer features, not {s.routine_scorer!r}: must be 1",
@@ -113,6 +109,16 @@ def stream_scorers(cfg, handle, plan=None):
     if s.verdict_blend and s.routine_scorer != "incremental":
         raise InvalidFieldError("stream.verdict_blend", "needs routine_scorer incremental (it holds the patients' streamed state)",
                                 f"true with routine_scorer {s.routine_scorer}")
+    return cfg
+
+
+def stream_scorers(cfg, handle, plan=None):
+    """(routine scorer, verdict scorer) of the consumer, both backed by the running application ``handle``. The
+    cascade's escalations ask for the plan's floor row by name (the most accurate row served), not whatever the
+    routine policy would pick."""
+    from deploy.scorer import ServeScorer
+
+    s = check_stream(cfg).stream
     per_request = cfg.service.max_request_windows  # the largest request the ingress takes: fewer calls, each costing the same
     verdicts = ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.verdict_deadline_ms, lane="verdict",
                            max_request_windows=per_request)
@@ -309,7 +315,7 @@ def run_consumer_only(args, cfg) -> int:
 def run(args) -> int:
     from deploy import runtime
 
-    cfg = load_config(args)  # a bad setting fails here, before anything starts
+    cfg = check_stream(load_config(args))  # a bad setting fails here, before anything starts
     if args.consumer_only:
         return run_consumer_only(args, cfg)
     stop = threading.Event()

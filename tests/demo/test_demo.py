@@ -47,7 +47,8 @@ def test_demo_runs_the_whole_service_path(tmp_path, capsys):
     verdicts = [s for s in scores if s["verdict"] is not None]
     # every alarm answered by the service's verdict lane with the floor row (the most accurate on nested CV), blended
     # with features-typed-inc on the patient's streamed state (streams.incremental_scorer.VerdictBlend), in time
-    assert len(verdicts) == 4 and all(s["models"] == [f"plan:{floor.name}", *floor.members, "features-typed-inc"] for s in verdicts)
+    assert len(verdicts) == 4 and all(s["models"][0] == f"plan:{floor.name}" and s["models"][-1] == "features-typed-inc"
+                                      and set(s["models"][1:-1]) == set(floor.members) for s in verdicts)
     assert all(not s["degraded"] and s["e2e_ms"] < 1000 for s in verdicts)
     routine = [s for s in scores if s["verdict"] is None]
     assert routine and all(s["models"] == ["features-typed-inc"] for s in routine)  # in process, no service call

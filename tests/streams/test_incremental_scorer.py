@@ -130,11 +130,55 @@ def test_verdict_blend_is_the_mean_and_advances_the_patients_state(records, scor
     alone = IncrementalScorer(member, cal).score(batch([(r.name, e, w, r.mask) for e, w in wins[:2]]))[1].probability
     assert out[0].probability == pytest.approx(0.5 * (0.1 + alone), abs=1e-12)
     assert out[0].positive == (out[0].probability >= 1 / 6) and out[0].models == ("plan:row", "m1", "features-typed-inc")
-    routine.score(batch([(r.name, wins[2][0], wins[2][1], r.mask)]))
+    first = routine.score(batch([(r.name, wins[2][0], wins[2][1], r.mask)]))[0].probability
     assert routine.counts == {"hop": 2, "same": 0, "restart": 1}  # the window after the alarm is a hop: the state went on
     again = blend.score(batch([(r.name, wins[2][0], wins[2][1], r.mask)]))  # an alarm that came after its window was scored
-    assert routine.counts["same"] == 1
-    assert again[0].probability == pytest.approx(0.5 * (0.1 + routine.score(batch([(r.name, wins[2][0], wins[2][1], r.mask)]))[0].probability), abs=1e-12)
+    assert routine.counts == {"hop": 2, "same": 1, "restart": 1}
+    assert again[0].probability == pytest.approx(0.5 * (0.1 + first), abs=1e-12)
+
+
+def test_verdict_blend_scores_out_of_order_alarm_windows_aside(records, scorer_parts):
+    """A late alarm (its window older than the last one scored), an off-grid alarm time and a patient's second alarm in
+    one batch are scored as streams that begin at the window's start, and leave the patient's state where it was."""
+    member, cal = scorer_parts
+    r = records[2]
+    wins = windows_of(r, 100.0, 8)
+    routine = IncrementalScorer(member, cal)
+    blend = VerdictBlend(_Row(0.1), routine)
+    for e, w in wins[:4]:  # 100 .. 103 scored, a hop each
+        routine.score(batch([(r.name, e, w, r.mask)]))
+    counts = dict(routine.counts)
+    aside = lambda e, w: IncrementalScorer(member, cal).score(batch([(r.name, e, w, r.mask)]))[0].probability  # noqa: E731
+    late = blend.score(batch([(r.name, wins[2][0], wins[2][1], r.mask)]))  # the alarm of 102 after 103 was scored
+    assert late[0].probability == pytest.approx(0.5 * (0.1 + aside(*wins[2])), abs=1e-12)
+    both = blend.score(batch([(r.name, wins[4][0], wins[4][1], r.mask), (r.name, wins[6][0], wins[6][1], r.mask)]))
+    assert both[1].probability == pytest.approx(0.5 * (0.1 + aside(*wins[6])), abs=1e-12)  # the second: aside
+    assert routine.counts == {**counts, "hop": counts["hop"] + 1}  # 104 went on; 102 and 106 did not
+    assert blend.stats() == {"blend_aside": 2, "blend_failures": 0}
+    nxt = routine.score(batch([(r.name, wins[5][0], wins[5][1], r.mask)]))[0].probability
+    assert routine.counts["hop"] == counts["hop"] + 2  # 105 follows 104: the state was never restarted
+    ref = IncrementalScorer(member, cal)
+    for e, w in wins[:6]:
+        want = ref.score(batch([(r.name, e, w, r.mask)]))[0].probability
+    assert nxt == want  # as if no alarm had come
+
+
+def test_verdict_blend_advances_the_state_even_when_the_service_fails(records, scorer_parts):
+    member, cal = scorer_parts
+    r = records[0]
+    wins = windows_of(r, 150.0, 3)
+
+    class Down(_Row):
+        def score(self, b):
+            raise TimeoutError("service did not answer")
+
+    routine = IncrementalScorer(member, cal)
+    routine.score(batch([(r.name, wins[0][0], wins[0][1], r.mask)]))
+    with pytest.raises(TimeoutError):
+        VerdictBlend(Down(0.1), routine).score(batch([(r.name, wins[1][0], wins[1][1], r.mask)]))
+    out = VerdictBlend(_Row(0.2), routine).score(batch([(r.name, wins[1][0], wins[1][1], r.mask)]))  # the consumer's retry
+    routine.score(batch([(r.name, wins[2][0], wins[2][1], r.mask)]))
+    assert routine.counts == {"hop": 2, "same": 1, "restart": 1} and out[0].probability is not None
 
 
 def test_verdict_blend_keeps_the_rows_answer_when_a_part_fails(records, scorer_parts):

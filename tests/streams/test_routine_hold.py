@@ -52,3 +52,15 @@ def test_the_alarm_patients_earlier_windows_are_taken_out_in_order():
     assert c._earlier_windows([w("a", 300.0)]) == [a297, a298]
     assert c._pending == [b298, a301]
     assert c._earlier_windows([w("c", 300.0)]) == [] and c._pending == [b298, a301]
+    c._pending = [a298, a301, a297]  # two alarms of one patient: only what precedes the first leaves the queue
+    assert c._earlier_windows([w("a", 305.0), w("a", 300.0)]) == [a297, a298] and c._pending == [a301]
+
+
+def test_a_full_backlog_is_never_held():
+    """With max_pending below max_batch, a full backlog scores at once (else the loop would spin: no poll, no scoring)."""
+    c = StreamConsumer(KafkaSettings("127.0.0.1:9"), scorer=None,
+                       config=ConsumerConfig(routine_hold_s=0.2, max_batch=8, max_pending=2))
+    c._pending = [_ready(0.0), _ready(0.0)]
+    assert not c._holding(1.0)
+    c._pending = [_ready(0.0)]
+    assert c._holding(1.0)
