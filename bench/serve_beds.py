@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from _servebench import cpu_by_process, cpu_delta, features_cost, machine, rss_by_process, write_json  # noqa: E402
+from models.incremental_model import NAME as INC_NAME  # noqa: E402
 
 HOLMES = [sys.executable, "-m", "holmes.cli"]
 
@@ -270,7 +271,7 @@ def main() -> int:
         "replay": replay_stats, "expected_windows": expected, "windows_published": len(scores),
         "alarms": -(-args.beds // args.alarm_every), "alarm_every": args.alarm_every, "verdicts": len(verdicts), "verdicts_degraded": sum(1 for s in verdicts if s.degraded),
         "verdict_degraded_reasons": reasons, "verdicts_late_unflagged": late_unflagged, "answered_by": answered_by,
-        "verdicts_blended": sum(1 for s in verdicts if "features-typed-inc" in s.models),  # VerdictBlend: row + incremental
+        "verdicts_blended": sum(1 for s in verdicts if INC_NAME in s.models),  # VerdictBlend: row + incremental
         "routine_degraded": sum(1 for s in routine if s.degraded),
         "verdict_e2e_ms": pct(v_ms), "routine_e2e_ms": pct(r_ms),
         "routine_e2e_over_time": over_time(r_ms, [s.published_unix_s for s in routine], metrics.get("first_message_unix_s")),

@@ -32,7 +32,7 @@ from models.errors import InvalidFieldError
 from .broker import KafkaSettings, Topics
 from .hysteresis import HysteresisConfig, RiskHysteresis
 from .metrics import StreamMetrics
-from .offsets import OffsetBook
+from .offsets import OffsetBook, rebalance_listener
 from .publish import MAX_DEADLETTER_COPY_BYTES, RiskPublisher
 from .schemas import decode_alarm, decode_chunk
 from .scorer import ScoreOut, Scorer, WindowBatch, score_isolating
@@ -131,7 +131,7 @@ class StreamConsumer:
             max_poll_interval_ms=c.max_poll_interval_ms, max_poll_records=c.max_poll_records,
             fetch_max_wait_ms=c.fetch_max_wait_ms, fetch_min_bytes=c.fetch_min_bytes,
         )
-        self._consumer.subscribe([self.topics.waveforms, self.topics.alarms], listener=_rebalance_listener(self))
+        self._consumer.subscribe([self.topics.waveforms, self.topics.alarms], listener=rebalance_listener(self))
         return self
 
     def request_stop(self, *_args) -> None:
@@ -193,9 +193,8 @@ class StreamConsumer:
 
     def _poll(self, timeout_ms: int) -> None:
         stages = self.metrics.stages
-        # backpressure: take no more than the backlog has room for (a chunk cuts about one window: more after a gap or
-        # an alarm's re-cut, so the bound is soft); a full backlog skips the poll (alarms wait too: under saturation
-        # their windows are behind anyway), so a consumer behind leaves its backlog in the broker, not in its memory
+        # backpressure (ConsumerConfig.max_pending): a chunk cuts about one window, so take no more records than the
+        # backlog has room for, and none while it is full (alarms wait too: their windows are behind anyway)
         room = self.config.max_pending - len(self._pending)
         self.metrics.max_pending = max(self.metrics.max_pending, len(self._pending))
         if room <= 0:
@@ -379,27 +378,3 @@ class StreamConsumer:
         """Commit, per assigned partition, the offset below which every message is fully handled."""
         return self.offsets.commit(self._consumer, self.windower, self._pending, self.topics, self.metrics, force, only)
 
-
-def _rebalance_listener(owner: StreamConsumer):
-    from kafka import ConsumerRebalanceListener
-
-    class _Rebalance(_RebalanceHandlers, ConsumerRebalanceListener):
-        pass
-
-    return _Rebalance(owner)
-
-
-class _RebalanceHandlers:
-    """Before partitions move to another consumer: publish, commit, forget their patients."""
-
-    def __init__(self, owner: StreamConsumer):
-        self.owner = owner
-
-    def on_partitions_revoked(self, revoked) -> None:
-        # Runs on kafka-python's IO thread: no blocking calls here. The loop forgets these partitions'
-        # patients at its next step; their uncommitted windows are re-read and re-scored by the new owner.
-        with self.owner._revoked_lock:
-            self.owner._revoked.extend((tp.topic, tp.partition) for tp in revoked)
-
-    def on_partitions_assigned(self, assigned) -> None:
-        log.info("assigned %d partitions", len(assigned))

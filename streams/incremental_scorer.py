@@ -86,9 +86,7 @@ class IncrementalScorer:
 
     def features(self, batch: WindowBatch) -> np.ndarray:
         """[B, N_FEATURES] of the batch's windows, advancing each patient's state."""
-        n = batch.windows.shape[-1]
-        if n != int(round(self.window_s * self.fs)):
-            raise InvalidFieldError("windows", f"must hold {self.window_s:g} s at {self.fs} Hz ({int(self.window_s * self.fs)} samples)", n)
+        self._check_length(batch)
         X = np.full((len(batch), N_FEATURES), np.nan)
         pending = list(np.argsort(batch.window_end_s, kind="stable"))
         now = time.monotonic()
@@ -102,14 +100,23 @@ class IncrementalScorer:
             pending = rest
         return X
 
+    def _check_length(self, batch: WindowBatch) -> None:
+        n = batch.windows.shape[-1]
+        if n != int(round(self.window_s * self.fs)):
+            raise InvalidFieldError("windows", f"must hold {self.window_s:g} s at {self.fs} Hz ({int(self.window_s * self.fs)} samples)", n)
+
+    def _step(self, pids, ends, beds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(hop, same) per window: one hop after the patient's last window, or that window again, on a bed that saw a
+        whole window; anything else restarts the bed."""
+        since = np.array([e - self.last_end.get(p, -np.inf) for p, e in zip(pids, ends)])
+        whole = self.inc.samples(beds) >= self.inc.N
+        return (np.abs(since - self.hop_s) < 1e-6) & whole, (np.abs(since) < 1e-6) & whole
+
     def _featurize(self, batch: WindowBatch, idx: np.ndarray, X: np.ndarray, now: float) -> None:
         pids = [batch.patient_ids[i] for i in idx]
         beds = np.array([self._take_bed(p, now) for p in pids], dtype=np.int64)
         ends = batch.window_end_s[idx]
-        since = np.array([e - self.last_end.get(p, -np.inf) for p, e in zip(pids, ends)])
-        whole = self.inc.samples(beds) >= self.inc.N  # a bed that saw a whole window
-        hop = (np.abs(since - self.hop_s) < 1e-6) & whole  # one hop after the last window
-        same = (np.abs(since) < 1e-6) & whole  # the last window again (e.g. re-cut as an alarm's window): as it is
+        hop, same = self._step(pids, ends, beds)  # same: e.g. a window re-cut as an alarm's, read from the state as it is
         restart = ~hop & ~same
         for p in pids:  # a push that then fails leaves the bed to restart on a retry, never to take a second twice
             self.last_end.pop(p, None)
@@ -129,11 +136,11 @@ class IncrementalScorer:
     def continues(self, patient_id: str, end_s: float) -> bool:
         """Whether a window of ``patient_id`` ending at ``end_s`` continues its state: one hop after the last window,
         or the last window again (so scoring it restarts nothing)."""
-        b, last = self.bed.get(patient_id), self.last_end.get(patient_id)
-        if b is None or last is None or self.inc.samples(np.array([b]))[0] < self.inc.N:
+        b = self.bed.get(patient_id)
+        if b is None:
             return False
-        d = end_s - last
-        return abs(d - self.hop_s) < 1e-6 or abs(d) < 1e-6
+        hop, same = self._step([patient_id], [end_s], np.array([b]))
+        return bool(hop[0] or same[0])
 
     def score(self, batch: WindowBatch) -> list[ScoreOut]:
         """Scores of the batch's windows, advancing each patient's state."""
@@ -144,9 +151,7 @@ class IncrementalScorer:
         from models.incremental import IncrementalFeatures
 
         def features(b: WindowBatch) -> np.ndarray:
-            n = b.windows.shape[-1]
-            if n != int(round(self.window_s * self.fs)):
-                raise InvalidFieldError("windows", f"must hold {self.window_s:g} s at {self.fs} Hz ({int(self.window_s * self.fs)} samples)", n)
+            self._check_length(b)
             inc = IncrementalFeatures(len(b), self.fs, self.window_s)
             inc.push(b.windows)
             return inc.features(b.masks)

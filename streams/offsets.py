@@ -1,5 +1,5 @@
-"""Offset bookkeeping of the stream consumer: what was consumed per partition, what may be committed, and the
-commit itself.
+"""Offset bookkeeping of the stream consumer: what was consumed per partition, what may be committed, the
+commit itself, and the group listener that hands revoked partitions to the consumer's loop.
 
 A partition's committable offset is held back to the oldest data a window not yet scored still needs (the
 windower's buffers, and the windows cut but not scored yet), so a consumer killed at any point re-reads and
@@ -65,3 +65,29 @@ class OffsetBook:
         self.committed.update(todo)
         metrics.inc("commits")
         return todo
+
+
+def rebalance_listener(owner):
+    """The consumer group listener of a ``StreamConsumer``: revoked partitions are handed to its loop."""
+    from kafka import ConsumerRebalanceListener
+
+    class _Rebalance(_RebalanceHandlers, ConsumerRebalanceListener):
+        pass
+
+    return _Rebalance(owner)
+
+
+class _RebalanceHandlers:
+    """Before partitions move to another consumer: publish, commit, forget their patients."""
+
+    def __init__(self, owner):
+        self.owner = owner
+
+    def on_partitions_revoked(self, revoked) -> None:
+        # Runs on kafka-python's IO thread: no blocking calls here. The loop forgets these partitions'
+        # patients at its next step; their uncommitted windows are re-read and re-scored by the new owner.
+        with self.owner._revoked_lock:
+            self.owner._revoked.extend((tp.topic, tp.partition) for tp in revoked)
+
+    def on_partitions_assigned(self, assigned) -> None:
+        log.info("assigned %d partitions", len(assigned))

@@ -154,8 +154,10 @@ def _answered_by(models) -> str:
     """The plan row (and its size) that answered, or the model / ensemble name."""
     models = list(models)
     if models and models[0].startswith("plan:"):
-        blend = models[-1] == "features-typed-inc"  # a verdict blended with the incremental model (VerdictBlend)
-        return f"{models[0][5:]} ({len(models) - 1 - blend} models)" + (" + features-typed-inc" if blend else "")
+        from models.incremental_model import NAME
+
+        blend = models[-1] == NAME  # a verdict blended with the incremental model (VerdictBlend)
+        return f"{models[0][5:]} ({len(models) - 1 - blend} models)" + (f" + {NAME}" if blend else "")
     return "+".join(models)[:30]
 
 
