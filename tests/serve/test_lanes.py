@@ -33,11 +33,13 @@ def test_routine_burst_neither_delays_nor_weakens_verdicts(service, plan, record
     handle, _ = service
     beds = 48
     streams = build_streams(records[:24], beds=beds)
-    routine = BusyRoutine(ServeScorer(handle=handle, deadline_ms=1000.0), hold_s=0.25)  # 6 batches of 8 a second: 1.5 s
+    # 12 batches of 4 a second, each held 0.1 s: 1.2 s a second plus the scoring. A verdict waits at most for the routine
+    # call in flight: 0.25 s batches of 8 left the verdicts ~10 ms of margin in a slow stretch of a full suite run
+    routine = BusyRoutine(ServeScorer(handle=handle, deadline_ms=1000.0), hold_s=0.1)
     verdicts = ServeScorer(handle=handle, deadline_ms=1000.0, lane="verdict")
     topics = Topics.with_prefix(unique_group("lanes"))
     pipeline = StreamPipeline(routine, None, topics, WindowConfig(window_s=16.0, hop_s=1.0),
-                              ConsumerConfig(group_id=unique_group("lanes"), max_batch=8), verdicts=verdicts,
+                              ConsumerConfig(group_id=unique_group("lanes"), max_batch=4), verdicts=verdicts,
                               replay=ReplayPlan(streams, speed=1.0, start_s=270.0, end_s=301.0), idle_stop_s=2.0,
                               progress_every_s=None)
     with pipeline:
