@@ -110,12 +110,29 @@ class TypedHeads:
         w = self._weights(t)
         return w * ph + (1.0 - w) * pg
 
-    def fit(self, X, y) -> "TypedHeads":
+    def _calib_folds(self, t: np.ndarray, y: np.ndarray, groups) -> np.ndarray:
+        """Inner fold of each row for the out-of-fold mix: rows of one group (e.g. several windows of one record) share
+        a fold, so no record is on both sides of a calibration split."""
+        if groups is None:
+            infos = [RecordInfo(str(i), ALARM_TYPES[k], int(v)) for i, (k, v) in enumerate(zip(t, y))]
+            return cv_folds(infos, self.calib_splits, seed=self.seed + 2000)
+        groups = np.asarray(groups)
+        if groups.shape != y.shape:
+            raise InvalidFieldError("groups", f"must give one group per row (shape ({len(y)},))", groups.shape)
+        uniq, first, inv = np.unique(groups, return_index=True, return_inverse=True)
+        mixed = (t != t[first][inv]) | (y != y[first][inv])
+        if mixed.any():
+            raise InvalidFieldError("groups", "must keep one alarm type and one label per group (the first group that does not)", groups[np.argmax(mixed)].item())
+        infos = [RecordInfo(str(g), ALARM_TYPES[t[i]], int(y[i])) for g, i in zip(uniq, first)]
+        return cv_folds(infos, self.calib_splits, seed=self.seed + 2000)[inv]
+
+    def fit(self, X, y, groups=None) -> "TypedHeads":
+        """Fit on design-matrix rows ``X`` and labels ``y``; ``groups``: optional group per row (rows of one group go to
+        the same inner calibration fold)."""
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=int)
         t = types_of(X)
-        infos = [RecordInfo(str(i), ALARM_TYPES[k], int(v)) for i, (k, v) in enumerate(zip(t, y))]
-        folds = cv_folds(infos, self.calib_splits, seed=self.seed + 2000)
+        folds = self._calib_folds(t, y, groups)
         pg, ph = np.empty(len(y)), np.empty(len(y))
         for k in range(self.calib_splits):
             tr, te = folds != k, folds == k

@@ -100,3 +100,27 @@ def test_auto_mix_is_chosen_per_type_on_inner_folds_and_fixed_mix_is_unchanged(d
     old = pickle.loads(pickle.dumps(fitted))
     del old.mixes_  # a model fitted before per-type mixes existed
     assert np.array_equal(old.predict_proba(X[400:]), fitted.predict_proba(X[400:]))
+
+
+def test_groups_keep_a_records_windows_in_one_calibration_fold(design, fitted):
+    """Several windows of one record (e.g. the alarm window and the one 1 s before it) train one model; with ``groups``
+    they share an inner calibration fold, so no record's copy is scored by a model that saw another copy."""
+    X, y, _ = design
+    t = types_of(X[:400])
+    one_each = TypedHeads(seed=0)
+    assert np.array_equal(one_each._calib_folds(t, y[:400], np.arange(400)), one_each._calib_folds(t, y[:400], None))
+    same = TypedHeads(seed=0).fit(X[:400], y[:400], groups=np.arange(400))  # a group per row: as with no groups
+    assert np.array_equal(same.predict_proba(X[400:]), fitted.predict_proba(X[400:]))
+    X2, y2, g2 = np.vstack([X[:400], X[:400]]), np.concatenate([y[:400], y[:400]]), np.concatenate([np.arange(400)] * 2)
+    folds = one_each._calib_folds(types_of(X2), y2, g2)
+    assert np.array_equal(folds[:400], folds[400:]) and len(np.unique(folds)) == one_each.calib_splits
+    loose = one_each._calib_folds(types_of(X2), y2, None)  # without groups, most copies land in another fold
+    assert (loose[:400] != loose[400:]).mean() > 0.5
+    p = TypedHeads(seed=0).fit(X2, y2, groups=g2).predict_proba(X[400:])[:, 1]
+    assert np.isfinite(p).all() and abs(p.mean() - y[400:].mean()) < 0.1
+    bad = g2.copy()
+    bad[400 + np.argmax(y[:400] != y[0])] = 0  # a row of another label put in group 0
+    with pytest.raises(InvalidFieldError, match=r"groups must keep one alarm type and one label per group \(the first group that does not\), got 0"):
+        TypedHeads(seed=0).fit(X2, y2, groups=bad)
+    with pytest.raises(InvalidFieldError, match=r"groups must give one group per row \(shape \(800,\)\), got \(400,\)"):
+        TypedHeads(seed=0).fit(X2, y2, groups=np.arange(400))
