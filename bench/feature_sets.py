@@ -101,18 +101,24 @@ def nested(X_by: dict, T, y, infos, seeds: int, jobs: int, probs_out: Path | Non
             prob[m, s] = 0.5 * (prob[a, s] + prob[b, s])
     names = list(X_by) + list(means)
     per_seed = {n: [_row(y, prob[n, s], T) for s in range(seeds)] for n in names}
+    return {"summary": summarize_rules(per_seed, "batch", "minus_batch"), "per_seed": per_seed}
+
+
+def summarize_rules(per_seed: dict[str, list[dict]], ref: str, diff_key: str) -> dict:
+    """Mean and spread over fold seeds of each rule's ``_row`` figures and per-type scores, and its paired score
+    difference to rule ``ref`` per seed (to itself, 0, when ``ref`` was not run)."""
 
     def agg(v):
         v = np.asarray(v, dtype=np.float64)
         return {"mean": round(float(v.mean()), 3), "sd": round(float(v.std()), 3)}
 
-    summary = {n: {k: agg([r[k] for r in rows]) for k in ("score", "auroc", "tpr", "tnr", "ece")} for n, rows in per_seed.items()}
+    summary = {}
     for n, rows in per_seed.items():
+        summary[n] = {k: agg([r[k] for r in rows]) for k in ("score", "auroc", "tpr", "tnr", "ece")}
         summary[n]["per_type"] = {a: agg([r["per_type"][a] for r in rows]) for a in ALARM_TYPES}
-        ref = per_seed.get("batch", rows)  # without the batch set, differences are to the rule itself (0)
-        d = [r["score"] - b["score"] for r, b in zip(rows, ref)]
-        summary[n]["minus_batch"] = {"per_seed": [round(x, 3) for x in d], **agg(d), "seeds_better": int(sum(x > 0 for x in d))}
-    return {"summary": summary, "per_seed": per_seed}
+        d = [r["score"] - b["score"] for r, b in zip(rows, per_seed.get(ref, rows))]
+        summary[n][diff_key] = {"per_seed": [round(x, 3) for x in d], **agg(d), "seeds_better": int(sum(x > 0 for x in d))}
+    return summary
 
 
 def main() -> int:

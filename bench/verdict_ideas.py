@@ -41,14 +41,13 @@ from scipy import signal
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from feature_sets import _row, summarize_rules  # noqa: E402  (the same figures and summary as the feature-set bench)
 from models.beats import ecg_peaks_rows, fill_nan, filtered  # noqa: E402
-from models.calibration import ece  # noqa: E402
 from models.data import ALARM_S, ALARM_TYPES, RecordInfo, alarm_window, cv_folds, load_dataset, resolve_data_dir, window  # noqa: E402
 from models.features import FEATURE_NAMES  # noqa: E402
-from models.metrics import auroc, summarize  # noqa: E402
 
-CUT = 1.0 / 6.0
 FS = 250
 HALF = int(0.1 * FS)  # a beat: +-100 ms around its QRS
 SHIFTS = (0, 1, 2, 3, 4)  # s before the alarm at which each window ends
@@ -303,12 +302,6 @@ def rules(P: dict, spec: np.ndarray, cnn: np.ndarray) -> dict:
     return out
 
 
-def _row(y, p, T) -> dict:
-    sm = summarize(y, p, (p >= CUT).astype(int), list(T))
-    return {"score": sm["score"], "auroc": auroc(y, p), "tpr": sm["tpr"], "tnr": sm["tnr"], "ece": ece(y, p),
-            "per_type": {a: v["score"] for a, v in sm["per_type"].items()}}
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="records folder (default: the shared development data)")
@@ -350,17 +343,7 @@ def main() -> int:
         for name, p in rules(P[s], _specialists(F, T, y, folds[s]), cnn).items():
             per_seed.setdefault(name, []).append(_row(y, p, T))
 
-    def agg(v):
-        v = np.asarray(v, dtype=np.float64)
-        return {"mean": round(float(v.mean()), 3), "sd": round(float(v.std()), 3)}
-
-    served = "served: mean(batch, inc)"
-    summary = {}
-    for n, rows_ in per_seed.items():
-        summary[n] = {k: agg([r[k] for r in rows_]) for k in ("score", "auroc", "tpr", "tnr", "ece")}
-        summary[n]["per_type"] = {a: agg([r["per_type"][a] for r in rows_]) for a in ALARM_TYPES}
-        d = [r["score"] - b["score"] for r, b in zip(rows_, per_seed[served])]
-        summary[n]["minus_served"] = {"per_seed": [round(x, 3) for x in d], **agg(d), "seeds_better": int(sum(x > 0 for x in d))}
+    summary = summarize_rules(per_seed, "served: mean(batch, inc)", "minus_served")
     out = {"command": "bench/verdict_ideas.py " + " ".join(sys.argv[1:]), "records": len(records), "fold_seeds": args.seeds,
            "model": "features-typed (TypedHeads, vote base) per fit; cut at a calibrated 1/6",
            "protocol": "nested, record-grouped: 5 outer folds per fold seed, every fit on the outer training part only "

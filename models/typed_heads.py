@@ -113,10 +113,7 @@ class TypedHeads:
     def _calib_folds(self, t: np.ndarray, y: np.ndarray, groups) -> np.ndarray:
         """Inner fold of each row for the out-of-fold mix: rows of one group (e.g. several windows of one record) share
         a fold, so no record is on both sides of a calibration split."""
-        if groups is None:
-            infos = [RecordInfo(str(i), ALARM_TYPES[k], int(v)) for i, (k, v) in enumerate(zip(t, y))]
-            return cv_folds(infos, self.calib_splits, seed=self.seed + 2000)
-        groups = np.asarray(groups)
+        groups = np.arange(len(y)) if groups is None else np.asarray(groups)  # none given: each row its own group
         if groups.shape != y.shape:
             raise InvalidFieldError("groups", f"must give one group per row (shape ({len(y)},))", groups.shape)
         uniq, first, inv = np.unique(groups, return_index=True, return_inverse=True)
