@@ -1,0 +1,188 @@
+"""Test-time shift for the verdict, chosen and calibrated on inner folds only, scored on outer folds.
+
+    .venv/bin/python bench/shift_nested.py [--data DIR] [--seeds 5] [--jobs 2]
+
+``bench/verdict_ideas.py`` found that averaging the verdict blend over the windows ending 0..K s before the alarm
+scores +1.56 +/- 0.90 over the served blend (K=3), but K was read off the outer folds and the average is less well
+calibrated (ECE 0.061). Here both are chosen where they may be: per outer fold (5 folds x each fold seed,
+``models.data.cv_folds``), features-typed is fitted on the batch and on the incremental features of the outer training
+part's inner folds (4, grouped by record), and on those inner out-of-fold probabilities
+
+- a calibration map per K (``models.calibration.fit_on_oof``: none / Platt / temperature / isotonic, chosen by CV on
+  the inner folds) is fitted to the blend ``mean(mean_o<=K batch@o, mean_o<=K inc@o)``,
+- K in 0..4 is chosen by the inner folds' challenge score of the map's nested output at the 1/6 cut (ties: smaller K).
+
+The outer fit (on the whole outer training part) is scored on the outer test part at shifts 0..4 and passed through
+the chosen K and map. Fixed-K rules (map chosen inside, K fixed in advance) are reported beside it. Features come
+from ``bench/verdict_ideas.py``'s cache (computed there when missing).
+
+Writes bench/results/shift_nested.json (per rule: score, AUROC, ECE, TPR, TNR, per type, mean and spread over fold
+seeds, paired difference to the served blend; the K and map chosen per outer fold) and shift_nested.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from feature_sets import _row, summarize_rules  # noqa: E402
+from models.calibration import fit_on_oof, nested_calibrate  # noqa: E402
+from models.data import ALARM_TYPES, RecordInfo, cv_folds, load_dataset, resolve_data_dir  # noqa: E402
+from models.metrics import summarize  # noqa: E402
+from verdict_ideas import SHIFTS, _fit_predict, feature_matrices  # noqa: E402
+
+CUT = 1 / 6
+INNER = 4
+SERVED = "served: mean(batch, inc)"
+
+
+def blend(P: dict, K: int, idx) -> np.ndarray:
+    """mean(mean_{o<=K} batch@o, mean_{o<=K} inc@o) on rows ``idx`` of ``P[(fit, shift)]``."""
+    return 0.5 * (np.mean([P["batch", o][idx] for o in range(K + 1)], 0) + np.mean([P["inc", o][idx] for o in range(K + 1)], 0))
+
+
+def choose(P_in: dict, y: np.ndarray, T: np.ndarray, inner: np.ndarray) -> tuple[int, dict, dict]:
+    """(K chosen, {K: map}, {K: inner score}) from the inner out-of-fold probabilities of one outer training part."""
+    maps, scores = {}, {}
+    idx = np.arange(len(y))
+    for K in SHIFTS:
+        b = blend(P_in, K, idx)
+        maps[K] = fit_on_oof(b, y, inner)
+        p, _ = nested_calibrate(b, y, inner)
+        scores[K] = summarize(y, p, (p >= CUT).astype(int), list(T))["score"]
+    best = max(SHIFTS, key=lambda K: (round(scores[K], 6), -K))
+    return best, maps, scores
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", help="records folder (default: the shared development data)")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "shift_nested.json"))
+    args = ap.parse_args()
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
+    warnings.simplefilter("ignore", RuntimeWarning)
+    from joblib import Parallel, delayed
+    from tqdm import tqdm
+
+    records, _ = load_dataset(resolve_data_dir(args.data), progress=True)
+    records = [r for r in records if r.label is not None]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "holmes-icu" / f"verdict_ideas_{len(records)}.npz"
+    F = feature_matrices(records, cache)
+    T = np.array([r.alarm_type for r in records])
+    y = np.array([int(r.label) for r in records])
+    infos = [RecordInfo(r.name, r.alarm_type, int(r.label)) for r in records]
+    n = len(y)
+    t0 = time.perf_counter()
+    outer = {s: cv_folds(infos, 5, seed=s) for s in range(args.seeds)}
+    inner = {}  # (s, k): inner fold id per record of the outer training part, -1 elsewhere
+    for s in range(args.seeds):
+        for k in range(5):
+            tr = np.flatnonzero(outer[s] != k)
+            f = np.full(n, -1)
+            f[tr] = cv_folds([infos[i] for i in tr], INNER, seed=s)
+            inner[s, k] = f
+    # one task: a fit ("batch" / "inc") on a training mask, scored at every shift on a test mask
+    work = []
+    for s in range(args.seeds):
+        for k in range(5):
+            for name in ("batch", "inc"):
+                work.append((s, k, -1, name, outer[s] != k, outer[s] == k))
+                for j in range(INNER):
+                    work.append((s, k, j, name, (inner[s, k] >= 0) & (inner[s, k] != j), inner[s, k] == j))
+    res = Parallel(n_jobs=args.jobs, return_as="generator")(delayed(_fit_predict)(F, name, T, y, tr, te) for *_, name, tr, te in work)
+    P_out = {s: {} for s in range(args.seeds)}  # outer test probabilities per (fit, shift)
+    P_in = {}  # (s, k) -> {(fit, shift): probability per record}, filled on the outer training part
+    for (s, k, j, name, tr, te), pred in tqdm(zip(work, res), total=len(work), desc="fits (outer + inner)", unit="fit"):
+        into = P_out[s] if j < 0 else P_in.setdefault((s, k), {})
+        for o, p in pred.items():
+            into.setdefault((name, o), np.zeros(n))[te] = p
+    cv_s = time.perf_counter() - t0
+
+    per_seed: dict[str, list] = {}
+    chosen = []
+    for s in range(args.seeds):
+        probs: dict[str, np.ndarray] = {SERVED: blend(P_out[s], 0, np.arange(n))}
+        for K in SHIFTS:
+            if K:
+                probs[f"shift 0..{K} s, raw"] = blend(P_out[s], K, np.arange(n))
+            probs[f"shift 0..{K} s + map (map nested)"] = np.zeros(n)
+        probs["shift: K and map chosen on inner folds"] = np.zeros(n)
+        for k in range(5):
+            tr, te = np.flatnonzero(outer[s] != k), np.flatnonzero(outer[s] == k)
+            K, maps, scores = choose({key: v[tr] for key, v in P_in[s, k].items()}, y[tr], T[tr], inner[s, k][tr])
+            for Kf in SHIFTS:
+                probs[f"shift 0..{Kf} s + map (map nested)"][te] = maps[Kf].transform(blend(P_out[s], Kf, te))
+            probs["shift: K and map chosen on inner folds"][te] = maps[K].transform(blend(P_out[s], K, te))
+            chosen.append({"seed": s, "fold": k, "K": K, "map": maps[K].method, "inner_scores": {str(a): round(b, 2) for a, b in scores.items()}})
+        for name, p in probs.items():
+            per_seed.setdefault(name, []).append(_row(y, p, T))
+
+    summary = summarize_rules(per_seed, SERVED, "minus_served")
+    out = {"command": "bench/shift_nested.py " + " ".join(sys.argv[1:]), "records": n, "fold_seeds": args.seeds,
+           "model": "features-typed (TypedHeads, vote base) on batch and on incremental features; cut at 1/6",
+           "protocol": f"nested, record-grouped: 5 outer folds per fold seed; per outer fold {INNER} inner folds of its "
+                       "training part give the out-of-fold probabilities on which the calibration map (per K) and K are "
+                       "chosen; the outer fit on the whole training part is scored on the outer test part",
+           "chosen_K": dict(Counter(c["K"] for c in chosen)), "chosen_map": dict(Counter(c["map"] for c in chosen)),
+           "cv_wall_s": round(cv_s, 1), "summary": summary, "per_fold": chosen, "per_seed": per_seed}
+    Path(args.out).write_text(json.dumps(out, indent=1))
+    _plot(out, Path(args.out).with_suffix(".png"))
+    print(f"{'rule':42s} {'score':>14s} {'vs served':>20s} {'AUROC':>6s} {'ECE':>6s}  " + " ".join(f"{a[:6]:>6s}" for a in ALARM_TYPES))
+    for name, sm in summary.items():
+        d = sm["minus_served"]
+        print(f"{name:42s} {sm['score']['mean']:6.2f} ± {sm['score']['sd']:4.2f}  {d['mean']:+6.2f} ± {d['sd']:4.2f} ({d['seeds_better']}) "
+              f"{sm['auroc']['mean']:6.3f} {sm['ece']['mean']:6.3f}  " + " ".join(f"{sm['per_type'][a]['mean']:6.1f}" for a in ALARM_TYPES))
+    print(f"K chosen per outer fold: {out['chosen_K']}; maps: {out['chosen_map']}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _plot(out: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summ = out["summary"]
+    names = list(summ)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [3, 2]})
+    d = [summ[m]["minus_served"] for m in names]
+    a1.barh(names, [x["mean"] for x in d], xerr=[x["sd"] for x in d], capsize=3,
+            color=["tab:green" if x["mean"] > 0 and x["seeds_better"] == out["fold_seeds"] else "tab:gray" for x in d])
+    a1.axvline(0, color="k", lw=0.8)
+    a1.invert_yaxis()
+    a1.set_xlabel(f"challenge score minus the served blend (paired, {out['fold_seeds']} fold seeds)")
+    a1.tick_params(axis="y", labelsize=7)
+    a2.scatter([summ[m]["ece"]["mean"] for m in names], [summ[m]["score"]["mean"] for m in names])
+    for m in names:
+        a2.annotate(m.replace(" (map nested)", ""), (summ[m]["ece"]["mean"], summ[m]["score"]["mean"]), fontsize=6)
+    a2.axvline(0.05, color="r", lw=0.8, label="ECE 0.05")
+    a2.set_xlabel("ECE (10 bins)")
+    a2.set_ylabel("challenge score")
+    a2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
