@@ -76,31 +76,46 @@ class Service:
 def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> dict:
     """Largest |published - offline| over the verdicts: the same plan row (members, rule, calibration) in process on
     the same window cut from the record; for a blended verdict (``features-typed-inc`` among its models) the mean of
-    that and the incremental model on the bed's record streamed from ``start_s`` (where the replay began)."""
+    that and the incremental model on the bed's record streamed from ``start_s`` (where the replay began); for a
+    shifted one (``verdict-shift`` among its models) each side over the windows ending 0..K s before the alarm's that
+    the replay had (starting at or after ``start_s``), through the shift's map (``models.verdict_shift``)."""
     from holmes.compose.plan import Plan, row_probabilities
     from models.data import load_dataset, resolve_data_dir, window
     from models.incremental_model import NAME, stream_probabilities
+    from models.verdict_shift import NAME as SHIFT, load as load_shift
 
     plan = Plan.load(plan_path)
+    k = load_shift().k if any(SHIFT in s.models for s in verdicts) else 0
     rec_of = {s.patient_id: s.patient_id.split("-", 1)[1] for s in verdicts}
     recs = {r.name: r for r in load_dataset(resolve_data_dir(), sorted(set(rec_of.values())))[0]}
+
+    def ends(s) -> list[float]:  # the windows a verdict averages, alarm window first
+        n = k + 1 if SHIFT in s.models else 1
+        return [round(s.window_end_s - o, 3) for o in range(n) if s.window_end_s - o - s.window_s >= start_s - 1e-9 or o == 0]
+
     by_row: dict[str, list] = {}
     for s in verdicts:
         by_row.setdefault(s.models[0][len("plan:"):], []).append(s)
-    expected = {}
+    row_p = {}
     for row, items in by_row.items():
-        w = np.stack([window(recs[rec_of[s.patient_id]], s.window_end_s, s.window_s) for s in items]).astype(np.float32)
-        m = np.stack([recs[rec_of[s.patient_id]].mask for s in items]) & np.isfinite(w).any(axis=2)
-        p = row_probabilities(plan, row, registry, w, m, [s.alarm_type for s in items])
-        expected.update({id(s): float(a) for s, a in zip(items, p)})
+        cut = [(s, e) for s in items for e in ends(s)]
+        w = np.stack([window(recs[rec_of[s.patient_id]], e, s.window_s) for s, e in cut]).astype(np.float32)
+        m = np.stack([recs[rec_of[s.patient_id]].mask for s, _ in cut]) & np.isfinite(w).any(axis=2)
+        p = row_probabilities(plan, row, registry, w, m, [s.alarm_type for s, _ in cut])
+        for (s, _), a in zip(cut, p):
+            row_p.setdefault(id(s), []).append(float(a))
+    expected = {id(s): row_p[id(s)][0] for s in verdicts}
     blended = [s for s in verdicts if NAME in s.models]
     if blended:
         inc = stream_probabilities([recs[rec_of[s.patient_id]] for s in blended], start_s,
-                                   [{round(s.window_end_s, 3): s.alarm_type} for s in blended])
+                                   [{e: s.alarm_type for e in ends(s)} for s in blended])
+        shift = load_shift() if k else None
         for s, d in zip(blended, inc):
-            expected[id(s)] = 0.5 * (expected[id(s)] + d[round(s.window_end_s, 3)])
+            inc_p = [d[e] for e in ends(s)]
+            expected[id(s)] = shift.blend(row_p[id(s)], inc_p) if SHIFT in s.models else 0.5 * (row_p[id(s)][0] + inc_p[0])
     diffs = [abs(expected[id(s)] - s.probability) for s in verdicts]
-    return {"n": len(diffs), "blended": len(blended), "max_abs_diff": max(diffs) if diffs else None, "rows": sorted(by_row)}
+    return {"n": len(diffs), "blended": len(blended), "shifted": sum(SHIFT in s.models for s in verdicts), "shift_k": k,
+            "max_abs_diff": max(diffs) if diffs else None, "rows": sorted(by_row)}
 
 
 def offline_routine_check(routine, start_s: float, max_beds: int = 40) -> dict:

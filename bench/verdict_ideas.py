@@ -201,14 +201,9 @@ def feature_matrices(records, cache: Path) -> dict[str, np.ndarray]:
             return {k: z[k] for k in z.files if k != "records"}
     from tqdm import tqdm
 
-    from models.features import extract_batch
-    from models.incremental_model import stream_hops
+    from models.verdict_shift import default_cache, shift_features
 
-    M = np.stack([r.mask for r in records])
-    out = {f"batch@{o}": extract_batch(np.stack([alarm_window(r, offset_s=o) for r in records]), M, FS) for o in SHIFTS}
-    for end, inc, masks in stream_hops(records, 0.0, ALARM_S, progress=True):
-        if round(ALARM_S - end) in SHIFTS:
-            out[f"inc@{int(round(ALARM_S - end))}"] = inc.features(masks)
+    out = shift_features(records, SHIFTS, progress=True, cache=default_cache(len(records)))
     out["morph"] = np.array([morphology(r) for r in tqdm(records, desc="morphology", unit="record")])
     out["context"] = np.array([context(r) for r in tqdm(records, desc="context", unit="record")])
     cache.parent.mkdir(parents=True, exist_ok=True)

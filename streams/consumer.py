@@ -301,7 +301,9 @@ class StreamConsumer:
             with self.metrics.stages("publish"):
                 self.publisher.scores(earlier, scores, score_ms, self.scorer.name)
         due = np.array([self._verdict_due(it) for it in alarms])
-        scores, score_ms = self._score(alarms, scorer, due, stage="verdicts")
+        k = getattr(scorer, "earlier_windows", 0)  # a verdict averaged over the patient's windows before the alarm's
+        before = [self.windower.earlier(it, k) for it in alarms] if k else None
+        scores, score_ms = self._score(alarms, scorer, due, stage="verdicts", earlier=before)
         with self.metrics.stages("publish"):
             self.publisher.scores(alarms, scores, score_ms, scorer.name, due)
         with self.metrics.stages("flush"):
@@ -334,9 +336,9 @@ class StreamConsumer:
         return self._alarm_unix_s(it) + self.config.verdict_deadline_ms / 1e3
 
     def _score(self, items: list[WindowItem], scorer: Scorer, due: np.ndarray | None = None,
-               stage: str = "score") -> tuple[list[ScoreOut], float]:
+               stage: str = "score", earlier: list | None = None) -> tuple[list[ScoreOut], float]:
         with self.metrics.stages("batch"):
-            batch = self._batch(items, due)
+            batch = self._batch(items, due, earlier)
         t0 = time.perf_counter()
 
         def failed(e: Exception, n: int) -> None:
@@ -349,13 +351,13 @@ class StreamConsumer:
         self.metrics.observe_batch(len(items), ms)
         return scores, ms
 
-    def _batch(self, items: list[WindowItem], due: np.ndarray | None) -> WindowBatch:
+    def _batch(self, items: list[WindowItem], due: np.ndarray | None, earlier: list | None = None) -> WindowBatch:
         sample = np.array([it.sample_unix_s for it in items])
         return WindowBatch(
             patient_ids=[it.patient_id for it in items], window_end_s=np.array([it.end_s for it in items]),
             windows=np.stack([it.window for it in items]), masks=np.stack([it.mask for it in items]),
             alarm_types=[it.alarm_type for it in items], is_alarm=np.array([it.alarm is not None for it in items]),
-            sample_unix_s=sample, deadline_unix_s=sample + self.config.deadline_ms / 1e3 if due is None else due,
+            sample_unix_s=sample, deadline_unix_s=sample + self.config.deadline_ms / 1e3 if due is None else due, earlier=earlier,
         )
 
     def _forget_revoked(self) -> None:

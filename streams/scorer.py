@@ -40,6 +40,9 @@ class WindowBatch:
     sample_unix_s: np.ndarray  # float64 [B]: wall clock of each window's last sample
     deadline_unix_s: np.ndarray  # float64 [B]: when the score is due (sample time + deadline)
     features: np.ndarray | None = None  # float [B, F]: the windows' models.features rows where already extracted
+    # per window, (windows [m, 5, n], masks [m, 5]) of the same patient's windows ending 1..m hops before it (newest
+    # first), where the stream still had them: alarm windows, for a verdict averaged over them (VerdictBlend)
+    earlier: list | None = None
 
     def __len__(self) -> int:
         return len(self.patient_ids)
@@ -49,7 +52,8 @@ class WindowBatch:
         idx = np.asarray(idx, dtype=np.int64)
         return WindowBatch([self.patient_ids[i] for i in idx], self.window_end_s[idx], self.windows[idx], self.masks[idx],
                            [self.alarm_types[i] for i in idx], self.is_alarm[idx], self.sample_unix_s[idx], self.deadline_unix_s[idx],
-                           None if self.features is None else self.features[idx])
+                           None if self.features is None else self.features[idx],
+                           None if self.earlier is None else [self.earlier[i] for i in idx])
 
 
 @dataclass(frozen=True)

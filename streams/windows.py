@@ -178,6 +178,24 @@ class Windower:
                           int(offs.min()) if len(offs) else -1, alarm.partition if alarm else 0, alarm.offset if alarm else -1,
                           copy)
 
+    def earlier(self, item: WindowItem, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(windows [m, 5, n] float32 copies, masks [m, 5]) of ``item``'s patient's windows ending 1..m hops before it
+        (m <= ``k``, newest first), while the ring still holds them whole (stops at the first it does not)."""
+        cfg = self.config
+        buf = self.patients.get(item.patient_id)
+        wins, masks = [], []
+        end_n = cfg.n(item.end_s)
+        for o in range(1, k + 1 if buf is not None else 1):
+            e = end_n - o * buf.hop_n
+            if buf.window_status(e) != "ready":
+                break
+            w = buf.cut(e).copy()
+            wins.append(w)
+            masks.append(buf.mask & buf.window_finite(e, w))
+        if not wins:
+            return np.empty((0, len(item.mask), item.window.shape[-1]), dtype=np.float32), np.empty((0, len(item.mask)), dtype=bool)
+        return np.stack(wins), np.stack(masks)
+
     def _drain(self, pid: str, now: float, copy: bool = True) -> None:
         """Cut every window of ``pid`` that is ready (or lost) into the backlog (as ring views if not ``copy``)."""
         buf = self.patients.get(pid)

@@ -155,9 +155,11 @@ def _answered_by(models) -> str:
     models = list(models)
     if models and models[0].startswith("plan:"):
         from models.incremental_model import NAME
+        from models.verdict_shift import NAME as SHIFT
 
-        blend = models[-1] == NAME  # a verdict blended with the incremental model (VerdictBlend)
-        return f"{models[0][5:]} ({len(models) - 1 - blend} models)" + (f" + {NAME}" if blend else "")
+        blend, shift = NAME in models, SHIFT in models  # blended with the incremental model (VerdictBlend), shifted
+        return (f"{models[0][5:]} ({len(models) - 1 - blend - shift} models)" + (f" + {NAME}" if blend else "")
+                + (f" over earlier windows ({SHIFT})" if shift else ""))
     return "+".join(models)[:30]
 
 

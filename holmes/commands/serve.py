@@ -59,6 +59,8 @@ def register(sub) -> None:
     p.add_argument("--fetch-min-bytes", type=int, help="a consumer's fetch waits (up to 50 ms) for this many bytes (overrides stream.fetch_min_bytes)")
     p.add_argument("--verdict-blend", choices=("on", "off"), help="verdicts: mean of the plan row and features-typed-inc on the "
                    "patient's streamed state (overrides stream.verdict_blend; default on with --routine-scorer incremental)")
+    p.add_argument("--verdict-shift", choices=("on", "off"), help="blended verdicts averaged over the windows 1..K s before "
+                   "the alarm too, through the fitted map (overrides stream.verdict_shift; default on)")
     p.add_argument("--consumer-only", action="store_true",
                    help="no service, no broker: join a running one (--ray-address, --bootstrap-servers) as one more consumer of its group")
     p.add_argument("--service-only", action="store_true", help="run only the Ray Serve application, no Kafka side")
@@ -76,7 +78,8 @@ def load_config(args):
             "service.verdict_floor": args.verdict_floor, "stream.verdict_deadline_ms": args.verdict_deadline_ms,
             "stream.routine_hold_ms": args.routine_hold_ms, "stream.score_workers": args.score_workers,
             "stream.consumers": args.consumers, "stream.fetch_min_bytes": args.fetch_min_bytes,
-            "stream.verdict_blend": None if args.verdict_blend is None else args.verdict_blend == "on"}
+            "stream.verdict_blend": None if args.verdict_blend is None else args.verdict_blend == "on",
+            "stream.verdict_shift": None if args.verdict_shift is None else args.verdict_shift == "on"}
     return HolmesConfig.load(args.config, over)
 
 
@@ -130,7 +133,17 @@ def stream_scorers(cfg, handle, plan=None):
 
         routine = make_scorer("incremental", model_dir=cfg.resolved(s.incremental_dir) if s.incremental_dir else None,
                               window_s=s.window_s, hop_s=s.hop_s)
-        return routine, (verdicts if s.verdict_blend is False else VerdictBlend(verdicts, routine))
+        if s.verdict_blend is False:
+            return routine, verdicts
+        shift = None
+        if s.verdict_shift:
+            from models.verdict_shift import load as load_shift
+
+            shift = load_shift(cfg.resolved(s.verdict_shift_path))
+            floor = None if plan is None else plan.floor().name
+            if plan is not None and shift.row is not None and shift.row != floor:
+                log.warning("verdict shift: fitted on plan row %r, the served floor row is %r; its map may be off", shift.row, floor)
+        return routine, VerdictBlend(verdicts, routine, shift=shift)
     if s.routine_scorer == "features":
         import streams.feature_scorer  # noqa: F401  (registers "features")
         from streams.scorer import make_scorer

@@ -47,8 +47,9 @@ def test_demo_runs_the_whole_service_path(tmp_path, capsys):
     verdicts = [s for s in scores if s["verdict"] is not None]
     # every alarm answered by the service's verdict lane with the floor row (the most accurate on nested CV), blended
     # with features-typed-inc on the patient's streamed state (streams.incremental_scorer.VerdictBlend), in time
-    assert len(verdicts) == 4 and all(s["models"][0] == f"plan:{floor.name}" and s["models"][-1] == "features-typed-inc"
-                                      and set(s["models"][1:-1]) == set(floor.members) for s in verdicts)
+    # and averaged over the windows ending 1..K s before the alarm (models.verdict_shift) that the replay had
+    assert len(verdicts) == 4 and all(s["models"][0] == f"plan:{floor.name}" and s["models"][-2:] == ["features-typed-inc", "verdict-shift"]
+                                      and set(s["models"][1:-2]) == set(floor.members) for s in verdicts)
     assert all(not s["degraded"] and s["e2e_ms"] < 1000 for s in verdicts)
     routine = [s for s in scores if s["verdict"] is None]
     assert routine and all(s["models"] == ["features-typed-inc"] for s in routine)  # in process, no service call
@@ -64,18 +65,25 @@ def test_demo_runs_the_whole_service_path(tmp_path, capsys):
     offline = stream_probabilities([recs[n] for n in names], 281.0, wanted)
     got = {(s["patient"], s["window_end_s"]): s["probability"] for s in routine}
     assert all(abs(offline[i][e] - got[(n, e)]) < 1e-9 for i, n in enumerate(names) for e in wanted[i])
-    # each verdict: the mean of the floor row offline on the alarm window and the incremental model on the same stream
-    # (the alarm window advanced the bed's state like any window), "true" at >= 1/6
+    # each verdict: the shift's map of the mean of the floor row offline and the incremental model on the same stream
+    # (the alarm window advanced the bed's state like any window), each averaged over the alarm window and the windows
+    # ending 1..K s before it that the replay (from 281 s) had, "true" at >= 1/6
     from holmes.compose.plan import row_probabilities
     from models.data import window
+    from models.verdict_shift import load as load_shift
 
+    shift = load_shift()
     vrec = [recs.get(s["patient"]) or load_dataset(resolve_data_dir(None), [s["patient"]])[0][0] for s in verdicts]
-    w = np.stack([window(r, s["window_end_s"], 16.0) for r, s in zip(vrec, verdicts)]).astype(np.float32)
-    m = np.stack([r.mask for r in vrec]) & np.isfinite(w).any(axis=2)
-    row = row_probabilities(floor_plan, floor.name, REPO / "artifacts" / "registry", w, m, [s["alarm_type"] for s in verdicts])
-    inc = stream_probabilities(vrec, 281.0, [{s["window_end_s"]: s["alarm_type"]} for s in verdicts])
-    for s, a, b in zip(verdicts, row, inc):
-        assert abs(s["probability"] - 0.5 * (a + b[s["window_end_s"]])) < 1e-9
+    ends = [[s["window_end_s"] - o for o in range(shift.k + 1) if s["window_end_s"] - o - 16.0 >= 281.0] for s in verdicts]
+    assert all(e[0] == 300.0 and len(e) == min(shift.k, 3) + 1 for e in ends)
+    cut = [(r, s, e) for r, s, es in zip(vrec, verdicts, ends) for e in es]
+    w = np.stack([window(r, e, 16.0) for r, _, e in cut]).astype(np.float32)
+    m = np.stack([r.mask for r, _, _ in cut]) & np.isfinite(w).any(axis=2)
+    row = iter(row_probabilities(floor_plan, floor.name, REPO / "artifacts" / "registry", w, m, [s["alarm_type"] for _, s, _ in cut]))
+    inc = stream_probabilities(vrec, 281.0, [{e: s["alarm_type"] for e in es} for s, es in zip(verdicts, ends)])
+    for s, es, b in zip(verdicts, ends, inc):
+        want = shift.blend([next(row) for _ in es], [b[e] for e in es])
+        assert abs(s["probability"] - want) < 1e-9
         assert s["verdict"] == (s["probability"] >= 1.0 / 6.0)
     assert all(0.0 <= s["probability"] <= 1.0 for s in scores)
     metrics = json.loads((out / "metrics.json").read_text())

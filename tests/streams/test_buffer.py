@@ -38,6 +38,24 @@ class TestWindower:
                 assert np.array_equal(it.window, window(s.record, e), equal_nan=True)
                 assert not it.degraded_reasons
 
+    def test_earlier_windows_of_an_alarm_window_are_the_record_slices(self, stream_records):
+        """A verdict averaged over earlier windows gets the patient's windows ending 1..k s before the alarm's, newest
+        first, as long as the ring holds them whole (a stream that began 18 s before the window gives 2)."""
+        w = Windower(WindowConfig())
+        s = build_streams(stream_records[:1])[0]
+        _feed(w, s, range(250, 300))
+        it = _cut_all(w)[(s.patient_id, 300.0)]
+        wins, masks = w.earlier(it, 3)
+        assert wins.shape == (3, 5, 16 * FS) and wins.dtype == np.float32 and masks.shape == (3, 5)
+        for o in range(3):
+            assert np.array_equal(wins[o], window(s.record, 300.0 - 1 - o), equal_nan=True)
+            assert np.array_equal(masks[o], it.mask)
+        late = Windower(WindowConfig())
+        _feed(late, s, range(282, 300))
+        it = _cut_all(late)[(s.patient_id, 300.0)]
+        assert len(late.earlier(it, 4)[0]) == 2  # windows ending 299 and 298 start at 283 and 282; 297 was never whole
+        assert len(Windower(WindowConfig()).earlier(it, 4)[0]) == 0  # a patient this windower never saw
+
     def test_out_of_order_and_duplicates_still_identical(self, stream_records):
         w = Windower(WindowConfig())
         s = build_streams(stream_records[:1])[0]

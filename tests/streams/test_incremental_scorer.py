@@ -4,10 +4,12 @@ it; the committed model serves calibrated probabilities of the features a stream
 import numpy as np
 import pytest
 
+from models.calibration import Calibrator
 from models.data import load_dataset, sliding_windows
 from models.errors import InvalidFieldError
 from models.incremental import IncrementalFeatures
 from streams.incremental_scorer import IncrementalScorer, VerdictBlend, incremental_factory
+from models.verdict_shift import VerdictShift
 from streams.scorer import ScoreOut, WindowBatch
 
 FS = 250
@@ -197,3 +199,51 @@ def test_verdict_blend_keeps_the_rows_answer_when_a_part_fails(records, scorer_p
     assert out[0].probability == 0.3 and out[0].positive and out[0].models == ("plan:row", "m1") and blend.failures == 1
     with pytest.raises(InvalidFieldError, match="cut"):
         VerdictBlend(_Row(0.3), Broken(member, cal), cut=1.5)
+
+
+class _ByEnd(_Row):
+    """A plan-row answer that depends on the window's end, so averaging over earlier windows shows; keeps each call's size."""
+
+    def __init__(self):
+        self.calls = []
+
+    def score(self, b):
+        self.calls.append(len(b))
+        return [ScoreOut(0.05 + 0.02 * (e % 10), True, 1, ("plan:row", "m1"), None) for e in b.window_end_s]
+
+
+def _with_earlier(b: WindowBatch, earlier) -> WindowBatch:
+    return WindowBatch(b.patient_ids, b.window_end_s, b.windows, b.masks, b.alarm_types, b.is_alarm, b.sample_unix_s,
+                       b.deadline_unix_s, earlier=earlier)
+
+
+def test_verdict_shift_averages_each_side_over_the_earlier_windows(records, scorer_parts):
+    member, cal = scorer_parts
+    r, q = records[0], records[1]
+    wins = windows_of(r, 100.0, 5)
+    routine = IncrementalScorer(member, cal, capacity=1)  # the pool grows while history is kept
+    shift = VerdictShift(2, Calibrator("platt", 1.3, -0.2))
+    row = _ByEnd()
+    blend = VerdictBlend(row, routine, shift=shift)
+    assert blend.earlier_windows == 2 and routine.history == 2
+    for e, w in wins[:4]:  # 100 .. 103, one hop each
+        routine.score(batch([(r.name, e, w, r.mask)]))
+    ref = IncrementalScorer(member, cal).score(batch([(r.name, e, w, r.mask) for e, w in wins]))
+    (qe, qw), = windows_of(q, 150.0, 1)
+    alarm = _with_earlier(batch([(r.name, wins[4][0], wins[4][1], r.mask), (q.name, qe, qw, q.mask)]),
+                          [(np.stack([wins[3][1], wins[2][1]]), np.stack([r.mask, r.mask])), None])
+    out = blend.score(alarm)
+    assert row.calls == [4]  # the two alarm windows and the two earlier windows of the first, in one call
+    by_end = lambda e: 0.05 + 0.02 * (e % 10)  # noqa: E731
+    want = shift.blend([by_end(e) for e in (104.0, 103.0, 102.0)], [ref[i].probability for i in (4, 3, 2)])
+    assert out[0].probability == pytest.approx(want, abs=1e-12) and out[0].positive == (want >= 1 / 6)
+    assert out[0].models == ("plan:row", "m1", "features-typed-inc", "verdict-shift")
+    # a patient the stream just met: no earlier windows on either side, the map of the plain mean
+    alone = IncrementalScorer(member, cal).score(batch([(q.name, qe, qw, q.mask)]))[0].probability
+    assert out[1].probability == pytest.approx(shift.blend([by_end(qe)], [alone]), abs=1e-12)
+    # only windows the scorer saw count: after a gap (106 and 105 never came) a window has none before it
+    routine.score(batch([(r.name, wins[4][0] + 3, wins[4][1], r.mask)]))
+    assert len(routine.earlier_features(r.name, wins[4][0] + 3, 2)) == 0
+    np.testing.assert_array_equal(routine.earlier_features(r.name, wins[4][0], 1)[0], stream_features(r, 84.0, 103.0))
+    with pytest.raises(InvalidFieldError, match="verdict_shift.k"):
+        VerdictShift(9, Calibrator("none"))

@@ -1,0 +1,196 @@
+"""The verdict averaged over the alarm window and the windows ending 1..K s before it, through a calibration map.
+
+The served verdict blend is mean(plan row on the alarm window, ``features-typed-inc`` on the patient's streamed state).
+The same two models scored on the windows ending 1..K s earlier (the stream has them: the consumer's ring buffer and the
+incremental scorer's last windows) and averaged, then passed through a map fitted on out-of-fold data, score better on
+nested, record-grouped CV (``bench/shift_nested.py``: +1.61 +/- 1.14 over the unshifted blend on 5/5 fold seeds, ECE
+0.044, K and the map chosen on inner folds only).
+
+``fit`` chooses K (0..``MAX_K``) and the map for serving: out-of-fold probabilities of ``features-typed`` on batch features
+and on incremental features at each shift, under the registry's folds (``models.data.cv_folds``, seed 0), each passed
+through the map it is served with (the plan's verdict row's, the incremental model's); K is the one whose blend, calibrated
+on the other folds, scores best at the 1/6 cut; the map is fitted on all of that K's out-of-fold blends.
+
+    .venv/bin/python -m models.verdict_shift [--data DIR] [--out artifacts/incremental/verdict-shift.json] [--jobs 2]
+
+The figures it writes are out-of-fold selection figures, not a nested estimate (``bench/shift_nested.py`` gives that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .calibration import Calibrator, ece, fit_on_oof, nested_calibrate
+from .data import ALARM_S, RecordInfo, alarm_window, cv_folds, load_dataset, resolve_data_dir
+from .errors import InvalidFieldError
+from .incremental_model import DEFAULT_DIR, MODEL, stream_hops
+
+NAME = "verdict-shift"
+DEFAULT_PATH = DEFAULT_DIR / f"{NAME}.json"
+MAX_K = 4
+CUT = 1.0 / 6.0
+
+
+@dataclass(frozen=True)
+class VerdictShift:
+    """K earlier windows (1 s apart) averaged into the verdict, and the map of the averaged blend."""
+
+    k: int
+    calibrator: Calibrator
+    row: str | None = None  # the plan row whose answers the map was fitted on
+
+    def __post_init__(self):
+        if not (isinstance(self.k, int) and 0 <= self.k <= MAX_K):
+            raise InvalidFieldError("verdict_shift.k", f"must be an integer in 0..{MAX_K}", self.k)
+
+    def blend(self, row: list[float], inc: list[float]) -> float:
+        """The published probability: the map of mean(mean of ``row``, mean of ``inc``), each side the alarm window's
+        answer first and then those of the earlier windows the stream still had."""
+        return float(self.calibrator.transform([0.5 * (np.mean(row) + np.mean(inc))])[0])
+
+
+def load(path: str | Path | None = None) -> VerdictShift:
+    p = Path(path) if path else DEFAULT_PATH
+    if not p.is_file():
+        raise InvalidFieldError("stream.verdict_shift_path", f"must be a {NAME} JSON (python -m models.verdict_shift)", str(p))
+    d = json.loads(p.read_text())
+    return VerdictShift(int(d.get("k", -1)), Calibrator.from_dict(d.get("calibration")), d.get("row"))
+
+
+def default_cache(n_records: int) -> Path:
+    import os
+
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "holmes-icu" / f"shift_features_{n_records}.npz"
+
+
+def shift_features(records, shifts, progress: bool = False, cache: Path | None = None) -> dict[str, np.ndarray]:
+    """{"batch@o", "inc@o"}: ``models.features`` of the window ending o s before each record's alarm, and
+    ``models.incremental`` features of that window with the record streamed from its start in 1 s hops. Kept in
+    ``cache`` (an .npz, reused while it holds the same records and shifts)."""
+    names = [r.name for r in records]
+    want = [f"{p}@{o}" for p in ("batch", "inc") for o in shifts]
+    if cache is not None and Path(cache).is_file():
+        z = np.load(cache, allow_pickle=False)
+        if list(z["records"]) == names and all(k in z.files for k in want):
+            return {k: z[k] for k in want}
+    out = _shift_features(records, shifts, progress)
+    if cache is not None:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, records=np.array(names), **out)
+    return out
+
+
+def _shift_features(records, shifts, progress: bool) -> dict[str, np.ndarray]:
+    from .features import extract_batch
+
+    M = np.stack([r.mask for r in records])
+    fs = records[0].fs_hz
+    out = {f"batch@{o}": extract_batch(np.stack([alarm_window(r, offset_s=o) for r in records]), M, fs) for o in shifts}
+    for end, inc, masks in stream_hops(records, 0.0, ALARM_S, progress=progress):
+        o = int(round(ALARM_S - end))
+        if o in shifts:
+            out[f"inc@{o}"] = inc.features(masks)
+    return out
+
+
+def _fold_fit(X: dict, part: str, T: list, y: np.ndarray, folds: np.ndarray, k: int, shifts, seed: int) -> np.ndarray:
+    """[len(shifts), fold size]: ``MODEL`` fitted on ``part``@0 of the other folds, scored on fold ``k`` at each shift."""
+    from .feature_models import make_feature_model
+
+    tr, te = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = make_feature_model(MODEL, seed=seed).fit(X[f"{part}@0"][tr], [T[i] for i in tr], y[tr])
+        return np.stack([m.proba_from_features(X[f"{part}@{o}"][te], [T[i] for i in te]) for o in shifts])
+
+
+def _oof(X: dict, T: list, y: np.ndarray, folds: np.ndarray, shifts, seed: int, jobs: int) -> dict[str, np.ndarray]:
+    """{"batch", "inc"}: [len(shifts), R] out-of-fold probabilities of ``MODEL`` fitted on that part @0, at each shift."""
+    from joblib import Parallel, delayed
+
+    work = [(part, k) for part in ("batch", "inc") for k in np.unique(folds)]
+    res = Parallel(n_jobs=jobs)(delayed(_fold_fit)(X, part, T, y, folds, k, shifts, seed) for part, k in work)
+    out = {part: np.zeros((len(shifts), len(y))) for part in ("batch", "inc")}
+    for (part, k), p in zip(work, res):
+        out[part][:, folds == k] = p
+    return out
+
+
+def choose(row: np.ndarray, inc: np.ndarray, y: np.ndarray, T: list, folds: np.ndarray) -> tuple[int, Calibrator, dict]:
+    """(K, map, out-of-fold figures per K) from calibrated probabilities ``row``/``inc`` [shifts, R] (shift 0 first)."""
+    from .metrics import auroc, summarize
+
+    figures = {}
+    for K in range(row.shape[0]):
+        b = 0.5 * (row[: K + 1].mean(0) + inc[: K + 1].mean(0))
+        p, _ = nested_calibrate(b, y, folds)
+        sm = summarize(y, p, (p >= CUT).astype(int), T)
+        figures[K] = {"score": round(float(sm["score"]), 3), "auroc": round(float(auroc(y, p)), 4), "ece": round(float(ece(y, p)), 4)}
+    best = max(figures, key=lambda K: (figures[K]["score"], -K))
+    b = 0.5 * (row[: best + 1].mean(0) + inc[: best + 1].mean(0))
+    return best, fit_on_oof(b, y, folds), figures
+
+
+def fit(data=None, out: str | Path = DEFAULT_PATH, plan_path: str | Path | None = None, seed: int = 0, progress: bool = True,
+        jobs: int = 2) -> Path:
+    from deploy.holmes_config import HolmesConfig
+    from holmes.compose.plan import Plan
+
+    from .incremental_model import load_calibrated
+
+    t0 = time.perf_counter()
+    records, _ = load_dataset(resolve_data_dir(data), progress=progress)
+    records = [r for r in records if r.label is not None]
+    if len(records) < 50:
+        raise InvalidFieldError("data", f"must hold >= 50 labelled records to fit the {NAME}", len(records))
+    cfg = HolmesConfig.load(None, {})
+    plan = Plan.load(plan_path or cfg.resolved(cfg.service.plan_path))
+    floor = plan.floor()
+    if list(floor.members) != [MODEL]:
+        raise InvalidFieldError("plan", f"its verdict floor row must be {MODEL} alone (the model the shift is fitted on)",
+                                f"{floor.name}: {list(floor.members)}")
+    row_cal = Calibrator.from_dict(floor.calibration)
+    _, inc_cal, _ = load_calibrated()
+    shifts = tuple(range(MAX_K + 1))
+    X = shift_features(records, shifts, progress, cache=default_cache(len(records)))
+    T = [r.alarm_type for r in records]
+    y = np.array([int(r.label) for r in records])
+    folds = cv_folds([RecordInfo(r.name, r.alarm_type, int(r.label)) for r in records], 5, seed=seed)
+    oof = _oof(X, T, y, folds, shifts, seed, jobs)
+    row = np.stack([row_cal.transform(p) for p in oof["batch"]])
+    inc = np.stack([inc_cal.transform(p) for p in oof["inc"]])
+    k, cal, figures = choose(row, inc, y, T, folds)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    prof = {"name": NAME, "k": k, "calibration": cal.to_dict(), "row": floor.name, "row_members": list(floor.members),
+            "records": len(records), "fold_seed": seed, "fit_s": round(time.perf_counter() - t0, 1),
+            "out_of_fold_by_k": {str(a): f for a, f in figures.items()},
+            "note": "out-of-fold figures of each K with its map fitted on the other folds: the selection's own figures, not a "
+                    "nested estimate (bench/shift_nested.py gives that)"}
+    out.write_text(json.dumps(prof, indent=1))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", help="records folder (default: the shared development data)")
+    ap.add_argument("--plan", help="plan JSON whose verdict floor row the map is fitted on (default: the configured plan)")
+    ap.add_argument("--out", default=str(DEFAULT_PATH))
+    ap.add_argument("--jobs", type=int, default=2, help="fits in parallel (10 in all: 5 folds x batch / incremental)")
+    args = ap.parse_args()
+    out = fit(args.data, args.out, args.plan, jobs=args.jobs)
+    prof = json.loads(out.read_text())
+    print(f"{NAME}: K = {prof['k']} ({prof['calibration']['method']} map), {prof['records']} records, {prof['fit_s']:.0f} s; "
+          f"out-of-fold by K: " + ", ".join(f"{a}: {f['score']:.2f}" for a, f in prof["out_of_fold_by_k"].items()) + f"; wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
