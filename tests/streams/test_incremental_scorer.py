@@ -247,3 +247,24 @@ def test_verdict_shift_averages_each_side_over_the_earlier_windows(records, scor
     np.testing.assert_array_equal(routine.earlier_features(r.name, wins[4][0], 1)[0], stream_features(r, 84.0, 103.0))
     with pytest.raises(InvalidFieldError, match="verdict_shift.k"):
         VerdictShift(9, Calibrator("none"))
+
+
+def test_the_shift_is_chosen_where_the_earlier_windows_help_and_its_map_calibrates():
+    """``models.verdict_shift.choose`` on synthetic out-of-fold data: when each window is a noisy view of the record's
+    label, averaging more windows ranks better and K grows; when the earlier windows are pure noise, K stays 0."""
+    from models.calibration import ece
+    from models.verdict_shift import choose
+
+    rng = np.random.default_rng(0)
+    n = 600
+    y = (rng.random(n) < 0.4).astype(int)
+    T = ["Ventricular_Tachycardia"] * n
+    folds = np.arange(n) % 5
+    noisy = lambda: 1 / (1 + np.exp(-(2.0 * y - 1.0 + rng.normal(0, 1.6, n))))  # noqa: E731
+    row, inc = np.stack([noisy() for _ in range(5)]), np.stack([noisy() for _ in range(5)])
+    k, cal, figures = choose(row, inc, y, T, folds)
+    assert k >= 2 and figures[k]["score"] > figures[0]["score"] and set(figures) == {0, 1, 2, 3, 4}
+    b = 0.5 * (row[: k + 1].mean(0) + inc[: k + 1].mean(0))
+    assert ece(y, cal.transform(b)) < ece(y, b)  # the averaged blend is compressed towards 1/2; the map undoes it
+    noise = np.stack([row[0]] + [rng.random(n) for _ in range(4)]), np.stack([inc[0]] + [rng.random(n) for _ in range(4)])
+    assert choose(*noise, y, T, folds)[0] == 0
