@@ -121,6 +121,27 @@ def summarize_rules(per_seed: dict[str, list[dict]], ref: str, diff_key: str) ->
     return summary
 
 
+def print_rules(summary: dict, width: int = 52) -> None:
+    """A table of ``summarize_rules``' output (diff key ``minus_served``): score, paired difference, AUROC, ECE, per type."""
+    print(f"{'rule':{width}s} {'score':>14s} {'vs served':>20s} {'AUROC':>6s} {'ECE':>6s}  " + " ".join(f"{a[:6]:>6s}" for a in ALARM_TYPES))
+    for n, s in summary.items():
+        d = s["minus_served"]
+        print(f"{n:{width}s} {s['score']['mean']:6.2f} ± {s['score']['sd']:4.2f}  {d['mean']:+6.2f} ± {d['sd']:4.2f} ({d['seeds_better']}) "
+              f"{s['auroc']['mean']:6.3f} {s['ece']['mean']:6.3f}  " + " ".join(f"{s['per_type'][a]['mean']:6.1f}" for a in ALARM_TYPES))
+
+
+def paired_bars(ax, summary: dict, fold_seeds: int) -> None:
+    """Each rule's paired score difference to the served blend (mean, spread over fold seeds; green: better on all)."""
+    names = list(summary)
+    d = [summary[n]["minus_served"] for n in names]
+    ax.barh(names, [x["mean"] for x in d], xerr=[x["sd"] for x in d], capsize=3,
+            color=["tab:green" if x["mean"] > 0 and x["seeds_better"] == fold_seeds else "tab:gray" for x in d])
+    ax.axvline(0, color="k", lw=0.8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"challenge score minus the served blend (paired, {fold_seeds} fold seeds)")
+    ax.tick_params(axis="y", labelsize=7)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="records folder (default: the shared development data)")

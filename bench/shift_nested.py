@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from feature_sets import _row, summarize_rules  # noqa: E402
+from feature_sets import _row, paired_bars, print_rules, summarize_rules  # noqa: E402
 from models.calibration import fit_on_oof, nested_calibrate  # noqa: E402
-from models.data import ALARM_TYPES, RecordInfo, cv_folds, load_dataset, resolve_data_dir  # noqa: E402
+from models.data import RecordInfo, cv_folds, load_dataset, resolve_data_dir  # noqa: E402
 from models.metrics import summarize  # noqa: E402
 from verdict_ideas import SHIFTS, _fit_predict, feature_matrices  # noqa: E402
 
@@ -146,11 +146,7 @@ def main() -> int:
            "cv_wall_s": round(cv_s, 1), "summary": summary, "per_fold": chosen, "per_seed": per_seed}
     Path(args.out).write_text(json.dumps(out, indent=1))
     _plot(out, Path(args.out).with_suffix(".png"))
-    print(f"{'rule':42s} {'score':>14s} {'vs served':>20s} {'AUROC':>6s} {'ECE':>6s}  " + " ".join(f"{a[:6]:>6s}" for a in ALARM_TYPES))
-    for name, sm in summary.items():
-        d = sm["minus_served"]
-        print(f"{name:42s} {sm['score']['mean']:6.2f} ± {sm['score']['sd']:4.2f}  {d['mean']:+6.2f} ± {d['sd']:4.2f} ({d['seeds_better']}) "
-              f"{sm['auroc']['mean']:6.3f} {sm['ece']['mean']:6.3f}  " + " ".join(f"{sm['per_type'][a]['mean']:6.1f}" for a in ALARM_TYPES))
+    print_rules(summary, 42)
     print(f"K chosen per outer fold: {out['chosen_K']}; maps: {out['chosen_map']}")
     print(f"wrote {args.out}")
     return 0
@@ -165,13 +161,7 @@ def _plot(out: dict, path: Path) -> None:
     summ = out["summary"]
     names = list(summ)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [3, 2]})
-    d = [summ[m]["minus_served"] for m in names]
-    a1.barh(names, [x["mean"] for x in d], xerr=[x["sd"] for x in d], capsize=3,
-            color=["tab:green" if x["mean"] > 0 and x["seeds_better"] == out["fold_seeds"] else "tab:gray" for x in d])
-    a1.axvline(0, color="k", lw=0.8)
-    a1.invert_yaxis()
-    a1.set_xlabel(f"challenge score minus the served blend (paired, {out['fold_seeds']} fold seeds)")
-    a1.tick_params(axis="y", labelsize=7)
+    paired_bars(a1, summ, out["fold_seeds"])
     a2.scatter([summ[m]["ece"]["mean"] for m in names], [summ[m]["score"]["mean"] for m in names])
     for m in names:
         a2.annotate(m.replace(" (map nested)", ""), (summ[m]["ece"]["mean"], summ[m]["score"]["mean"]), fontsize=6)

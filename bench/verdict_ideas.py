@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from feature_sets import _row, summarize_rules  # noqa: E402  (the same figures and summary as the feature-set bench)
+from feature_sets import _row, paired_bars, print_rules, summarize_rules  # noqa: E402  (the same figures and summary as the feature-set bench)
 from models.beats import ecg_peaks_rows, fill_nan, filtered  # noqa: E402
 from models.data import ALARM_S, ALARM_TYPES, RecordInfo, alarm_window, cv_folds, load_dataset, resolve_data_dir, window  # noqa: E402
 from models.features import FEATURE_NAMES  # noqa: E402
@@ -348,11 +348,7 @@ def main() -> int:
            "features_s": round(feat_s, 1), "cv_wall_s": round(time.perf_counter() - t1, 1), "summary": summary, "per_seed": per_seed}
     Path(args.out).write_text(json.dumps(out, indent=1))
     _plot(out, Path(args.out).with_suffix(".png"))
-    print(f"{'rule':52s} {'score':>14s} {'vs served':>16s} {'AUROC':>6s} {'ECE':>6s}  " + " ".join(f"{a[:6]:>6s}" for a in ALARM_TYPES))
-    for n, s in summary.items():
-        d = s["minus_served"]
-        print(f"{n:52s} {s['score']['mean']:6.2f} ± {s['score']['sd']:4.2f}  {d['mean']:+6.2f} ± {d['sd']:4.2f} ({d['seeds_better']}) "
-              f"{s['auroc']['mean']:6.3f} {s['ece']['mean']:6.3f}  " + " ".join(f"{s['per_type'][a]['mean']:6.1f}" for a in ALARM_TYPES))
+    print_rules(summary, 52)
     print(f"wrote {args.out}")
     return 0
 
@@ -366,13 +362,7 @@ def _plot(out: dict, path: Path) -> None:
     summ = out["summary"]
     names = list(summ)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(15, 6), gridspec_kw={"width_ratios": [3, 2]})
-    d = [summ[n]["minus_served"] for n in names]
-    a1.barh(names, [x["mean"] for x in d], xerr=[x["sd"] for x in d], capsize=3,
-            color=["tab:green" if x["mean"] > 0 and x["seeds_better"] == out["fold_seeds"] else "tab:gray" for x in d])
-    a1.axvline(0, color="k", lw=0.8)
-    a1.invert_yaxis()
-    a1.set_xlabel(f"challenge score minus the served blend (paired, {out['fold_seeds']} fold seeds)")
-    a1.tick_params(axis="y", labelsize=7)
+    paired_bars(a1, summ, out["fold_seeds"])
     x = np.arange(len(ALARM_TYPES))
     show = [n for n in names if n in ("batch", "served: mean(batch, inc)")] + [max(names, key=lambda n: summ[n]["score"]["mean"])]
     for i, n in enumerate(dict.fromkeys(show)):
