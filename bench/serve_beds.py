@@ -83,14 +83,16 @@ def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> di
     from models.data import load_dataset, resolve_data_dir, window
     from models.incremental_model import NAME, stream_probabilities
     from models.verdict_shift import NAME as SHIFT, load as load_shift
+    from streams.incremental_scorer import SHIFT_ROW_SKIPPED
 
     plan = Plan.load(plan_path)
     k = load_shift().k if any(SHIFT in s.models for s in verdicts) else 0
     rec_of = {s.patient_id: s.patient_id.split("-", 1)[1] for s in verdicts}
     recs = {r.name: r for r in load_dataset(resolve_data_dir(), sorted(set(rec_of.values())))[0]}
 
-    def ends(s) -> list[float]:  # the windows a verdict averages, alarm window first
-        n = k + 1 if SHIFT in s.models else 1
+    def ends(s, side: str = "inc") -> list[float]:  # the windows a verdict averages, alarm window first
+        skipped = side == "row" and any(SHIFT_ROW_SKIPPED in r for r in s.degraded_reasons)
+        n = k + 1 if SHIFT in s.models and not skipped else 1
         return [round(s.window_end_s - o, 3) for o in range(n) if s.window_end_s - o - s.window_s >= start_s - 1e-9 or o == 0]
 
     by_row: dict[str, list] = {}
@@ -98,7 +100,7 @@ def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> di
         by_row.setdefault(s.models[0][len("plan:"):], []).append(s)
     row_p = {}
     for row, items in by_row.items():
-        cut = [(s, e) for s in items for e in ends(s)]
+        cut = [(s, e) for s in items for e in ends(s, "row")]
         w = np.stack([window(recs[rec_of[s.patient_id]], e, s.window_s) for s, e in cut]).astype(np.float32)
         m = np.stack([recs[rec_of[s.patient_id]].mask for s, _ in cut]) & np.isfinite(w).any(axis=2)
         p = row_probabilities(plan, row, registry, w, m, [s.alarm_type for s, _ in cut])
@@ -115,6 +117,7 @@ def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> di
             expected[id(s)] = shift.blend(row_p[id(s)], inc_p) if SHIFT in s.models else 0.5 * (row_p[id(s)][0] + inc_p[0])
     diffs = [abs(expected[id(s)] - s.probability) for s in verdicts]
     return {"n": len(diffs), "blended": len(blended), "shifted": sum(SHIFT in s.models for s in verdicts), "shift_k": k,
+            "shift_row_skipped": sum(any(SHIFT_ROW_SKIPPED in r for r in s.degraded_reasons) for s in verdicts),
             "max_abs_diff": max(diffs) if diffs else None, "rows": sorted(by_row)}
 
 

@@ -225,6 +225,11 @@ register_scorer("incremental", incremental_factory)
 
 
 SHIFT_NAME = "verdict-shift"  # models.verdict_shift.NAME, among a shifted verdict's models
+SHIFT_ROW_SKIPPED = "verdict_shift_row_skipped: deadline"  # the row answered the alarm window alone, to keep the deadline
+# the row's call with earlier windows may take at most this share of the time left to the earliest deadline (the cost
+# per window is a moving average over calls, fixed costs included, so it overestimates large calls: 0.5 skipped 45 of 50
+# verdicts in a 1,000-bed burst, bench/results/serve_beds_shift_1000_burst_share05.json)
+SHIFT_BUDGET_SHARE = 1.0
 BLEND_CUT = 1.0 / 6.0  # a calibrated probability's cost-optimal cut for the challenge's 5:1 cost of a missed true alarm
 
 
@@ -245,7 +250,9 @@ class VerdictBlend:
     before the alarm window (the row on the earlier windows the consumer attaches, ``WindowBatch.earlier``, in the same
     call as the alarm windows; the incremental model on the features it kept of those windows), each side averaged over
     the windows it has, and the mean passed through the shift's map: on nested CV (``bench/shift_nested.py``, K and
-    map chosen on inner folds) +1.61 +/- 1.14 over the unshifted blend, 5/5 fold seeds, ECE 0.044.
+    map chosen on inner folds) +1.61 +/- 1.14 over the unshifted blend, 5/5 fold seeds, ECE 0.044. When the row's call
+    with the earlier windows would not end before the earliest deadline (at the row's recent cost per window), the row
+    answers the alarm windows alone and those verdicts say so (``SHIFT_ROW_SKIPPED``, degraded).
 
     The incremental part runs first, so a service that fails (raises) still leaves each patient's state advanced; the
     consumer's retry then finds the same windows and reads the state as it is. If the incremental part fails, the
@@ -261,13 +268,15 @@ class VerdictBlend:
         if self.earlier_windows > incremental.history:
             incremental.keep_history(self.earlier_windows)
         self.name = f"{verdicts.name}+{incremental.name}"
+        self.row_ms_per_window: float | None = None  # the row's recent cost per window sent (moving average)
+        self.shift_row_skipped = 0  # alarm windows whose row answered without their earlier windows (deadline)
         self.failures = 0
         self.aside = 0  # alarm windows scored aside (not continuing their patient's state)
         # the consumer scores a patient's pending routine windows before its alarm window, so the state advances in order
         self.needs_patient_order = True
 
     def stats(self) -> dict:
-        return {"blend_aside": self.aside, "blend_failures": self.failures}
+        return {"blend_aside": self.aside, "blend_failures": self.failures, "shift_row_skipped": self.shift_row_skipped}
 
     def _incremental(self, batch: WindowBatch) -> list[ScoreOut]:
         inc, out = self.incremental, [None] * len(batch)
@@ -295,11 +304,26 @@ class VerdictBlend:
         at = np.cumsum([0] + [len(x) for x in X])
         return [[float(v) for v in p[at[i]:at[i + 1]]] for i in range(len(X))]
 
-    def _rows(self, batch: WindowBatch) -> tuple[list[ScoreOut], list[list[float]]]:
-        """The row's answers on the alarm windows and, per window, its probabilities of the earlier windows attached."""
+    def _row_call(self, batch: WindowBatch) -> list[ScoreOut]:
+        """The row's answers, timed: ``row_ms_per_window`` follows the service's cost per window sent."""
+        t0 = time.perf_counter()
+        out = self.verdicts.score(batch)
+        ms = (time.perf_counter() - t0) * 1e3 / max(len(batch), 1)
+        self.row_ms_per_window = ms if self.row_ms_per_window is None else 0.7 * self.row_ms_per_window + 0.3 * ms
+        return out
+
+    def _rows(self, batch: WindowBatch) -> tuple[list[ScoreOut], list[list[float]], bool]:
+        """The row's answers on the alarm windows, per window its probabilities of the earlier windows attached, and
+        whether those were left out: when the call with them would take (at the service's recent cost per window) more
+        than ``SHIFT_BUDGET_SHARE`` of the time left to the earliest deadline, the row answers the alarm windows alone."""
         n = len(batch)
         if not self.earlier_windows or batch.earlier is None or not any(e is not None and len(e[0]) for e in batch.earlier):
-            return self.verdicts.score(batch), [[] for _ in range(n)]
+            return self._row_call(batch), [[] for _ in range(n)], False
+        extra = sum(len(e[0]) for e in batch.earlier if e is not None)
+        left_ms = (float(np.min(batch.deadline_unix_s)) - time.time()) * 1e3
+        if self.row_ms_per_window is not None and self.row_ms_per_window * (n + extra) > SHIFT_BUDGET_SHARE * left_ms:
+            self.shift_row_skipped += n
+            return self._row_call(batch), [[] for _ in range(n)], True
         owner = [i for i, e in enumerate(batch.earlier) if e is not None for _ in range(len(e[0]))]
         shifts = [o for e in batch.earlier if e is not None for o in range(1, len(e[0]) + 1)]
         ids = list(batch.patient_ids) + [batch.patient_ids[i] for i in owner]
@@ -310,12 +334,12 @@ class VerdictBlend:
         big = WindowBatch(ids, ends, wins, masks, list(batch.alarm_types) + [batch.alarm_types[i] for i in owner],
                           np.concatenate([batch.is_alarm, batch.is_alarm[o]]), np.concatenate([batch.sample_unix_s, batch.sample_unix_s[o]]),
                           np.concatenate([batch.deadline_unix_s, batch.deadline_unix_s[o]]))
-        out = self.verdicts.score(big)
+        out = self._row_call(big)
         earlier: list[list[float]] = [[] for _ in range(n)]
         for i, s in zip(owner, out[n:]):
             if s.probability is not None:
                 earlier[i].append(float(s.probability))
-        return out[:n], earlier
+        return out[:n], earlier, False
 
     def score(self, batch: WindowBatch) -> list[ScoreOut]:
         t0 = time.perf_counter()
@@ -328,7 +352,7 @@ class VerdictBlend:
                         self.incremental.name, len(batch), type(e).__name__, e)
             inc = None
         ms = (time.perf_counter() - t0) * 1e3
-        rows, row_earlier = self._rows(batch)
+        rows, row_earlier, skipped = self._rows(batch)
         if inc is None:
             return rows
         out = []
@@ -336,10 +360,13 @@ class VerdictBlend:
             if a.probability is None or b.probability is None:
                 out.append(a)
                 continue
+            reason = a.degraded_reason
             if self.shift is None:
                 p, models = 0.5 * (a.probability + b.probability), a.models + b.models
             else:
                 p = self.shift.blend([a.probability] + row_earlier[i], [b.probability] + (inc_earlier[i] if inc_earlier else []))
                 models = a.models + b.models + (SHIFT_NAME,)
-            out.append(ScoreOut(p, bool(p >= self.cut), a.stage, models, a.degraded_reason, {**a.timings_ms, "blend_ms": ms}))
+                if skipped and batch.earlier[i] is not None and len(batch.earlier[i][0]):
+                    reason = "; ".join(r for r in (reason, SHIFT_ROW_SKIPPED) if r)
+            out.append(ScoreOut(p, bool(p >= self.cut), a.stage, models, reason, {**a.timings_ms, "blend_ms": ms}))
         return out

@@ -1,6 +1,8 @@
 """The incremental scorer: consecutive windows of a patient advance its state by one hop, anything else restarts
 it; the committed model serves calibrated probabilities of the features a stream of the same samples gives."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -156,7 +158,7 @@ def test_verdict_blend_scores_out_of_order_alarm_windows_aside(records, scorer_p
     both = blend.score(batch([(r.name, wins[4][0], wins[4][1], r.mask), (r.name, wins[6][0], wins[6][1], r.mask)]))
     assert both[1].probability == pytest.approx(0.5 * (0.1 + aside(*wins[6])), abs=1e-12)  # the second: aside
     assert routine.counts == {**counts, "hop": counts["hop"] + 1}  # 104 went on; 102 and 106 did not
-    assert blend.stats() == {"blend_aside": 2, "blend_failures": 0}
+    assert blend.stats() == {"blend_aside": 2, "blend_failures": 0, "shift_row_skipped": 0}
     nxt = routine.score(batch([(r.name, wins[5][0], wins[5][1], r.mask)]))[0].probability
     assert routine.counts["hop"] == counts["hop"] + 2  # 105 follows 104: the state was never restarted
     ref = IncrementalScorer(member, cal)
@@ -241,6 +243,21 @@ def test_verdict_shift_averages_each_side_over_the_earlier_windows(records, scor
     # a patient the stream just met: no earlier windows on either side, the map of the plain mean
     alone = IncrementalScorer(member, cal).score(batch([(q.name, qe, qw, q.mask)]))[0].probability
     assert out[1].probability == pytest.approx(shift.blend([by_end(qe)], [alone]), abs=1e-12)
+    # a deadline the row's call with the earlier windows would not keep (at its recent cost per window): the row answers
+    # the alarm window alone, the incremental side still averages, and the verdict says so
+    r2 = records[2]
+    w2 = windows_of(r2, 100.0, 3)
+    for e, w in w2[:2]:
+        routine.score(batch([(r2.name, e, w, r2.mask)]))
+    due = _with_earlier(batch([(r2.name, w2[2][0], w2[2][1], r2.mask)]), [(np.stack([w2[1][1], w2[0][1]]), np.stack([r2.mask] * 2))])
+    due = WindowBatch(due.patient_ids, due.window_end_s, due.windows, due.masks, due.alarm_types, due.is_alarm, due.sample_unix_s,
+                      np.array([time.time() + 0.25]), earlier=due.earlier)
+    blend.row_ms_per_window = 100.0  # 3 windows ~ 300 ms > the ~250 ms left
+    late = blend.score(due)
+    assert row.calls[-1] == 1 and blend.stats()["shift_row_skipped"] == 1
+    ref2 = IncrementalScorer(member, cal).score(batch([(r2.name, e, w, r2.mask) for e, w in w2]))
+    assert late[0].probability == pytest.approx(shift.blend([by_end(w2[2][0])], [ref2[i].probability for i in (2, 1, 0)]), abs=1e-12)
+    assert late[0].degraded_reason == "verdict_shift_row_skipped: deadline"
     # only windows the scorer saw count: after a gap (106 and 105 never came) a window has none before it
     routine.score(batch([(r.name, wins[4][0] + 3, wins[4][1], r.mask)]))
     assert len(routine.earlier_features(r.name, wins[4][0] + 3, 2)) == 0
