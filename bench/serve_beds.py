@@ -86,7 +86,8 @@ def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> di
     from streams.incremental_scorer import SHIFT_ROW_SKIPPED
 
     plan = Plan.load(plan_path)
-    k = load_shift().k if any(SHIFT in s.models for s in verdicts) else 0
+    shift = load_shift() if any(SHIFT in s.models for s in verdicts) else None
+    k = shift.k if shift is not None else 0
     rec_of = {s.patient_id: s.patient_id.split("-", 1)[1] for s in verdicts}
     recs = {r.name: r for r in load_dataset(resolve_data_dir(), sorted(set(rec_of.values())))[0]}
 
@@ -111,7 +112,6 @@ def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> di
     if blended:
         inc = stream_probabilities([recs[rec_of[s.patient_id]] for s in blended], start_s,
                                    [{e: s.alarm_type for e in ends(s)} for s in blended])
-        shift = load_shift() if k else None
         for s, d in zip(blended, inc):
             inc_p = [d[e] for e in ends(s)]
             expected[id(s)] = shift.blend(row_p[id(s)], inc_p) if SHIFT in s.models else 0.5 * (row_p[id(s)][0] + inc_p[0])

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import warnings
@@ -38,32 +37,25 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from feature_sets import _row, paired_bars, print_rules, summarize_rules  # noqa: E402
-from models.calibration import fit_on_oof, nested_calibrate  # noqa: E402
 from models.data import RecordInfo, cv_folds, load_dataset, resolve_data_dir  # noqa: E402
-from models.metrics import summarize  # noqa: E402
-from verdict_ideas import SHIFTS, _fit_predict, feature_matrices  # noqa: E402
+from models.verdict_shift import averaged, best_k, candidates  # noqa: E402
+from verdict_ideas import SHIFTS, _fit_predict, cache_path, feature_matrices  # noqa: E402
 
-CUT = 1 / 6
 INNER = 4
 SERVED = "served: mean(batch, inc)"
 
 
 def blend(P: dict, K: int, idx) -> np.ndarray:
-    """mean(mean_{o<=K} batch@o, mean_{o<=K} inc@o) on rows ``idx`` of ``P[(fit, shift)]``."""
-    return 0.5 * (np.mean([P["batch", o][idx] for o in range(K + 1)], 0) + np.mean([P["inc", o][idx] for o in range(K + 1)], 0))
+    """``models.verdict_shift.averaged`` on rows ``idx`` of ``P[(fit, shift)]``."""
+    return averaged(*[np.stack([P[part, o][idx] for o in SHIFTS]) for part in ("batch", "inc")], K)
 
 
 def choose(P_in: dict, y: np.ndarray, T: np.ndarray, inner: np.ndarray) -> tuple[int, dict, dict]:
-    """(K chosen, {K: map}, {K: inner score}) from the inner out-of-fold probabilities of one outer training part."""
-    maps, scores = {}, {}
+    """(K chosen, {K: map}, {K: inner score}) from the inner out-of-fold probabilities of one outer training part: the
+    served selection (``models.verdict_shift.candidates`` / ``best_k``) on the inner folds."""
     idx = np.arange(len(y))
-    for K in SHIFTS:
-        b = blend(P_in, K, idx)
-        maps[K] = fit_on_oof(b, y, inner)
-        p, _ = nested_calibrate(b, y, inner)
-        scores[K] = summarize(y, p, (p >= CUT).astype(int), list(T))["score"]
-    best = max(SHIFTS, key=lambda K: (round(scores[K], 6), -K))
-    return best, maps, scores
+    cands = candidates(*[np.stack([P_in[part, o][idx] for o in SHIFTS]) for part in ("batch", "inc")], y, list(T), inner)
+    return best_k(cands), {K: c["map"] for K, c in cands.items()}, {K: c["score"] for K, c in cands.items()}
 
 
 def main() -> int:
@@ -85,8 +77,7 @@ def main() -> int:
 
     records, _ = load_dataset(resolve_data_dir(args.data), progress=True)
     records = [r for r in records if r.label is not None]
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "holmes-icu" / f"verdict_ideas_{len(records)}.npz"
-    F = feature_matrices(records, cache)
+    F = feature_matrices(records, cache_path(len(records)))
     T = np.array([r.alarm_type for r in records])
     y = np.array([int(r.label) for r in records])
     infos = [RecordInfo(r.name, r.alarm_type, int(r.label)) for r in records]

@@ -47,6 +47,7 @@ from feature_sets import _row, paired_bars, print_rules, summarize_rules  # noqa
 from models.beats import ecg_peaks_rows, fill_nan, filtered  # noqa: E402
 from models.data import ALARM_S, ALARM_TYPES, RecordInfo, alarm_window, cv_folds, load_dataset, resolve_data_dir, window  # noqa: E402
 from models.features import FEATURE_NAMES  # noqa: E402
+from models.verdict_shift import averaged  # noqa: E402
 
 FS = 250
 HALF = int(0.1 * FS)  # a beat: +-100 ms around its QRS
@@ -194,6 +195,10 @@ def context(record) -> list[float]:
     return out
 
 
+def cache_path(n_records: int) -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "holmes-icu" / f"verdict_ideas_{n_records}.npz"
+
+
 def feature_matrices(records, cache: Path) -> dict[str, np.ndarray]:
     if cache.is_file():
         z = np.load(cache, allow_pickle=False)
@@ -291,7 +296,7 @@ def rules(P: dict, spec: np.ndarray, cnn: np.ndarray) -> dict:
     for w in (0.2, 1 / 3):
         out[f"cnn zoo: (1-w) blend + w zoo, w={w:.2f}"] = (1 - w) * blend + w * cnn
     for K in (1, 2, 3, 4):
-        out[f"test-time shift 0..{K} s"] = 0.5 * (np.mean([P["batch", o] for o in range(K + 1)], 0) + np.mean([P["inc", o] for o in range(K + 1)], 0))
+        out[f"test-time shift 0..{K} s"] = averaged(*[np.stack([P[part, o] for o in SHIFTS]) for part in ("batch", "inc")], K)
     for s in ("01", "012"):
         out[f"train-time shift {s}: mean(batch-shift, inc-shift)"] = 0.5 * (P[f"batch-shift{s}", 0] + P[f"inc-shift{s}", 0])
     return out
@@ -317,8 +322,7 @@ def main() -> int:
     records, _ = load_dataset(resolve_data_dir(args.data), progress=True)
     records = [r for r in records if r.label is not None]
     t0 = time.perf_counter()
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "holmes-icu" / f"verdict_ideas_{len(records)}.npz"
-    F = feature_matrices(records, cache)
+    F = feature_matrices(records, cache_path(len(records)))
     feat_s = time.perf_counter() - t0
     T = np.array([r.alarm_type for r in records])
     y = np.array([int(r.label) for r in records])

@@ -123,19 +123,36 @@ def _oof(X: dict, T: list, y: np.ndarray, folds: np.ndarray, shifts, seed: int, 
     return out
 
 
-def choose(row: np.ndarray, inc: np.ndarray, y: np.ndarray, T: list, folds: np.ndarray) -> tuple[int, Calibrator, dict]:
-    """(K, map, out-of-fold figures per K) from calibrated probabilities ``row``/``inc`` [shifts, R] (shift 0 first)."""
+def averaged(row: np.ndarray, inc: np.ndarray, K: int) -> np.ndarray:
+    """mean(mean of ``row`` over shifts 0..K, mean of ``inc`` over shifts 0..K): [shifts, R] each, shift 0 first."""
+    return 0.5 * (row[: K + 1].mean(0) + inc[: K + 1].mean(0))
+
+
+def candidates(row: np.ndarray, inc: np.ndarray, y: np.ndarray, T: list, folds: np.ndarray) -> dict[int, dict]:
+    """Per K: the map fitted on all its out-of-fold blends (``map``), and the challenge score, AUROC and ECE of the blend
+    calibrated on the other folds (cut at 1/6)."""
     from .metrics import auroc, summarize
 
-    figures = {}
+    out = {}
     for K in range(row.shape[0]):
-        b = 0.5 * (row[: K + 1].mean(0) + inc[: K + 1].mean(0))
+        b = averaged(row, inc, K)
         p, _ = nested_calibrate(b, y, folds)
-        sm = summarize(y, p, (p >= CUT).astype(int), T)
-        figures[K] = {"score": round(float(sm["score"]), 3), "auroc": round(float(auroc(y, p)), 4), "ece": round(float(ece(y, p)), 4)}
-    best = max(figures, key=lambda K: (figures[K]["score"], -K))
-    b = 0.5 * (row[: best + 1].mean(0) + inc[: best + 1].mean(0))
-    return best, fit_on_oof(b, y, folds), figures
+        out[K] = {"map": fit_on_oof(b, y, folds), "score": float(summarize(y, p, (p >= CUT).astype(int), list(T))["score"]),
+                  "auroc": float(auroc(y, p)), "ece": float(ece(y, p))}
+    return out
+
+
+def best_k(cands: dict[int, dict]) -> int:
+    """The K that scores best (ties: the smaller)."""
+    return max(cands, key=lambda K: (round(cands[K]["score"], 6), -K))
+
+
+def choose(row: np.ndarray, inc: np.ndarray, y: np.ndarray, T: list, folds: np.ndarray) -> tuple[int, Calibrator, dict]:
+    """(K, map, out-of-fold figures per K) from calibrated probabilities ``row``/``inc`` [shifts, R] (shift 0 first)."""
+    cands = candidates(row, inc, y, T, folds)
+    k = best_k(cands)
+    return k, cands[k]["map"], {K: {"score": round(c["score"], 3), "auroc": round(c["auroc"], 4), "ece": round(c["ece"], 4)}
+                                for K, c in cands.items()}
 
 
 def fit(data=None, out: str | Path = DEFAULT_PATH, plan_path: str | Path | None = None, seed: int = 0, progress: bool = True,

@@ -27,6 +27,7 @@ import numpy as np
 from models.errors import InvalidFieldError
 from models.features import N_FEATURES
 from models.member import check_batch, check_output
+from models.verdict_shift import NAME as SHIFT_NAME  # among a shifted verdict's models
 
 from .scorer import ScoreOut, WindowBatch, member_scores, register_scorer, threshold_for, warm_model
 
@@ -224,7 +225,6 @@ def incremental_factory(model_dir=None, threshold=None, capacity: int = 256, win
 register_scorer("incremental", incremental_factory)
 
 
-SHIFT_NAME = "verdict-shift"  # models.verdict_shift.NAME, among a shifted verdict's models
 SHIFT_ROW_SKIPPED = "verdict_shift_row_skipped: deadline"  # the row answered the alarm window alone, to keep the deadline
 # the row's call with earlier windows may take at most this share of the time left to the earliest deadline (the cost
 # per window is a moving average over calls, fixed costs included, so it overestimates large calls: 0.5 skipped 45 of 50
@@ -317,23 +317,20 @@ class VerdictBlend:
         whether those were left out: when the call with them would take (at the service's recent cost per window) more
         than ``SHIFT_BUDGET_SHARE`` of the time left to the earliest deadline, the row answers the alarm windows alone."""
         n = len(batch)
-        if not self.earlier_windows or batch.earlier is None or not any(e is not None and len(e[0]) for e in batch.earlier):
+        parts = [(i, e) for i, e in enumerate(batch.earlier or []) if e is not None and len(e[0])] if self.earlier_windows else []
+        if not parts:
             return self._row_call(batch), [[] for _ in range(n)], False
-        extra = sum(len(e[0]) for e in batch.earlier if e is not None)
+        owner = np.array([i for i, e in parts for _ in range(len(e[0]))], dtype=np.int64)
         left_ms = (float(np.min(batch.deadline_unix_s)) - time.time()) * 1e3
-        if self.row_ms_per_window is not None and self.row_ms_per_window * (n + extra) > SHIFT_BUDGET_SHARE * left_ms:
+        if self.row_ms_per_window is not None and self.row_ms_per_window * (n + len(owner)) > SHIFT_BUDGET_SHARE * left_ms:
             self.shift_row_skipped += n
             return self._row_call(batch), [[] for _ in range(n)], True
-        owner = [i for i, e in enumerate(batch.earlier) if e is not None for _ in range(len(e[0]))]
-        shifts = [o for e in batch.earlier if e is not None for o in range(1, len(e[0]) + 1)]
-        ids = list(batch.patient_ids) + [batch.patient_ids[i] for i in owner]
-        ends = np.concatenate([batch.window_end_s, [batch.window_end_s[i] - o * self.incremental.hop_s for i, o in zip(owner, shifts)]])
-        wins = np.concatenate([batch.windows] + [e[0].astype(batch.windows.dtype) for e in batch.earlier if e is not None and len(e[0])])
-        masks = np.concatenate([batch.masks] + [e[1] for e in batch.earlier if e is not None and len(e[0])])
-        o = np.asarray(owner, dtype=np.int64)
-        big = WindowBatch(ids, ends, wins, masks, list(batch.alarm_types) + [batch.alarm_types[i] for i in owner],
-                          np.concatenate([batch.is_alarm, batch.is_alarm[o]]), np.concatenate([batch.sample_unix_s, batch.sample_unix_s[o]]),
-                          np.concatenate([batch.deadline_unix_s, batch.deadline_unix_s[o]]))
+        back = np.concatenate([np.arange(1, len(e[0]) + 1) for _, e in parts]) * self.incremental.hop_s
+        rows = np.concatenate([np.arange(n), owner])  # each earlier window as a row of its alarm window's patient, type, deadline
+        big = WindowBatch([batch.patient_ids[i] for i in rows], np.concatenate([batch.window_end_s, batch.window_end_s[owner] - back]),
+                          np.concatenate([batch.windows] + [e[0].astype(batch.windows.dtype) for _, e in parts]),
+                          np.concatenate([batch.masks] + [e[1] for _, e in parts]), [batch.alarm_types[i] for i in rows],
+                          batch.is_alarm[rows], batch.sample_unix_s[rows], batch.deadline_unix_s[rows])
         out = self._row_call(big)
         earlier: list[list[float]] = [[] for _ in range(n)]
         for i, s in zip(owner, out[n:]):
