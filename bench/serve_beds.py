@@ -88,12 +88,13 @@ def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> di
     plan = Plan.load(plan_path)
     shift = load_shift() if any(SHIFT in s.models for s in verdicts) else None
     k = shift.k if shift is not None else 0
+    k_row = shift.k_row if shift is not None else 0
     rec_of = {s.patient_id: s.patient_id.split("-", 1)[1] for s in verdicts}
     recs = {r.name: r for r in load_dataset(resolve_data_dir(), sorted(set(rec_of.values())))[0]}
 
     def ends(s, side: str = "inc") -> list[float]:  # the windows a verdict averages, alarm window first
         skipped = side == "row" and any(SHIFT_ROW_SKIPPED in r for r in s.degraded_reasons)
-        n = k + 1 if SHIFT in s.models and not skipped else 1
+        n = (k_row if side == "row" else k) + 1 if SHIFT in s.models and not skipped else 1
         return [round(s.window_end_s - o, 3) for o in range(n) if s.window_end_s - o - s.window_s >= start_s - 1e-9 or o == 0]
 
     by_row: dict[str, list] = {}
@@ -116,7 +117,7 @@ def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> di
             inc_p = [d[e] for e in ends(s)]
             expected[id(s)] = shift.blend(row_p[id(s)], inc_p) if SHIFT in s.models else 0.5 * (row_p[id(s)][0] + inc_p[0])
     diffs = [abs(expected[id(s)] - s.probability) for s in verdicts]
-    return {"n": len(diffs), "blended": len(blended), "shifted": sum(SHIFT in s.models for s in verdicts), "shift_k": k,
+    return {"n": len(diffs), "blended": len(blended), "shifted": sum(SHIFT in s.models for s in verdicts), "shift_k": k, "shift_k_row": k_row,
             "shift_row_skipped": sum(any(SHIFT_ROW_SKIPPED in r for r in s.degraded_reasons) for s in verdicts),
             "max_abs_diff": max(diffs) if diffs else None, "rows": sorted(by_row)}
 
@@ -212,6 +213,7 @@ def main() -> int:
     ap.add_argument("--tag", help="result name (default: <beds>beds_stagger<S>)")
     ap.add_argument("--serve-args", default="", help="extra `holmes serve` options, e.g. '--routine-scorer serve'")
     ap.add_argument("--alarm-every", type=int, default=1, help="only every K-th bed raises its alarm (holmes replay --alarm-every)")
+    ap.add_argument("--replay-args", default="", help="extra `holmes replay` options, e.g. '--linger-ms 20'")
     ap.add_argument("--no-offline-check", action="store_true")
     args = ap.parse_args()
     tag = args.tag or f"{args.beds}beds_stagger{args.stagger_s:g}"
@@ -230,7 +232,7 @@ def main() -> int:
     own = {svc.proc.pid: "holmes serve (consumer + Ray driver)"}
     rep = subprocess.Popen(HOLMES + ["replay", "--bootstrap-servers", svc.bootstrap, "--beds", str(args.beds), "--speed", "1",
                                      "--stagger-s", str(args.stagger_s), "--start-s", str(args.start_s), "--end-s", str(args.end_s),
-                                     "--alarm-every", str(args.alarm_every)],
+                                     "--alarm-every", str(args.alarm_every), *args.replay_args.split()],
                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     own[rep.pid] = "holmes replay (load generator)"
     load, samples = [], []  # load average every 2 s; (time, CPU per process group) every second

@@ -13,7 +13,10 @@ part's inner folds (4, grouped by record), and on those inner out-of-fold probab
 - K in 0..4 is chosen by the inner folds' challenge score of the map's nested output at the 1/6 cut (ties: smaller K).
 
 The outer fit (on the whole outer training part) is scored on the outer test part at shifts 0..4 and passed through
-the chosen K and map. Fixed-K rules (map chosen inside, K fixed in advance) are reported beside it. Features come
+the chosen K and map. Fixed-K rules (map chosen inside, K fixed in advance) are reported beside it, and the same rules
+with the row on the alarm window alone (only the incremental side averaged over 0..K s): that shift costs the service
+nothing, where the row's earlier windows cost it one featurized window each. The fold predictions are kept in the cache
+folder (``--refit`` recomputes them), so a new rule costs seconds, not the ~25 min of fits. Features come
 from ``bench/verdict_ideas.py``'s cache (computed there when missing).
 
 Writes bench/results/shift_nested.json (per rule: score, AUROC, ECE, TPR, TNR, per type, mean and spread over fold
@@ -43,19 +46,70 @@ from verdict_ideas import SHIFTS, _fit_predict, cache_path, feature_matrices  # 
 
 INNER = 4
 SERVED = "served: mean(batch, inc)"
+ROW0 = "row on the alarm window"
 
 
-def blend(P: dict, K: int, idx) -> np.ndarray:
-    """``models.verdict_shift.averaged`` on rows ``idx`` of ``P[(fit, shift)]``."""
-    return averaged(*[np.stack([P[part, o][idx] for o in SHIFTS]) for part in ("batch", "inc")], K)
+def blend(P: dict, K: int, idx, k_row: int | None = None) -> np.ndarray:
+    """``models.verdict_shift.averaged`` on rows ``idx`` of ``P[(fit, shift)]`` (the row side over 0..``k_row``, None: K)."""
+    return averaged(*[np.stack([P[part, o][idx] for o in SHIFTS]) for part in ("batch", "inc")], K, k_row)
 
 
-def choose(P_in: dict, y: np.ndarray, T: np.ndarray, inner: np.ndarray) -> tuple[int, dict, dict]:
+def choose(P_in: dict, y: np.ndarray, T: np.ndarray, inner: np.ndarray, k_row: int | None = None) -> tuple[int, dict, dict]:
     """(K chosen, {K: map}, {K: inner score}) from the inner out-of-fold probabilities of one outer training part: the
     served selection (``models.verdict_shift.candidates`` / ``best_k``) on the inner folds."""
     idx = np.arange(len(y))
-    cands = candidates(*[np.stack([P_in[part, o][idx] for o in SHIFTS]) for part in ("batch", "inc")], y, list(T), inner)
+    cands = candidates(*[np.stack([P_in[part, o][idx] for o in SHIFTS]) for part in ("batch", "inc")], y, list(T), inner, k_row)
     return best_k(cands), {K: c["map"] for K, c in cands.items()}, {K: c["score"] for K, c in cands.items()}
+
+
+def fold_predictions(F, T, y, outer, inner, seeds: int, jobs: int, n: int) -> tuple[dict, dict]:
+    """Outer test probabilities {s: {(fit, shift): [n]}} and inner out-of-fold ones {(s, k): {(fit, shift): [n]}}."""
+    from joblib import Parallel, delayed
+    from tqdm import tqdm
+
+    # one task: a fit ("batch" / "inc") on a training mask, scored at every shift on a test mask
+    work = []
+    for s in range(seeds):
+        for k in range(5):
+            for name in ("batch", "inc"):
+                work.append((s, k, -1, name, outer[s] != k, outer[s] == k))
+                for j in range(INNER):
+                    work.append((s, k, j, name, (inner[s, k] >= 0) & (inner[s, k] != j), inner[s, k] == j))
+    res = Parallel(n_jobs=jobs, return_as="generator")(delayed(_fit_predict)(F, name, T, y, tr, te) for *_, name, tr, te in work)
+    P_out = {s: {} for s in range(seeds)}  # outer test probabilities per (fit, shift)
+    P_in = {}  # (s, k) -> {(fit, shift): probability per record}, filled on the outer training part
+    for (s, k, j, name, tr, te), pred in tqdm(zip(work, res), total=len(work), desc="fits (outer + inner)", unit="fit"):
+        into = P_out[s] if j < 0 else P_in.setdefault((s, k), {})
+        for o, p in pred.items():
+            into.setdefault((name, o), np.zeros(n))[te] = p
+    return P_out, P_in
+
+
+def preds_path(n: int, seeds: int) -> Path:
+    """Where the fold predictions are kept (the fits take ~25 min on 2 cores; new rules re-use them)."""
+    return cache_path(n).parent / f"shift_nested_preds_{n}_s{seeds}.npz"
+
+
+def save_preds(path: Path, names: list[str], P_out: dict, P_in: dict) -> None:
+    arrays = {f"out|{s}|{f}|{o}": v for s, d in P_out.items() for (f, o), v in d.items()}
+    arrays.update({f"in|{s}|{k}|{f}|{o}": v for (s, k), d in P_in.items() for (f, o), v in d.items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, records=np.array(names), **arrays)
+
+
+def load_preds(path: Path, names: list[str], seeds: int) -> tuple[dict, dict]:
+    z = np.load(path, allow_pickle=False)
+    if list(z["records"]) != names:
+        raise SystemExit(f"{path} holds other records: delete it or pass --refit")
+    P_out: dict = {s: {} for s in range(seeds)}
+    P_in: dict = {}
+    for key in z.files:
+        parts = key.split("|")
+        if parts[0] == "out":
+            P_out[int(parts[1])][parts[2], int(parts[3])] = z[key]
+        elif parts[0] == "in":
+            P_in.setdefault((int(parts[1]), int(parts[2])), {})[parts[3], int(parts[4])] = z[key]
+    return P_out, P_in
 
 
 def main() -> int:
@@ -64,6 +118,7 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "shift_nested.json"))
+    ap.add_argument("--refit", action="store_true", help="refit even where the fold predictions are cached")
     args = ap.parse_args()
     try:
         from threadpoolctl import threadpool_limits
@@ -72,8 +127,6 @@ def main() -> int:
     except ImportError:
         pass
     warnings.simplefilter("ignore", RuntimeWarning)
-    from joblib import Parallel, delayed
-    from tqdm import tqdm
 
     records, _ = load_dataset(resolve_data_dir(args.data), progress=True)
     records = [r for r in records if r.label is not None]
@@ -91,25 +144,17 @@ def main() -> int:
             f = np.full(n, -1)
             f[tr] = cv_folds([infos[i] for i in tr], INNER, seed=s)
             inner[s, k] = f
-    # one task: a fit ("batch" / "inc") on a training mask, scored at every shift on a test mask
-    work = []
-    for s in range(args.seeds):
-        for k in range(5):
-            for name in ("batch", "inc"):
-                work.append((s, k, -1, name, outer[s] != k, outer[s] == k))
-                for j in range(INNER):
-                    work.append((s, k, j, name, (inner[s, k] >= 0) & (inner[s, k] != j), inner[s, k] == j))
-    res = Parallel(n_jobs=args.jobs, return_as="generator")(delayed(_fit_predict)(F, name, T, y, tr, te) for *_, name, tr, te in work)
-    P_out = {s: {} for s in range(args.seeds)}  # outer test probabilities per (fit, shift)
-    P_in = {}  # (s, k) -> {(fit, shift): probability per record}, filled on the outer training part
-    for (s, k, j, name, tr, te), pred in tqdm(zip(work, res), total=len(work), desc="fits (outer + inner)", unit="fit"):
-        into = P_out[s] if j < 0 else P_in.setdefault((s, k), {})
-        for o, p in pred.items():
-            into.setdefault((name, o), np.zeros(n))[te] = p
+    pred_cache = preds_path(n, args.seeds)
+    cached = pred_cache.is_file() and not args.refit
+    if cached:
+        P_out, P_in = load_preds(pred_cache, [r.name for r in records], args.seeds)
+    else:
+        P_out, P_in = fold_predictions(F, T, y, outer, inner, args.seeds, args.jobs, n)
+        save_preds(pred_cache, [r.name for r in records], P_out, P_in)
     cv_s = time.perf_counter() - t0
 
     per_seed: dict[str, list] = {}
-    chosen = []
+    chosen, chosen_row0 = [], []
     for s in range(args.seeds):
         probs: dict[str, np.ndarray] = {SERVED: blend(P_out[s], 0, np.arange(n))}
         for K in SHIFTS:
@@ -117,6 +162,9 @@ def main() -> int:
                 probs[f"shift 0..{K} s, raw"] = blend(P_out[s], K, np.arange(n))
             probs[f"shift 0..{K} s + map (map nested)"] = np.zeros(n)
         probs["shift: K and map chosen on inner folds"] = np.zeros(n)
+        for K in SHIFTS[1:]:
+            probs[f"{ROW0}, inc 0..{K} s + map (map nested)"] = np.zeros(n)
+        probs[f"{ROW0}, inc: K and map chosen on inner folds"] = np.zeros(n)
         for k in range(5):
             tr, te = np.flatnonzero(outer[s] != k), np.flatnonzero(outer[s] == k)
             K, maps, scores = choose({key: v[tr] for key, v in P_in[s, k].items()}, y[tr], T[tr], inner[s, k][tr])
@@ -124,6 +172,13 @@ def main() -> int:
                 probs[f"shift 0..{Kf} s + map (map nested)"][te] = maps[Kf].transform(blend(P_out[s], Kf, te))
             probs["shift: K and map chosen on inner folds"][te] = maps[K].transform(blend(P_out[s], K, te))
             chosen.append({"seed": s, "fold": k, "K": K, "map": maps[K].method, "inner_scores": {str(a): round(b, 2) for a, b in scores.items()}})
+            # the row on the alarm window alone (its service call carries no earlier windows), the incremental side shifted
+            K0, maps0, scores0 = choose({key: v[tr] for key, v in P_in[s, k].items()}, y[tr], T[tr], inner[s, k][tr], k_row=0)
+            for Kf in SHIFTS[1:]:
+                probs[f"{ROW0}, inc 0..{Kf} s + map (map nested)"][te] = maps0[Kf].transform(blend(P_out[s], Kf, te, 0))
+            probs[f"{ROW0}, inc: K and map chosen on inner folds"][te] = maps0[K0].transform(blend(P_out[s], K0, te, 0))
+            chosen_row0.append({"seed": s, "fold": k, "K": K0, "map": maps0[K0].method,
+                                "inner_scores": {str(a): round(b, 2) for a, b in scores0.items()}})
         for name, p in probs.items():
             per_seed.setdefault(name, []).append(_row(y, p, T))
 
@@ -134,11 +189,13 @@ def main() -> int:
                        "training part give the out-of-fold probabilities on which the calibration map (per K) and K are "
                        "chosen; the outer fit on the whole training part is scored on the outer test part",
            "chosen_K": dict(Counter(c["K"] for c in chosen)), "chosen_map": dict(Counter(c["map"] for c in chosen)),
-           "cv_wall_s": round(cv_s, 1), "summary": summary, "per_fold": chosen, "per_seed": per_seed}
+           "chosen_K_row0": dict(Counter(c["K"] for c in chosen_row0)), "chosen_map_row0": dict(Counter(c["map"] for c in chosen_row0)),
+           "cv_wall_s": round(cv_s, 1), "fold_predictions": f"{'read from' if cached else 'fitted, kept in'} {pred_cache.name}", "summary": summary, "per_fold": chosen, "per_fold_row0": chosen_row0, "per_seed": per_seed}
     Path(args.out).write_text(json.dumps(out, indent=1))
     _plot(out, Path(args.out).with_suffix(".png"))
     print_rules(summary, 42)
     print(f"K chosen per outer fold: {out['chosen_K']}; maps: {out['chosen_map']}")
+    print(f"{ROW0}: K chosen per outer fold: {out['chosen_K_row0']}; maps: {out['chosen_map_row0']}")
     print(f"wrote {args.out}")
     return 0
 

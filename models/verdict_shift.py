@@ -40,15 +40,22 @@ CUT = 1.0 / 6.0
 
 @dataclass(frozen=True)
 class VerdictShift:
-    """K earlier windows (1 s apart) averaged into the verdict, and the map of the averaged blend."""
+    """K earlier windows (1 s apart) averaged into the verdict's incremental side, ``k_row`` of them into the row's
+    side, and the map of the averaged blend. ``k_row`` 0 (the default fit): the service scores the alarm window alone,
+    so the shift costs it nothing; each earlier window the row averages is one more window the service featurizes."""
 
     k: int
     calibrator: Calibrator
     row: str | None = None  # the plan row whose answers the map was fitted on
+    k_row: int | None = None  # None: k (files written before the row's side had its own K)
 
     def __post_init__(self):
         if not (isinstance(self.k, int) and 0 <= self.k <= MAX_K):
             raise InvalidFieldError("verdict_shift.k", f"must be an integer in 0..{MAX_K}", self.k)
+        if self.k_row is None:
+            object.__setattr__(self, "k_row", self.k)
+        if not (isinstance(self.k_row, int) and 0 <= self.k_row <= self.k):
+            raise InvalidFieldError("verdict_shift.k_row", f"must be an integer in 0..k ({self.k})", self.k_row)
 
     def blend(self, row: list[float], inc: list[float]) -> float:
         """The published probability: the map of mean(mean of ``row``, mean of ``inc``), each side the alarm window's
@@ -61,7 +68,7 @@ def load(path: str | Path | None = None) -> VerdictShift:
     if not p.is_file():
         raise InvalidFieldError("stream.verdict_shift_path", f"must be a {NAME} JSON (python -m models.verdict_shift)", str(p))
     d = json.loads(p.read_text())
-    return VerdictShift(int(d.get("k", -1)), Calibrator.from_dict(d.get("calibration")), d.get("row"))
+    return VerdictShift(int(d.get("k", -1)), Calibrator.from_dict(d.get("calibration")), d.get("row"), d.get("k_row"))
 
 
 def default_cache(n_records: int) -> Path:
@@ -123,19 +130,21 @@ def _oof(X: dict, T: list, y: np.ndarray, folds: np.ndarray, shifts, seed: int, 
     return out
 
 
-def averaged(row: np.ndarray, inc: np.ndarray, K: int) -> np.ndarray:
-    """mean(mean of ``row`` over shifts 0..K, mean of ``inc`` over shifts 0..K): [shifts, R] each, shift 0 first."""
-    return 0.5 * (row[: K + 1].mean(0) + inc[: K + 1].mean(0))
+def averaged(row: np.ndarray, inc: np.ndarray, K: int, k_row: int | None = None) -> np.ndarray:
+    """mean(mean of ``row`` over shifts 0..``k_row``, mean of ``inc`` over shifts 0..K): [shifts, R] each, shift 0 first;
+    ``k_row`` None: K on both sides."""
+    return 0.5 * (row[: (K if k_row is None else k_row) + 1].mean(0) + inc[: K + 1].mean(0))
 
 
-def candidates(row: np.ndarray, inc: np.ndarray, y: np.ndarray, T: list, folds: np.ndarray) -> dict[int, dict]:
+def candidates(row: np.ndarray, inc: np.ndarray, y: np.ndarray, T: list, folds: np.ndarray, k_row: int | None = None) -> dict[int, dict]:
     """Per K: the map fitted on all its out-of-fold blends (``map``), and the challenge score, AUROC and ECE of the blend
-    calibrated on the other folds (cut at 1/6)."""
+    calibrated on the other folds (cut at 1/6). ``k_row``: the row side's shifts fixed at 0..k_row (None: K, as the
+    incremental side)."""
     from .metrics import auroc, summarize
 
     out = {}
     for K in range(row.shape[0]):
-        b = averaged(row, inc, K)
+        b = averaged(row, inc, K, k_row)
         p, _ = nested_calibrate(b, y, folds)
         out[K] = {"map": fit_on_oof(b, y, folds), "score": float(summarize(y, p, (p >= CUT).astype(int), list(T))["score"]),
                   "auroc": float(auroc(y, p)), "ece": float(ece(y, p))}
@@ -147,16 +156,19 @@ def best_k(cands: dict[int, dict]) -> int:
     return max(cands, key=lambda K: (round(cands[K]["score"], 6), -K))
 
 
-def choose(row: np.ndarray, inc: np.ndarray, y: np.ndarray, T: list, folds: np.ndarray) -> tuple[int, Calibrator, dict]:
-    """(K, map, out-of-fold figures per K) from calibrated probabilities ``row``/``inc`` [shifts, R] (shift 0 first)."""
-    cands = candidates(row, inc, y, T, folds)
+def choose(row: np.ndarray, inc: np.ndarray, y: np.ndarray, T: list, folds: np.ndarray,
+           k_row: int | None = None) -> tuple[int, Calibrator, dict]:
+    """(K, map, out-of-fold figures per K) from calibrated probabilities ``row``/``inc`` [shifts, R] (shift 0 first);
+    ``k_row``: the row side's shifts fixed at 0..k_row (None: K, as the incremental side)."""
+    cands = candidates(row, inc, y, T, folds, k_row)
     k = best_k(cands)
     return k, cands[k]["map"], {K: {"score": round(c["score"], 3), "auroc": round(c["auroc"], 4), "ece": round(c["ece"], 4)}
                                 for K, c in cands.items()}
 
 
 def fit(data=None, out: str | Path = DEFAULT_PATH, plan_path: str | Path | None = None, seed: int = 0, progress: bool = True,
-        jobs: int = 2) -> Path:
+        jobs: int = 2, k_row: int | None = 0) -> Path:
+    """Choose K and fit the map (``k_row``: the row side's K, 0 by default, None: the same K as the incremental side)."""
     from deploy.holmes_config import HolmesConfig
     from holmes.compose.plan import Plan
 
@@ -183,10 +195,10 @@ def fit(data=None, out: str | Path = DEFAULT_PATH, plan_path: str | Path | None 
     oof = _oof(X, T, y, folds, shifts, seed, jobs)
     row = np.stack([row_cal.transform(p) for p in oof["batch"]])
     inc = np.stack([inc_cal.transform(p) for p in oof["inc"]])
-    k, cal, figures = choose(row, inc, y, T, folds)
+    k, cal, figures = choose(row, inc, y, T, folds, k_row)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    prof = {"name": NAME, "k": k, "calibration": cal.to_dict(), "row": floor.name, "row_members": list(floor.members),
+    prof = {"name": NAME, "k": k, "k_row": k if k_row is None else min(k_row, k), "calibration": cal.to_dict(), "row": floor.name, "row_members": list(floor.members),
             "records": len(records), "fold_seed": seed, "fit_s": round(time.perf_counter() - t0, 1),
             "out_of_fold_by_k": {str(a): f for a, f in figures.items()},
             "note": "out-of-fold figures of each K with its map fitted on the other folds: the selection's own figures, not a "
@@ -201,10 +213,14 @@ def main() -> int:
     ap.add_argument("--plan", help="plan JSON whose verdict floor row the map is fitted on (default: the configured plan)")
     ap.add_argument("--out", default=str(DEFAULT_PATH))
     ap.add_argument("--jobs", type=int, default=2, help="fits in parallel (10 in all: 5 folds x batch / incremental)")
+    ap.add_argument("--row-k", default="0", help="earlier windows the plan row averages: 0 (default: the service scores the alarm "
+                    "window alone) or 'same' (the incremental side's K)")
     args = ap.parse_args()
-    out = fit(args.data, args.out, args.plan, jobs=args.jobs)
+    if args.row_k not in ("0", "same"):
+        raise InvalidFieldError("--row-k", "must be 0 or same", args.row_k)
+    out = fit(args.data, args.out, args.plan, jobs=args.jobs, k_row=0 if args.row_k == "0" else None)
     prof = json.loads(out.read_text())
-    print(f"{NAME}: K = {prof['k']} ({prof['calibration']['method']} map), {prof['records']} records, {prof['fit_s']:.0f} s; "
+    print(f"{NAME}: K = {prof['k']}, row K = {prof['k_row']} ({prof['calibration']['method']} map), {prof['records']} records, {prof['fit_s']:.0f} s; "
           f"out-of-fold by K: " + ", ".join(f"{a}: {f['score']:.2f}" for a, f in prof["out_of_fold_by_k"].items()) + f"; wrote {out}")
     return 0
 

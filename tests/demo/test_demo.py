@@ -67,7 +67,7 @@ def test_demo_runs_the_whole_service_path(tmp_path, capsys):
     assert all(abs(offline[i][e] - got[(n, e)]) < 1e-9 for i, n in enumerate(names) for e in wanted[i])
     # each verdict: the shift's map of the mean of the floor row offline and the incremental model on the same stream
     # (the alarm window advanced the bed's state like any window), each averaged over the alarm window and the windows
-    # ending 1..K s before it that the replay (from 281 s) had, "true" at >= 1/6
+    # ending 1..K s (the row: 1..k_row s) before it that the replay (from 281 s) had, "true" at >= 1/6
     from holmes.compose.plan import row_probabilities
     from models.data import window
     from models.verdict_shift import load as load_shift
@@ -76,13 +76,14 @@ def test_demo_runs_the_whole_service_path(tmp_path, capsys):
     vrec = [recs.get(s["patient"]) or load_dataset(resolve_data_dir(None), [s["patient"]])[0][0] for s in verdicts]
     ends = [[s["window_end_s"] - o for o in range(shift.k + 1) if s["window_end_s"] - o - 16.0 >= 281.0] for s in verdicts]
     assert all(e[0] == 300.0 and len(e) == min(shift.k, 3) + 1 for e in ends)
-    cut = [(r, s, e) for r, s, es in zip(vrec, verdicts, ends) for e in es]
+    row_ends = [es[: shift.k_row + 1] for es in ends]
+    cut = [(r, s, e) for r, s, es in zip(vrec, verdicts, row_ends) for e in es]
     w = np.stack([window(r, e, 16.0) for r, _, e in cut]).astype(np.float32)
     m = np.stack([r.mask for r, _, _ in cut]) & np.isfinite(w).any(axis=2)
     row = iter(row_probabilities(floor_plan, floor.name, REPO / "artifacts" / "registry", w, m, [s["alarm_type"] for _, s, _ in cut]))
     inc = stream_probabilities(vrec, 281.0, [{e: s["alarm_type"] for e in es} for s, es in zip(verdicts, ends)])
-    for s, es, b in zip(verdicts, ends, inc):
-        want = shift.blend([next(row) for _ in es], [b[e] for e in es])
+    for s, es, res, b in zip(verdicts, ends, row_ends, inc):
+        want = shift.blend([next(row) for _ in res], [b[e] for e in es])
         assert abs(s["probability"] - want) < 1e-9
         assert s["verdict"] == (s["probability"] >= 1.0 / 6.0)
     assert all(0.0 <= s["probability"] <= 1.0 for s in scores)

@@ -285,3 +285,28 @@ def test_the_shift_is_chosen_where_the_earlier_windows_help_and_its_map_calibrat
     assert ece(y, cal.transform(b)) < ece(y, b)  # the averaged blend is compressed towards 1/2; the map undoes it
     noise = np.stack([row[0]] + [rng.random(n) for _ in range(4)]), np.stack([inc[0]] + [rng.random(n) for _ in range(4)])
     assert choose(*noise, y, T, folds)[0] == 0
+
+
+def test_a_shift_with_the_row_on_the_alarm_window_sends_the_service_nothing_more(records, scorer_parts):
+    """``k_row`` 0 (the served fit): the consumer attaches no earlier windows and the row answers the alarm window alone,
+    while the incremental side still averages the alarm window and the K windows before it from the features it kept."""
+    member, cal = scorer_parts
+    r = records[0]
+    wins = windows_of(r, 100.0, 4)
+    routine = IncrementalScorer(member, cal)
+    shift = VerdictShift(2, Calibrator("platt", 1.1, 0.2), k_row=0)
+    row = _ByEnd()
+    blend = VerdictBlend(row, routine, shift=shift)
+    assert blend.earlier_windows == 0 and routine.history == 2
+    for e, w in wins[:3]:
+        routine.score(batch([(r.name, e, w, r.mask)]))
+    ref = IncrementalScorer(member, cal).score(batch([(r.name, e, w, r.mask) for e, w in wins]))
+    out = blend.score(batch([(r.name, wins[3][0], wins[3][1], r.mask)]))
+    assert row.calls == [1]
+    by_end = lambda e: 0.05 + 0.02 * (e % 10)  # noqa: E731
+    want = shift.blend([by_end(wins[3][0])], [ref[i].probability for i in (3, 2, 1)])
+    assert out[0].probability == pytest.approx(want, abs=1e-12) and out[0].degraded_reason is None
+    assert out[0].models[-1] == "verdict-shift"
+    with pytest.raises(InvalidFieldError, match="verdict_shift.k_row"):
+        VerdictShift(1, Calibrator("none"), k_row=2)
+    assert VerdictShift(3, Calibrator("none")).k_row == 3  # a file without k_row: the row averages as many as the incremental side

@@ -85,7 +85,7 @@ def test_verdict_blend_is_on_with_the_incremental_scorer_and_refused_without_it(
     routine, verdicts = stream_scorers(HolmesConfig.load(None, {}), _NoHandle())  # deploy/holmes.yaml: incremental, blend null
     assert isinstance(verdicts, VerdictBlend) and verdicts.incremental is routine and isinstance(verdicts.verdicts, ServeScorer)
     # the committed shift: the consumer attaches K earlier windows, the routine scorer keeps K windows' features
-    assert verdicts.shift is not None and verdicts.earlier_windows == verdicts.shift.k >= 1 and routine.history == verdicts.shift.k
+    assert verdicts.shift is not None and verdicts.earlier_windows == verdicts.shift.k_row and routine.history == verdicts.shift.k >= 1
     _, unshifted = stream_scorers(HolmesConfig.load(None, {"stream.verdict_shift": False}), _NoHandle())
     assert unshifted.shift is None and unshifted.earlier_windows == 0
     with pytest.raises(InvalidFieldError) as e:
