@@ -143,6 +143,21 @@ def offline_routine_check(routine, start_s: float, max_beds: int = 40) -> dict:
     return {"n": len(diffs), "beds": len(beds), "max_abs_diff": max(diffs) if diffs else None}
 
 
+def verdict_parts(verdicts) -> dict:
+    """Where a verdict's time went, from its RiskScore's ``latency_ms``: sample to window cut in the consumer
+    (``until_cut``: broker, poll, the consumer's other work), cut to the verdict call (``queued``: routine work of the
+    patient first, the batch), the verdict call (``score``)."""
+    parts = {"until_cut": [], "queued": [], "score": []}
+    for s in verdicts:
+        lat = s.latency_ms or {}
+        if not {"wait_ms", "score_ms", "to_send_ms"} <= set(lat):
+            continue
+        parts["until_cut"].append(lat["wait_ms"])
+        parts["score"].append(lat["score_ms"])
+        parts["queued"].append(lat["to_send_ms"] - lat["wait_ms"] - lat["score_ms"])
+    return {k: pct(v) for k, v in parts.items()}
+
+
 def pct(v) -> dict:
     v = np.asarray(v, dtype=float)
     if not len(v):
@@ -293,7 +308,7 @@ def main() -> int:
         "verdict_degraded_reasons": reasons, "verdicts_late_unflagged": late_unflagged, "answered_by": answered_by,
         "verdicts_blended": sum(1 for s in verdicts if INC_NAME in s.models),  # VerdictBlend: row + incremental
         "routine_degraded": sum(1 for s in routine if s.degraded),
-        "verdict_e2e_ms": pct(v_ms), "routine_e2e_ms": pct(r_ms),
+        "verdict_e2e_ms": pct(v_ms), "routine_e2e_ms": pct(r_ms), "verdict_parts_ms": verdict_parts(verdicts),
         "routine_e2e_over_time": over_time(r_ms, [s.published_unix_s for s in routine], metrics.get("first_message_unix_s")),
         "load_avg_1m": {"mean": round(float(np.mean(load)), 2) if load else None, "max": round(float(np.max(load)), 2) if load else None},
         "consumer_metrics": metrics,

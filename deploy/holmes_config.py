@@ -94,9 +94,10 @@ class StreamConfig(_Strict):
         "bench/feature_sets.py). None: on when routine_scorer is incremental (it owns that state); true with another "
         "routine scorer is refused"))
     verdict_shift: bool = Field(True, description=(
-        "a blended verdict also averages each model over the patient's windows ending 1..K s before the alarm, through "
-        "a calibration map (K and the map from verdict_shift_path, models.verdict_shift; nested CV, 5 fold seeds: +1.61 "
-        "+/- 1.14 over the unshifted blend, ECE 0.044, bench/shift_nested.py). Applies when verdict_blend is on"))
+        "a blended verdict also averages the incremental model over the patient's windows ending 1..K s before the alarm "
+        "(the plan row over 1..k_row s; 0 in the served fit, so the service scores the alarm window alone), through a "
+        "calibration map (K, k_row and the map from verdict_shift_path, models.verdict_shift; nested CV, 5 fold seeds: "
+        "+0.96 +/- 1.00 over the unshifted blend, ECE 0.038, bench/shift_nested.py). Applies when verdict_blend is on"))
     verdict_shift_path: str | None = Field(None, description=(
         "the fitted shift (python -m models.verdict_shift); None: artifacts/incremental/verdict-shift.json"))
     risk: RiskConfig = RiskConfig()

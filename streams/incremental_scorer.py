@@ -251,8 +251,8 @@ class VerdictBlend:
     the row on the windows ending 1..``k_row`` s before it (0 in the served fit: the service scores the alarm windows
     alone; with k_row > 0 the consumer attaches those windows, ``WindowBatch.earlier``, and they go in the same call);
     each side is averaged over the windows it has and the mean passed through the shift's map. Nested CV
-    (``bench/shift_nested.py``): the served rule (row on the alarm window, incremental side over 0..2 s, map nested)
-    +1.42 +/- 0.79 over the unshifted blend, both sides over 0..2 s +1.31 +/- 1.08. When the row's call with earlier
+    (``bench/shift_nested.py``, K and map chosen on inner folds): the served rule (row on the alarm window) +0.96 +/- 1.00
+    over the unshifted blend, both sides averaged +1.42 +/- 1.13 (paired -0.47 +/- 1.33: within the noise). When the row's call with earlier
     windows (k_row > 0) would not end before the earliest deadline (at the row's recent cost per window), the row
     answers the alarm windows alone and those verdicts say so (``SHIFT_ROW_SKIPPED``, degraded).
 

@@ -34,6 +34,7 @@ class ReplayPlan:
     end_s: float | None = None
     stagger_s: float = 0.0
     alarm_every: int = 1
+    linger_ms: int | None = None
 
 
 class StreamPipeline:
@@ -102,7 +103,7 @@ class StreamPipeline:
         try:
             self.replay_stats = replay(self.settings, p.streams, speed=p.speed, start_s=p.start_s, end_s=p.end_s, progress=False,
                                        stop=self._stopping, topics=self.topics, stagger_s=p.stagger_s,
-                                       alarm_every=p.alarm_every)
+                                       alarm_every=p.alarm_every, linger_ms=p.linger_ms)
         except Exception:  # a replay that fails ends the run, it does not hang it
             log.exception("replay failed")
         finally:

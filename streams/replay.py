@@ -86,10 +86,21 @@ class ReplayStats:
                 "max_behind_s": round(self.max_behind_s, 3)}
 
 
-def make_producer(settings: KafkaSettings, realtime: bool):
+# How long the replay's producer waits to fill a record batch. The embedded broker's CPU goes per record batch more than
+# per byte (``bench/broker_batches.py``: at 1,000 chunks/s, 2 ms batches cost it ~2-4x the CPU of 20 ms ones), so 20 ms:
+# at most 20 ms more from sample to score, against a 1 s deadline (bench/results/serve_beds_linger*_2000.json).
+REALTIME_LINGER_MS = 20
+
+
+def make_producer(settings: KafkaSettings, realtime: bool, linger_ms: int | None = None):
+    """The replay's producer; ``linger_ms`` None: ``REALTIME_LINGER_MS`` in real time, 20 as fast as possible."""
     from kafka import KafkaProducer
 
-    return KafkaProducer(**settings.client_kwargs(), linger_ms=2 if realtime else 20, batch_size=512 * 1024,
+    if linger_ms is None:
+        linger_ms = REALTIME_LINGER_MS if realtime else 20
+    if not (isinstance(linger_ms, int) and 0 <= linger_ms <= 1000):
+        raise InvalidFieldError("linger_ms", "must be an integer number of ms in 0..1000", linger_ms)
+    return KafkaProducer(**settings.client_kwargs(), linger_ms=linger_ms, batch_size=512 * 1024,
                          max_request_size=4 * 1024 * 1024)
 
 
@@ -101,7 +112,8 @@ SEND_GROUP_S = 0.01
 
 def replay(settings: KafkaSettings, streams: list[PatientStream], speed: float | None = 1.0, start_s: float = 0.0,
            end_s: float | None = None, chunk_s: float = 1.0, alarm_s: float = ALARM_S, progress: bool = True,
-           producer=None, stop=None, topics: Topics | None = None, stagger_s: float = 0.0, alarm_every: int = 1) -> ReplayStats:
+           producer=None, stop=None, topics: Topics | None = None, stagger_s: float = 0.0, alarm_every: int = 1,
+           linger_ms: int | None = None) -> ReplayStats:
     """Send every stream from ``start_s`` to ``end_s`` (record seconds) at ``speed`` x real time (None: max).
 
     ``stagger_s``: patient i of n starts ``i / n * stagger_s`` seconds (whole chunks) after the first, so the records'
@@ -109,6 +121,7 @@ def replay(settings: KafkaSettings, streams: list[PatientStream], speed: float |
     ``alarm_every``: only patient 0, k, 2k, ... raise their record's alarm (k = ``alarm_every``), the others stream
     their waveforms alone: a ward's alarm rate at any bed count (every bed alarms at once in no real ICU).
     ``stop``: optional callable polled between chunk steps; returning True ends the replay early.
+    ``linger_ms``: how long the producer waits to fill a batch (``make_producer``).
     """
     if speed is not None and not speed > 0:
         raise InvalidFieldError("speed", "must be > 0 (or None for as fast as possible)", speed)
@@ -129,7 +142,7 @@ def replay(settings: KafkaSettings, streams: list[PatientStream], speed: float |
         raise InvalidFieldError("end_s", f"must be after start_s={start_s} and inside the records", end_s)
     topics = topics or Topics()
     own = producer is None
-    producer = producer or make_producer(settings, speed is not None)
+    producer = producer or make_producer(settings, speed is not None, linger_ms)
     stats = ReplayStats()
     alarm_seq = int(round(alarm_s / chunk_s)) - 1  # the chunk whose last sample is at the alarm time
     bar = None

@@ -67,3 +67,21 @@ def test_alarm_every_k_keeps_every_chunk_and_every_kth_alarm(stream_records):
     assert sorted(alarms) == sorted([streams[0].patient_id, streams[2].patient_id])
     with pytest.raises(InvalidFieldError, match="alarm_every must be an integer >= 1, got 0"):
         replay(None, streams, speed=None, start_s=290.0, progress=False, producer=_Collect(), alarm_every=0)
+
+
+def test_the_replay_producer_linger_is_checked_and_passed_to_the_client(kafka_broker):
+    """``holmes replay --linger-ms``: how long the producer waits to fill a record batch (the embedded broker's cost is
+    per batch); a value outside 0..1000 ms is a typed error naming the field."""
+    from streams.replay import make_producer
+
+    settings = kafka_broker.settings
+    for bad in (-1, 5000, 2.5):
+        with pytest.raises(InvalidFieldError) as e:
+            make_producer(settings, realtime=True, linger_ms=bad)
+        assert e.value.field == "linger_ms" and e.value.value == bad
+    for linger, realtime, want in ((None, True, 20), (None, False, 20), (2, True, 2)):
+        p = make_producer(settings, realtime=realtime, linger_ms=linger)
+        try:
+            assert p.config["linger_ms"] == want
+        finally:
+            p.close()
