@@ -7,10 +7,10 @@ averaged, then passed through a map fitted on out-of-fold data, scores better on
 ECE 0.038). The row may average its earlier windows too (``k_row`` > 0: +1.42 +/- 1.13 in the same run, paired -0.47 +/-
 1.33 for the row alone, within the noise), but each is one more window the service featurizes: served with ``k_row`` 0.
 
-``fit`` chooses K (0..``MAX_K``, ``k_row`` given) and the map for serving: out-of-fold probabilities of ``features-typed`` on batch features
-and on incremental features at each shift, under the registry's folds (``models.data.cv_folds``, seed 0), each passed
-through the map it is served with (the plan's verdict row's, the incremental model's); K is the one whose blend, calibrated
-on the other folds, scores best at the 1/6 cut; the map is fitted on all of that K's out-of-fold blends.
+``fit`` chooses K (0..``MAX_K``, ``k_row`` given) and the map for serving: out-of-fold probabilities of ``features-typed``
+on batch features and on incremental features at each shift, under the registry's folds (``models.data.cv_folds``, seed
+0), each passed through the map it is served with (the plan's verdict row's, the incremental model's); K is the one whose
+blend, calibrated on the other folds, scores best at the 1/6 cut; the map is fitted on all of that K's out-of-fold blends.
 
     .venv/bin/python -m models.verdict_shift [--data DIR] [--out artifacts/incremental/verdict-shift.json] [--jobs 2]
 
@@ -199,7 +199,8 @@ def fit(data=None, out: str | Path = DEFAULT_PATH, plan_path: str | Path | None 
     k, cal, figures = choose(row, inc, y, T, folds, k_row)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    prof = {"name": NAME, "k": k, "k_row": k if k_row is None else min(k_row, k), "calibration": cal.to_dict(), "row": floor.name, "row_members": list(floor.members),
+    prof = {"name": NAME, "k": k, "k_row": k if k_row is None else min(k_row, k), "calibration": cal.to_dict(),
+            "row": floor.name, "row_members": list(floor.members),
             "records": len(records), "fold_seed": seed, "fit_s": round(time.perf_counter() - t0, 1),
             "out_of_fold_by_k": {str(a): f for a, f in figures.items()},
             "note": "out-of-fold figures of each K with its map fitted on the other folds: the selection's own figures, not a "

@@ -252,9 +252,9 @@ class VerdictBlend:
     alone; with k_row > 0 the consumer attaches those windows, ``WindowBatch.earlier``, and they go in the same call);
     each side is averaged over the windows it has and the mean passed through the shift's map. Nested CV
     (``bench/shift_nested.py``, K and map chosen on inner folds): the served rule (row on the alarm window) +0.96 +/- 1.00
-    over the unshifted blend, both sides averaged +1.42 +/- 1.13 (paired -0.47 +/- 1.33: within the noise). When the row's call with earlier
-    windows (k_row > 0) would not end before the earliest deadline (at the row's recent cost per window), the row
-    answers the alarm windows alone and those verdicts say so (``SHIFT_ROW_SKIPPED``, degraded).
+    over the unshifted blend, both sides averaged +1.42 +/- 1.13 (paired -0.47 +/- 1.33: within the noise). When the
+    row's call with earlier windows (k_row > 0) would not end before the earliest deadline (at the row's recent cost per
+    window), the row answers the alarm windows alone and those verdicts say so (``SHIFT_ROW_SKIPPED``, degraded).
 
     The incremental part runs first, so a service that fails (raises) still leaves each patient's state advanced; the
     consumer's retry then finds the same windows and reads the state as it is. If the incremental part fails, the
