@@ -47,6 +47,10 @@ from verdict_ideas import SHIFTS, _fit_predict, cache_path, feature_matrices  # 
 INNER = 4
 SERVED = "served: mean(batch, inc)"
 ROW0 = "row on the alarm window"
+# rule families: (the row side's K: None = K as the incremental side, 0 = the alarm window alone; the name of a fixed-K
+# rule, map chosen inside; the name of the rule with K and map chosen inside; the fixed Ks reported)
+FAMILIES = ((None, "shift 0..{K} s + map (map nested)", "shift: K and map chosen on inner folds", SHIFTS),
+            (0, ROW0 + ", inc 0..{K} s + map (map nested)", ROW0 + ", inc: K and map chosen on inner folds", SHIFTS[1:]))
 
 
 def blend(P: dict, K: int, idx, k_row: int | None = None) -> np.ndarray:
@@ -154,31 +158,25 @@ def main() -> int:
     cv_s = time.perf_counter() - t0
 
     per_seed: dict[str, list] = {}
-    chosen, chosen_row0 = [], []
+    chosen: dict = {k_row: [] for k_row, *_ in FAMILIES}
     for s in range(args.seeds):
         probs: dict[str, np.ndarray] = {SERVED: blend(P_out[s], 0, np.arange(n))}
-        for K in SHIFTS:
-            if K:
-                probs[f"shift 0..{K} s, raw"] = blend(P_out[s], K, np.arange(n))
-            probs[f"shift 0..{K} s + map (map nested)"] = np.zeros(n)
-        probs["shift: K and map chosen on inner folds"] = np.zeros(n)
-        for K in SHIFTS[1:]:
-            probs[f"{ROW0}, inc 0..{K} s + map (map nested)"] = np.zeros(n)
-        probs[f"{ROW0}, inc: K and map chosen on inner folds"] = np.zeros(n)
+        for k_row, fixed, inside, ks in FAMILIES:
+            for K in ks:
+                if k_row is None and K:
+                    probs[f"shift 0..{K} s, raw"] = blend(P_out[s], K, np.arange(n))
+                probs[fixed.format(K=K)] = np.zeros(n)
+            probs[inside] = np.zeros(n)
         for k in range(5):
             tr, te = np.flatnonzero(outer[s] != k), np.flatnonzero(outer[s] == k)
-            K, maps, scores = choose({key: v[tr] for key, v in P_in[s, k].items()}, y[tr], T[tr], inner[s, k][tr])
-            for Kf in SHIFTS:
-                probs[f"shift 0..{Kf} s + map (map nested)"][te] = maps[Kf].transform(blend(P_out[s], Kf, te))
-            probs["shift: K and map chosen on inner folds"][te] = maps[K].transform(blend(P_out[s], K, te))
-            chosen.append({"seed": s, "fold": k, "K": K, "map": maps[K].method, "inner_scores": {str(a): round(b, 2) for a, b in scores.items()}})
-            # the row on the alarm window alone (its service call carries no earlier windows), the incremental side shifted
-            K0, maps0, scores0 = choose({key: v[tr] for key, v in P_in[s, k].items()}, y[tr], T[tr], inner[s, k][tr], k_row=0)
-            for Kf in SHIFTS[1:]:
-                probs[f"{ROW0}, inc 0..{Kf} s + map (map nested)"][te] = maps0[Kf].transform(blend(P_out[s], Kf, te, 0))
-            probs[f"{ROW0}, inc: K and map chosen on inner folds"][te] = maps0[K0].transform(blend(P_out[s], K0, te, 0))
-            chosen_row0.append({"seed": s, "fold": k, "K": K0, "map": maps0[K0].method,
-                                "inner_scores": {str(a): round(b, 2) for a, b in scores0.items()}})
+            P_tr = {key: v[tr] for key, v in P_in[s, k].items()}
+            for k_row, fixed, inside, ks in FAMILIES:
+                K, maps, scores = choose(P_tr, y[tr], T[tr], inner[s, k][tr], k_row)
+                for Kf in ks:
+                    probs[fixed.format(K=Kf)][te] = maps[Kf].transform(blend(P_out[s], Kf, te, k_row))
+                probs[inside][te] = maps[K].transform(blend(P_out[s], K, te, k_row))
+                chosen[k_row].append({"seed": s, "fold": k, "K": K, "map": maps[K].method,
+                                      "inner_scores": {str(a): round(b, 2) for a, b in scores.items()}})
         for name, p in probs.items():
             per_seed.setdefault(name, []).append(_row(y, p, T))
 
@@ -188,9 +186,10 @@ def main() -> int:
            "protocol": f"nested, record-grouped: 5 outer folds per fold seed; per outer fold {INNER} inner folds of its "
                        "training part give the out-of-fold probabilities on which the calibration map (per K) and K are "
                        "chosen; the outer fit on the whole training part is scored on the outer test part",
-           "chosen_K": dict(Counter(c["K"] for c in chosen)), "chosen_map": dict(Counter(c["map"] for c in chosen)),
-           "chosen_K_row0": dict(Counter(c["K"] for c in chosen_row0)), "chosen_map_row0": dict(Counter(c["map"] for c in chosen_row0)),
-           "cv_wall_s": round(cv_s, 1), "fold_predictions": f"{'read from' if cached else 'fitted, kept in'} {pred_cache.name}", "summary": summary, "per_fold": chosen, "per_fold_row0": chosen_row0, "per_seed": per_seed}
+           "chosen_K": dict(Counter(c["K"] for c in chosen[None])), "chosen_map": dict(Counter(c["map"] for c in chosen[None])),
+           "chosen_K_row0": dict(Counter(c["K"] for c in chosen[0])), "chosen_map_row0": dict(Counter(c["map"] for c in chosen[0])),
+           "cv_wall_s": round(cv_s, 1), "fold_predictions": f"{'read from' if cached else 'fitted, kept in'} {pred_cache.name}",
+           "summary": summary, "per_fold": chosen[None], "per_fold_row0": chosen[0], "per_seed": per_seed}
     Path(args.out).write_text(json.dumps(out, indent=1))
     _plot(out, Path(args.out).with_suffix(".png"))
     print_rules(summary, 42)

@@ -86,18 +86,18 @@ class ReplayStats:
                 "max_behind_s": round(self.max_behind_s, 3)}
 
 
-# How long the replay's producer waits to fill a record batch. The embedded broker's CPU goes per record batch more than
-# per byte (``bench/broker_batches.py``: at 1,000 chunks/s, 2 ms batches cost it ~2-4x the CPU of 20 ms ones), so 20 ms:
-# at most 20 ms more from sample to score, against a 1 s deadline (bench/results/serve_beds_linger*_2000.json).
-REALTIME_LINGER_MS = 20
+# How long the replay's producer waits to fill a record batch, in real time and as fast as possible alike. The embedded
+# broker's CPU goes per record batch more than per byte (``bench/broker_batches.py``: at 1,000 chunks/s, 2 ms batches cost
+# it ~2-4x the CPU of 20 ms ones), so 20 ms: at most 20 ms more from sample to score, against a 1 s deadline
+# (bench/results/serve_beds_linger*_2000.json).
+LINGER_MS = 20
 
 
-def make_producer(settings: KafkaSettings, realtime: bool, linger_ms: int | None = None):
-    """The replay's producer; ``linger_ms`` None: ``REALTIME_LINGER_MS`` in real time, 20 as fast as possible."""
+def make_producer(settings: KafkaSettings, linger_ms: int | None = None):
+    """The replay's producer; ``linger_ms`` None: ``LINGER_MS``."""
     from kafka import KafkaProducer
 
-    if linger_ms is None:
-        linger_ms = REALTIME_LINGER_MS if realtime else 20
+    linger_ms = LINGER_MS if linger_ms is None else linger_ms
     if not (isinstance(linger_ms, int) and 0 <= linger_ms <= 1000):
         raise InvalidFieldError("linger_ms", "must be an integer number of ms in 0..1000", linger_ms)
     return KafkaProducer(**settings.client_kwargs(), linger_ms=linger_ms, batch_size=512 * 1024,
@@ -142,7 +142,7 @@ def replay(settings: KafkaSettings, streams: list[PatientStream], speed: float |
         raise InvalidFieldError("end_s", f"must be after start_s={start_s} and inside the records", end_s)
     topics = topics or Topics()
     own = producer is None
-    producer = producer or make_producer(settings, speed is not None, linger_ms)
+    producer = producer or make_producer(settings, linger_ms)
     stats = ReplayStats()
     alarm_seq = int(round(alarm_s / chunk_s)) - 1  # the chunk whose last sample is at the alarm time
     bar = None

@@ -62,7 +62,7 @@ def _bad_messages(good, rng) -> list[tuple[str, bytes, bytes]]:
 
 def _run(settings, topics, streams, member, bad=()):
     ensure_topics(settings, topics)
-    prod = make_producer(settings, realtime=False)
+    prod = make_producer(settings)
     bad = list(bad)
     per_step = -(-len(bad) // (END_S - START_S))
     for seq in range(START_S, END_S):

@@ -77,10 +77,10 @@ def test_the_replay_producer_linger_is_checked_and_passed_to_the_client(kafka_br
     settings = kafka_broker.settings
     for bad in (-1, 5000, 2.5):
         with pytest.raises(InvalidFieldError) as e:
-            make_producer(settings, realtime=True, linger_ms=bad)
+            make_producer(settings, linger_ms=bad)
         assert e.value.field == "linger_ms" and e.value.value == bad
-    for linger, realtime, want in ((None, True, 20), (None, False, 20), (2, True, 2)):
-        p = make_producer(settings, realtime=realtime, linger_ms=linger)
+    for linger, want in ((None, 20), (2, 2)):
+        p = make_producer(settings, linger_ms=linger)
         try:
             assert p.config["linger_ms"] == want
         finally:
