@@ -12,11 +12,13 @@ part's inner folds (4, grouped by record), and on those inner out-of-fold probab
   the inner folds) is fitted to the blend ``mean(mean_o<=K batch@o, mean_o<=K inc@o)``,
 - K in 0..4 is chosen by the inner folds' challenge score of the map's nested output at the 1/6 cut (ties: smaller K).
 
-The outer fit (on the whole outer training part) is scored on the outer test part at shifts 0..4 and passed through
-the chosen K and map. Fixed-K rules (map chosen inside, K fixed in advance) are reported beside it, and the same rules
+The outer fit (on the whole outer training part) is scored on the outer test part at shifts 0..4 (the incremental
+side at 0..8) and passed through the chosen K and map. With the row on the alarm window, the incremental side's K is
+also chosen in 0..8, and by the inner folds' Brier score instead of the challenge score (``models.verdict_shift.best_k``). Fixed-K rules (map chosen inside, K fixed in advance) are reported beside it, and the same rules
 with the row on the alarm window alone (only the incremental side averaged over 0..K s): that shift costs the service
 nothing, where the row's earlier windows cost it one featurized window each. The fold predictions are kept in the cache
-folder (``--refit`` recomputes them), so a new rule costs seconds, not the ~25 min of fits. Features come
+folder (``--refit`` recomputes them; a fit missing from it is done alone), so a new rule costs seconds, not the
+~35 min of fits. Features come
 from ``bench/verdict_ideas.py``'s cache (computed there when missing).
 
 Writes bench/results/shift_nested.json (per rule: score, AUROC, ECE, TPR, TNR, per type, mean and spread over fold
@@ -41,33 +43,46 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from feature_sets import _row, paired_bars, print_rules, summarize_rules  # noqa: E402
 from models.data import RecordInfo, cv_folds, load_dataset, resolve_data_dir  # noqa: E402
-from models.verdict_shift import averaged, best_k, candidates  # noqa: E402
-from verdict_ideas import SHIFTS, _fit_predict, cache_path, feature_matrices  # noqa: E402
+from models.verdict_shift import averaged, best_k, candidates, default_cache, shift_features  # noqa: E402
+from verdict_ideas import FITS, INC_SHIFTS, SHIFTS, _fit_predict, cache_path, feature_matrices  # noqa: E402
 
 INNER = 4
 SERVED = "served: mean(batch, inc)"
 ROW0 = "row on the alarm window"
-# rule families: (the row side's K: None = K as the incremental side, 0 = the alarm window alone; the name of a fixed-K
-# rule, map chosen inside; the name of the rule with K and map chosen inside; the fixed Ks reported)
-FAMILIES = ((None, "shift 0..{K} s + map (map nested)", "shift: K and map chosen on inner folds", SHIFTS),
-            (0, ROW0 + ", inc 0..{K} s + map (map nested)", ROW0 + ", inc: K and map chosen on inner folds", SHIFTS[1:]))
+PARTS = (("batch", SHIFTS), ("inc8", INC_SHIFTS))  # (fit, the shifts it is scored at): the row side, the incremental side
+ROW0_SERVED = ROW0 + ", inc: K (0..4) and map chosen on inner folds"
+# rule families: (the row side's K: None = K as the incremental side, 0 = the alarm window alone; how K is chosen on the
+# inner folds (models.verdict_shift.best_k); the largest K it may choose; the name of a fixed-K rule, map chosen inside
+# (None: reported by an earlier family); the name of the rule with K and map chosen inside; the fixed Ks reported)
+FAMILIES = ((None, "score", 4, "shift 0..{K} s + map (map nested)", "shift: K and map chosen on inner folds", SHIFTS),
+            (0, "score", 4, ROW0 + ", inc 0..{K} s + map (map nested)", ROW0_SERVED, INC_SHIFTS[1:5]),
+            (0, "score", 8, ROW0 + ", inc 0..{K} s + map (map nested)", ROW0 + ", inc: K (0..8) and map chosen on inner folds",
+             INC_SHIFTS[5:]),
+            (0, "brier", 8, None, ROW0 + ", inc: K (0..8) by inner Brier, map chosen inside", ()))
+
+
+def sides(P: dict, idx) -> list[np.ndarray]:
+    """[row side [shifts, len(idx)], incremental side [shifts, len(idx)]] from ``P[(fit, shift)]``, shift 0 first."""
+    return [np.stack([P[part, o][idx] for o in shifts]) for part, shifts in PARTS]
 
 
 def blend(P: dict, K: int, idx, k_row: int | None = None) -> np.ndarray:
     """``models.verdict_shift.averaged`` on rows ``idx`` of ``P[(fit, shift)]`` (the row side over 0..``k_row``, None: K)."""
-    return averaged(*[np.stack([P[part, o][idx] for o in SHIFTS]) for part in ("batch", "inc")], K, k_row)
+    return averaged(*sides(P, idx), K, k_row)
 
 
-def choose(P_in: dict, y: np.ndarray, T: np.ndarray, inner: np.ndarray, k_row: int | None = None) -> tuple[int, dict, dict]:
+def choose(P_in: dict, y: np.ndarray, T: np.ndarray, inner: np.ndarray, k_row: int | None = None,
+           by: str = "score", max_k: int = 8) -> tuple[int, dict, dict]:
     """(K chosen, {K: map}, {K: inner score}) from the inner out-of-fold probabilities of one outer training part: the
-    served selection (``models.verdict_shift.candidates`` / ``best_k``) on the inner folds."""
-    idx = np.arange(len(y))
-    cands = candidates(*[np.stack([P_in[part, o][idx] for o in SHIFTS]) for part in ("batch", "inc")], y, list(T), inner, k_row)
-    return best_k(cands), {K: c["map"] for K, c in cands.items()}, {K: c["score"] for K, c in cands.items()}
+    served selection (``models.verdict_shift.candidates`` / ``best_k``) on the inner folds, K in 0..``max_k``."""
+    row, inc = sides(P_in, np.arange(len(y)))
+    cands = candidates(row, inc[: max_k + 1], y, list(T), inner, k_row)
+    return best_k(cands, by), {K: c["map"] for K, c in cands.items()}, {K: c["score"] for K, c in cands.items()}
 
 
-def fold_predictions(F, T, y, outer, inner, seeds: int, jobs: int, n: int) -> tuple[dict, dict]:
-    """Outer test probabilities {s: {(fit, shift): [n]}} and inner out-of-fold ones {(s, k): {(fit, shift): [n]}}."""
+def fold_predictions(F, T, y, outer, inner, seeds: int, jobs: int, n: int, fits) -> tuple[dict, dict]:
+    """Outer test probabilities {s: {(fit, shift): [n]}} and inner out-of-fold ones {(s, k): {(fit, shift): [n]}} of
+    the fits named in ``fits``."""
     from joblib import Parallel, delayed
     from tqdm import tqdm
 
@@ -75,7 +90,7 @@ def fold_predictions(F, T, y, outer, inner, seeds: int, jobs: int, n: int) -> tu
     work = []
     for s in range(seeds):
         for k in range(5):
-            for name in ("batch", "inc"):
+            for name in fits:
                 work.append((s, k, -1, name, outer[s] != k, outer[s] == k))
                 for j in range(INNER):
                     work.append((s, k, j, name, (inner[s, k] >= 0) & (inner[s, k] != j), inner[s, k] == j))
@@ -149,19 +164,28 @@ def main() -> int:
             f[tr] = cv_folds([infos[i] for i in tr], INNER, seed=s)
             inner[s, k] = f
     pred_cache = preds_path(n, args.seeds)
-    cached = pred_cache.is_file() and not args.refit
-    if cached:
+    P_out, P_in = ({s: {} for s in range(args.seeds)}, {})
+    if pred_cache.is_file() and not args.refit:
         P_out, P_in = load_preds(pred_cache, [r.name for r in records], args.seeds)
-    else:
-        P_out, P_in = fold_predictions(F, T, y, outer, inner, args.seeds, args.jobs, n)
+    # a fit is (re)done when any shift it is scored at is missing from the cache
+    todo = [part for part, shifts in PARTS if any((part, o) not in P_out[0] for o in shifts)]
+    if todo:
+        if any(o not in SHIFTS for part in todo for o in FITS[part][2]):
+            F.update(shift_features(records, INC_SHIFTS, progress=True, cache=default_cache(n)))
+        new_out, new_in = fold_predictions(F, T, y, outer, inner, args.seeds, args.jobs, n, todo)
+        for s, d in new_out.items():
+            P_out[s].update(d)
+        for key, d in new_in.items():
+            P_in.setdefault(key, {}).update(d)
         save_preds(pred_cache, [r.name for r in records], P_out, P_in)
+    cached = not todo
     cv_s = time.perf_counter() - t0
 
     per_seed: dict[str, list] = {}
-    chosen: dict = {k_row: [] for k_row, *_ in FAMILIES}
+    chosen: dict = {inside: [] for *_, inside, _ks in FAMILIES}
     for s in range(args.seeds):
         probs: dict[str, np.ndarray] = {SERVED: blend(P_out[s], 0, np.arange(n))}
-        for k_row, fixed, inside, ks in FAMILIES:
+        for k_row, by, max_k, fixed, inside, ks in FAMILIES:
             for K in ks:
                 if k_row is None and K:
                     probs[f"shift 0..{K} s, raw"] = blend(P_out[s], K, np.arange(n))
@@ -170,13 +194,13 @@ def main() -> int:
         for k in range(5):
             tr, te = np.flatnonzero(outer[s] != k), np.flatnonzero(outer[s] == k)
             P_tr = {key: v[tr] for key, v in P_in[s, k].items()}
-            for k_row, fixed, inside, ks in FAMILIES:
-                K, maps, scores = choose(P_tr, y[tr], T[tr], inner[s, k][tr], k_row)
+            for k_row, by, max_k, fixed, inside, ks in FAMILIES:
+                K, maps, scores = choose(P_tr, y[tr], T[tr], inner[s, k][tr], k_row, by, max_k)
                 for Kf in ks:
                     probs[fixed.format(K=Kf)][te] = maps[Kf].transform(blend(P_out[s], Kf, te, k_row))
                 probs[inside][te] = maps[K].transform(blend(P_out[s], K, te, k_row))
-                chosen[k_row].append({"seed": s, "fold": k, "K": K, "map": maps[K].method,
-                                      "inner_scores": {str(a): round(b, 2) for a, b in scores.items()}})
+                chosen[inside].append({"seed": s, "fold": k, "K": K, "map": maps[K].method,
+                                          "inner_scores": {str(a): round(b, 2) for a, b in scores.items()}})
         for name, p in probs.items():
             per_seed.setdefault(name, []).append(_row(y, p, T))
 
@@ -186,15 +210,15 @@ def main() -> int:
            "protocol": f"nested, record-grouped: 5 outer folds per fold seed; per outer fold {INNER} inner folds of its "
                        "training part give the out-of-fold probabilities on which the calibration map (per K) and K are "
                        "chosen; the outer fit on the whole training part is scored on the outer test part",
-           "chosen_K": dict(Counter(c["K"] for c in chosen[None])), "chosen_map": dict(Counter(c["map"] for c in chosen[None])),
-           "chosen_K_row0": dict(Counter(c["K"] for c in chosen[0])), "chosen_map_row0": dict(Counter(c["map"] for c in chosen[0])),
+           "chosen_K": {inside: dict(Counter(c["K"] for c in v)) for inside, v in chosen.items()},
+           "chosen_map": {inside: dict(Counter(c["map"] for c in v)) for inside, v in chosen.items()},
            "cv_wall_s": round(cv_s, 1), "fold_predictions": f"{'read from' if cached else 'fitted, kept in'} {pred_cache.name}",
-           "summary": summary, "per_fold": chosen[None], "per_fold_row0": chosen[0], "per_seed": per_seed}
+           "summary": summary, "per_fold": chosen, "per_seed": per_seed}
     Path(args.out).write_text(json.dumps(out, indent=1))
     _plot(out, Path(args.out).with_suffix(".png"))
     print_rules(summary, 42)
-    print(f"K chosen per outer fold: {out['chosen_K']}; maps: {out['chosen_map']}")
-    print(f"{ROW0}: K chosen per outer fold: {out['chosen_K_row0']}; maps: {out['chosen_map_row0']}")
+    for inside in chosen:
+        print(f"{inside}: K chosen per outer fold {out['chosen_K'][inside]}; maps {out['chosen_map'][inside]}")
     print(f"wrote {args.out}")
     return 0
 

@@ -52,6 +52,7 @@ from models.verdict_shift import averaged  # noqa: E402
 FS = 250
 HALF = int(0.1 * FS)  # a beat: +-100 ms around its QRS
 SHIFTS = (0, 1, 2, 3, 4)  # s before the alarm at which each window ends
+INC_SHIFTS = tuple(range(9))  # the incremental side's longer reach (bench/shift_nested.py)
 WIDE = signal.butter(2, [1.0, 40.0], btype="bandpass", fs=FS, output="sos")
 SPECIALIST_FEATURES = {
     "Bradycardia": ["cons_min_hr5_bpm", "cons_max_gap_s", "ECG1_min_hr5_bpm", "ECG2_min_hr5_bpm", "ABP_min_hr5_bpm",
@@ -220,6 +221,7 @@ def feature_matrices(records, cache: Path) -> dict[str, np.ndarray]:
 FITS = {  # name: (feature matrix per shift, training shifts, scored shifts)
     "batch": (lambda F, o: F[f"batch@{o}"], (0,), SHIFTS),
     "inc": (lambda F, o: F[f"inc@{o}"], (0,), SHIFTS),
+    "inc8": (lambda F, o: F[f"inc@{o}"], (0,), INC_SHIFTS),
     "batch+morph": (lambda F, o: np.hstack([F["batch@0"], F["morph"]]), (0,), (0,)),
     "batch+context": (lambda F, o: np.hstack([F["batch@0"], F["context"]]), (0,), (0,)),
     "batch-shift01": (lambda F, o: F[f"batch@{o}"], (0, 1), (0,)),

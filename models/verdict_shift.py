@@ -143,17 +143,28 @@ def candidates(row: np.ndarray, inc: np.ndarray, y: np.ndarray, T: list, folds: 
     incremental side)."""
     from .metrics import auroc, summarize
 
+    if k_row is not None and k_row >= row.shape[0]:
+        raise InvalidFieldError("k_row", f"must be below the row side's shifts ({row.shape[0]})", k_row)
     out = {}
-    for K in range(row.shape[0]):
+    for K in range(inc.shape[0] if k_row is not None else min(row.shape[0], inc.shape[0])):
         b = averaged(row, inc, K, k_row)
         p, _ = nested_calibrate(b, y, folds)
         out[K] = {"map": fit_on_oof(b, y, folds), "score": float(summarize(y, p, (p >= CUT).astype(int), list(T))["score"]),
-                  "auroc": float(auroc(y, p)), "ece": float(ece(y, p))}
+                  "auroc": float(auroc(y, p)), "ece": float(ece(y, p)), "brier": float(np.mean((p - y) ** 2))}
     return out
 
 
-def best_k(cands: dict[int, dict]) -> int:
-    """The K that scores best (ties: the smaller)."""
+SELECT_BY = ("score", "brier")
+
+
+def best_k(cands: dict[int, dict], by: str = "score") -> int:
+    """The K whose calibrated out-of-fold blend scores best at the cut (``by`` "score") or has the lowest Brier score
+    (``by`` "brier": smooth in the probabilities, so less at the mercy of a few records near the cut); ties: the
+    smaller K."""
+    if by == "brier":
+        return min(cands, key=lambda K: (round(cands[K]["brier"], 9), K))
+    if by != "score":
+        raise InvalidFieldError("select_by", f"must be one of {SELECT_BY}", by)
     return max(cands, key=lambda K: (round(cands[K]["score"], 6), -K))
 
 

@@ -287,6 +287,29 @@ def test_the_shift_is_chosen_where_the_earlier_windows_help_and_its_map_calibrat
     assert choose(*noise, y, T, folds)[0] == 0
 
 
+def test_the_incremental_side_may_reach_further_back_than_the_row_and_k_may_be_chosen_by_brier():
+    """With the row on the alarm window alone the candidates span every incremental shift given (here 0..8, where the row
+    side holds one); averaging both sides stops at the shorter side. K chosen by the lowest out-of-fold Brier score
+    grows where the earlier windows help, as K chosen by score does; any other criterion is a typed error."""
+    from models.verdict_shift import best_k, candidates
+
+    rng = np.random.default_rng(1)
+    n = 600
+    y = (rng.random(n) < 0.4).astype(int)
+    T = ["Ventricular_Tachycardia"] * n
+    folds = np.arange(n) % 5
+    noisy = lambda: 1 / (1 + np.exp(-(2.0 * y - 1.0 + rng.normal(0, 1.6, n))))  # noqa: E731
+    row, inc = np.stack([noisy() for _ in range(3)]), np.stack([noisy() for _ in range(9)])
+    cands = candidates(row[:1], inc, y, T, folds, k_row=0)
+    assert set(cands) == set(range(9)) and all(0.0 < c["brier"] < 0.25 for c in cands.values())
+    assert best_k(cands, "brier") >= 4 and cands[best_k(cands, "brier")]["brier"] < cands[0]["brier"]
+    assert set(candidates(row, inc, y, T, folds)) == {0, 1, 2}
+    with pytest.raises(InvalidFieldError, match="select_by"):
+        best_k(cands, "auroc")
+    with pytest.raises(InvalidFieldError, match="k_row"):
+        candidates(row[:1], inc, y, T, folds, k_row=1)
+
+
 def test_a_shift_with_the_row_on_the_alarm_window_sends_the_service_nothing_more(records, scorer_parts):
     """``k_row`` 0 (the served fit): the consumer attaches no earlier windows and the row answers the alarm window alone,
     while the incremental side still averages the alarm window and the K windows before it from the features it kept."""
