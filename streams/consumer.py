@@ -112,6 +112,7 @@ class StreamConsumer:
         self._stop = False
         self.last_scored_monotonic = time.monotonic()
         self._revoked: list[tuple[str, int]] = []  # appended by the rebalance listener (IO thread)
+        self._rebalancing = False  # revoked, not yet assigned again (the listener sets and clears it)
         self._revoked_lock = threading.Lock()
         self._pending: list[WindowItem] = []  # cut, not scored yet (their data offsets hold commits back)
 
@@ -361,8 +362,12 @@ class StreamConsumer:
         )
 
     def _forget_revoked(self) -> None:
-        """Drop the state of partitions another consumer owns now; it re-reads them from the last commit."""
+        """Drop the state of partitions another consumer owns now; it re-reads them from the last commit. Waits until
+        the rebalance has assigned the new partitions: until then the consumer's assignment still lists the revoked
+        ones, and a partition given back in the same rebalance keeps its state."""
         with self._revoked_lock:
+            if self._rebalancing:
+                return
             keys, self._revoked = set(self._revoked), []
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
         keys -= assigned  # revoked and given back to us in the same rebalance: keep the state

@@ -85,9 +85,14 @@ class _RebalanceHandlers:
 
     def on_partitions_revoked(self, revoked) -> None:
         # Runs on kafka-python's IO thread: no blocking calls here. The loop forgets these partitions'
-        # patients at its next step; their uncommitted windows are re-read and re-scored by the new owner.
+        # patients once the rebalance has assigned the new partitions (the eager protocol revokes every
+        # partition before the group re-forms, and the consumer's assignment still lists them until then);
+        # their uncommitted windows are re-read and re-scored by the new owner.
         with self.owner._revoked_lock:
             self.owner._revoked.extend((tp.topic, tp.partition) for tp in revoked)
+            self.owner._rebalancing = True
 
     def on_partitions_assigned(self, assigned) -> None:
+        with self.owner._revoked_lock:
+            self.owner._rebalancing = False
         log.info("assigned %d partitions", len(assigned))
