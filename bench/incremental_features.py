@@ -8,7 +8,9 @@ agreement on every alarm window, and the served model's score on each under the 
    features (``models.features.extract_batch``) of the same windows are computed too.
 2. Cost per window, the engines taking turns in each repeat (a change of machine speed hits all): batched
    (batch: 64 windows per call, compiled and reference engines; incremental: one hop of every bed pushed, then every
-   bed's window, per bed) and one at a time (one window; incremental: one bed pushed a hop and featurized).
+   bed's window, per bed) and one at a time (one window; incremental: one bed pushed a hop and featurized); and a
+   bed's first window on the incremental path (every bed's state reset, its whole 16 s pushed, featurized: what a bed
+   joining, a restarted consumer or a partition taken over costs per bed, before its windows move by hops).
    The reference engine's batched figure is the machine-speed figure (as in bench/features_cost.py).
 3. Agreement: per feature, how many alarm windows are equal (1e-9) and the rank correlation; the quality features
    share their definition and must be equal.
@@ -83,6 +85,9 @@ def nested(X_by: dict, T, y, infos, seeds: int, jobs: int) -> dict:
                                         "sd": round(float(np.std(d)), 3), "seeds_better": int(sum(x > 0 for x in d))}}
 
 
+FIRST = "first window of a bed"  # every bed's state reset and its whole 16 s pushed: a bed joining, a restart, a takeover
+
+
 def timing(S, M, W, fs: int, repeats: int, hops: int = 20) -> dict:
     """Per-window seconds per case and engine, the engines taking turns in each repeat."""
     B = len(S)
@@ -94,8 +99,12 @@ def timing(S, M, W, fs: int, repeats: int, hops: int = 20) -> dict:
     one = IncrementalFeatures(1, fs)
     one.push(S[:1, :, : start * fs])
     one.features(M[:1])
+    cold = IncrementalFeatures(B, fs)  # a bed's first window: its state reset and the whole window pushed at once
+    Wn = W.astype(np.float64)
+    Wn[~M] = np.nan  # absent channels NaN, as streamed
     cases = {("batched", "reference"): [], ("batched", "compiled"): [], ("batched", "incremental"): [],
-             ("one at a time", "reference"): [], ("one at a time", "compiled"): [], ("one at a time", "incremental"): []}
+             ("one at a time", "reference"): [], ("one at a time", "compiled"): [], ("one at a time", "incremental"): [],
+             (FIRST, "incremental"): []}
     h = jo = start
     for _ in range(repeats):
         for engine in ("reference", "compiled"):
@@ -117,6 +126,11 @@ def timing(S, M, W, fs: int, repeats: int, hops: int = 20) -> dict:
             inc.features(M)
             cases["batched", "incremental"].append((time.perf_counter() - t) / B)
             h += 1
+        t = time.perf_counter()
+        cold.reset()
+        cold.push(Wn)
+        cold.features(M)
+        cases[FIRST, "incremental"].append((time.perf_counter() - t) / B)
         for _ in range(0, B, 4):  # one bed, one hop at a time: the same bed moves on through its stream
             if (jo + 1) * fs > S.shape[2]:
                 jo = start
@@ -178,12 +192,14 @@ def main() -> int:
     med = {(r["case"], r["engine"]): r["median_us"] for r in cost}
     speedup = {c: {"vs_compiled": round(med[c, "compiled"] / med[c, "incremental"], 2),
                    "vs_reference": round(med[c, "reference"] / med[c, "incremental"], 2)} for c in ("batched", "one at a time")}
+    first_over_hop = round(med[FIRST, "incremental"] / med["batched", "incremental"], 2)
 
     out = {"command": "bench/incremental_features.py " + " ".join(sys.argv[1:]), "records": len(records), "skipped": skipped,
            "stream_s": n // fs, "stream_wall_s": round(stream_wall, 1),
            "machine_speed_ms": {"reference_batched": round(med["batched", "reference"] / 1e3, 3),
                                 "note": "bench/features_cost.py's machine figure (reference engine, 64 per batch), same run"},
-           "load_average_1min": os.getloadavg()[0], "cost": cost, "speedup": speedup, "agreement": agree,
+           "load_average_1min": os.getloadavg()[0], "cost": cost, "speedup": speedup,
+           "first_window_over_hop": first_over_hop, "agreement": agree,
            "quality_features_equal": all(r["equal"] == len(records) for r in agree if r["feature"].endswith(("_nan_frac", "_flat_frac", "_sat_frac")))}
     if not args.no_cv:
         T = np.array([r.alarm_type for r in records])
@@ -201,6 +217,7 @@ def main() -> int:
                               ("p90_us", "p90 us", ".1f")]))
     for c, v in speedup.items():
         print(f"{c}: incremental {v['vs_compiled']:.1f}x cheaper than compiled batch, {v['vs_reference']:.1f}x than reference")
+    print(f"{FIRST}: {out['first_window_over_hop']:.1f}x a hop's window (batched)")
     print(f"quality features equal on every window: {out['quality_features_equal']}; machine figure (reference, batched) "
           f"{out['machine_speed_ms']['reference_batched']:.2f} ms")
     if "nested" in out:

@@ -11,6 +11,11 @@ Per run: alarms answered, verdicts degraded (by reason), verdicts published afte
 last sample), windows lost, the cascade's escalations, the largest |published - offline| verdict probability,
 CPU and load, and ``bench/features_cost.py``'s median for this machine. Writes bench/results/serve_beds_<tag>.json
 and .png, and prints a table.
+
+``--kill-consumer-at S`` SIGKILLs one of ``holmes serve``'s extra consumer processes S s into the replay: the group
+hands its partitions to the other consumer (after the session timeout), which re-reads them from the last commit and
+restarts those beds' incremental state, and ``holmes serve`` restarts the killed one, which takes its share back. The
+JSON's ``failover`` gives routine latency per 5 s around the kill, when p99 is under 1 s again, and what was late.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class Service:
 
     def __init__(self, metrics_path: Path, extra: list[str]):
         self.lines: list[str] = []
+        self.line_unix_s: list[float] = []  # when each line was read
         self.proc = subprocess.Popen(HOLMES + ["serve", "--port", "0", "--metrics-json", str(metrics_path)] + extra, cwd=ROOT,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
         self.ready = threading.Event()
@@ -52,6 +58,7 @@ class Service:
 
     def _read(self) -> None:
         for line in self.proc.stdout:
+            self.line_unix_s.append(time.time())
             self.lines.append(line.rstrip())
             m = re.search(r"bootstrap servers: (\S+)", line)
             if m:
@@ -167,6 +174,54 @@ def pct(v) -> dict:
             "max": round(float(v.max()), 1), "within_1s": round(float((v <= 1000).mean()), 4)}
 
 
+def kill_consumer(svc: "Service", after_s: float, killed: dict) -> None:
+    """SIGKILL the first ``holmes serve --consumer-only`` child of ``svc`` ``after_s`` after now; ``killed`` gets its pid
+    and the time."""
+    time.sleep(after_s)
+    for line in open(f"/proc/{svc.proc.pid}/task/{svc.proc.pid}/children").read().split():
+        try:
+            cmd = open(f"/proc/{line}/cmdline").read().split("\0")
+        except OSError:
+            continue
+        if "--consumer-only" in cmd:
+            os.kill(int(line), signal.SIGKILL)
+            killed.update(pid=int(line), unix_s=time.time())
+            print(f"[bench] SIGKILLed extra consumer pid {line}", flush=True)
+            return
+    killed["error"] = "no --consumer-only child of holmes serve (needs --serve-args '--consumers 2')"
+
+
+GROUP_EVENTS = ("ended (exit code", "[serve] ready", "[serve] consumer of group", "assigned", "revoked partitions", "commit failed",
+                "rebalanc", "Heartbeat")
+
+
+def failover(killed: dict, r_ms, r_pub, v_ms, v_pub, lines: list[tuple[float, str]], metrics: dict, bucket_s: float = 5.0) -> dict:
+    """Routine latency per ``bucket_s`` from 10 s before the kill, how long after it p99 stays under 1 s again, the
+    windows and verdicts published over 1 s after it, and what ``holmes serve`` said of the restart and of the
+    consumer group from the kill on (seconds after the kill)."""
+    if "unix_s" not in killed:
+        return {"error": killed.get("error", "no consumer was killed")}
+    t = killed["unix_s"]
+    r_ms, r_pub = np.asarray(r_ms), np.asarray(r_pub)
+    around = []
+    for a in np.arange(-10.0, 120.0, bucket_s):
+        sel = (r_pub >= t + a) & (r_pub < t + a + bucket_s)
+        if sel.any():
+            around.append({"from_s": float(a), "n": int(sel.sum()), "p50": round(float(np.percentile(r_ms[sel], 50)), 1),
+                           "p99": round(float(np.percentile(r_ms[sel], 99)), 1), "max": round(float(r_ms[sel].max()), 1)})
+    after = [b for b in around if b["from_s"] >= 0]
+    bad = [b["from_s"] for b in after if b["p99"] >= 1000.0]
+    v_after = np.asarray(v_ms)[np.asarray(v_pub) >= t] if len(v_pub) else np.array([])
+    return {"killed_pid": killed["pid"], "killed_unix_s": round(t, 3),
+            "recovered_after_s": (bad[-1] + bucket_s) if bad else 0.0,
+            "routine_over_1s_after_kill": int(((r_pub >= t) & (r_ms >= 1000.0)).sum()),
+            "routine_max_ms_after_kill": round(float(r_ms[r_pub >= t].max()), 1) if (r_pub >= t).any() else None,
+            "verdicts_after_kill": int(len(v_after)), "verdicts_over_1s_after_kill": int((v_after >= 1000.0).sum()),
+            "serve_said": [f"{u - t:+.1f} s {ln}" for u, ln in lines if u >= t - 1 and any(e in ln for e in GROUP_EVENTS)][:200],
+            "restarts": [c.get("restarts") for c in metrics.get("extra_consumers", [])],
+            "routine_e2e_around_kill": around}
+
+
 def over_time(ms, published_unix_s, t0: float | None, bucket_s: float = 10.0) -> list[dict]:
     """e2e percentiles of the windows published in each ``bucket_s`` of the run (seconds from the first message, else
     from the first publication): whether a tail is a transient or the steady state."""
@@ -230,6 +285,9 @@ def main() -> int:
     ap.add_argument("--alarm-every", type=int, default=1, help="only every K-th bed raises its alarm (holmes replay --alarm-every)")
     ap.add_argument("--replay-args", default="", help="extra `holmes replay` options, e.g. '--linger-ms 20'")
     ap.add_argument("--no-offline-check", action="store_true")
+    ap.add_argument("--kill-consumer-at", type=float, default=None,
+                    help="SIGKILL one extra consumer process (holmes serve --consumers >= 2) this many seconds after the replay "
+                         "starts: the failover (its partitions re-read by the others, then its restart) measured")
     args = ap.parse_args()
     tag = args.tag or f"{args.beds}beds_stagger{args.stagger_s:g}"
 
@@ -250,6 +308,9 @@ def main() -> int:
                                      "--alarm-every", str(args.alarm_every), *args.replay_args.split()],
                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     own[rep.pid] = "holmes replay (load generator)"
+    killed: dict = {}
+    if args.kill_consumer_at is not None:
+        threading.Thread(target=kill_consumer, args=(svc, args.kill_consumer_at, killed), daemon=True).start()
     load, samples = [], []  # load average every 2 s; (time, CPU per process group) every second
     stop_load = threading.Event()
     threading.Thread(target=lambda: [load.append(os.getloadavg()[0]) for _ in iter(lambda: stop_load.wait(2.0), True)],
@@ -317,6 +378,10 @@ def main() -> int:
         "cpu_ms_per_window": steady.get("cpu_ms_per_window", {}),
         "profile": profile(metrics, len(scores)),
     }
+    if args.kill_consumer_at is not None:
+        out["failover"] = failover(killed, r_ms, [s.published_unix_s for s in routine], v_ms, [s.published_unix_s for s in verdicts],
+                                   list(zip(svc.line_unix_s, svc.lines)), metrics)
+        print(f"[bench] failover: {json.dumps({k: v for k, v in out['failover'].items() if k != 'routine_e2e_around_kill'})}")
     if not args.no_offline_check and verdicts:
         print("[bench] offline probability of the same ensemble on the same windows ...", flush=True)
         given = shlex.split(args.serve_args)  # the plan `holmes serve` was given, else the committed one

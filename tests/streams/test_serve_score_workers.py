@@ -1,7 +1,8 @@
 """`holmes serve --score-workers N` (stream.score_workers): the features routine scorer spreads each batch over N
 processes with the same probabilities and verdicts as one; any other routine scorer refuses N != 1 before it starts.
 `--consumers N` (stream.consumers) is bounded, `--consumer-only` names the running service's addresses it lacks, and
-the verdict blend (stream.verdict_blend) is on where the incremental routine scorer holds the patients' state."""
+the verdict blend (stream.verdict_blend) is on where the incremental routine scorer holds the patients' state; an extra consumer
+that ends after the service is ready is restarted."""
 
 from __future__ import annotations
 
@@ -98,3 +99,39 @@ def test_verdict_blend_is_on_with_the_incremental_scorer_and_refused_without_it(
     with pytest.raises(InvalidFieldError) as e:
         stream_scorers(HolmesConfig.load(None, {"stream.routine_scorer": "features", "stream.verdict_blend": True}), _NoHandle())
     assert e.value.field == "stream.verdict_blend" and "incremental" in e.value.rule and "features" in str(e.value.value)
+
+
+def test_a_consumer_that_ends_after_the_service_is_ready_is_restarted_until_stop():
+    """``ExtraConsumers.supervise``: a child SIGKILLed after the ready line is started again (after the backoff) and is
+    listed in ``restarts`` with its exit code; ``stop`` ends the children with SIGTERM and restarts nothing more. The
+    children here are small real processes that print the ready line, not consumers (no broker, no Ray)."""
+    import signal
+    import sys
+    import time
+
+    from deploy.holmes_config import HolmesConfig
+    from holmes.commands.serve import ExtraConsumers
+
+    child = [sys.executable, "-c", "import time; print('[serve] ready: consuming its share', flush=True); time.sleep(120)"]
+    extra = ExtraConsumers(HolmesConfig.load(None, {}), 3, "localhost:1", "127.0.0.1:1", None, command=child)
+    extra.RESTART_BACKOFF_S = 0.2
+
+    def wait_for(pred, what, timeout_s=30.0):
+        t = time.monotonic()
+        while not pred():
+            assert time.monotonic() - t < timeout_s, what
+            time.sleep(0.05)
+
+    try:
+        wait_for(extra.ready, "the children's ready lines")
+        extra.supervise(poll_s=0.05)
+        first = extra.procs[1]
+        first.send_signal(signal.SIGKILL)
+        wait_for(lambda: extra.restarts and extra.procs[1] is not first and extra.ready(), "consumer 2 restarted and ready")
+        assert extra.restarts[0]["consumer"] == 2 and extra.restarts[0]["exit_code"] == -signal.SIGKILL
+        assert extra.restarts[0]["backoff_s"] == 0.2 and extra.procs[0].poll() is None and extra.procs[1].poll() is None
+    finally:
+        out = extra.stop(timeout_s=10)
+    time.sleep(0.3)
+    assert [o["rc"] for o in out] == [-signal.SIGTERM] * 2 and len(extra.restarts) == 1
+    assert [len(o["restarts"]) for o in out] == [0, 1] and all(p.poll() is not None for p in extra.procs)
