@@ -126,8 +126,15 @@ class StreamConsumer:
                                        max_request_size=2 * MAX_DEADLETTER_COPY_BYTES)
         self.publisher = RiskPublisher(self._producer, self.topics, self.windower.config.window_s,
                                        self.windower.config.default_alarm_type, self.metrics, self.risk_alarms)
+        from kafka.coordinator.assignors.range import RangePartitionAssignor
+
+        from .assignor import CoPartitionedSticky
+
         self._consumer = KafkaConsumer(
             **kw, group_id=c.group_id, enable_auto_commit=False, auto_offset_reset=c.auto_offset_reset,
+            # partitions dealt by number on both topics, each consumer keeping its own across rebalances; range (also
+            # co-partitioned) where a member of the group does not know the first (an older version)
+            partition_assignment_strategy=[CoPartitionedSticky(), RangePartitionAssignor],
             session_timeout_ms=c.session_timeout_ms, heartbeat_interval_ms=c.heartbeat_interval_ms,
             max_poll_interval_ms=c.max_poll_interval_ms, max_poll_records=c.max_poll_records,
             fetch_max_wait_ms=c.fetch_max_wait_ms, fetch_min_bytes=c.fetch_min_bytes,
