@@ -191,7 +191,7 @@ def kill_consumer(svc: "Service", after_s: float, killed: dict) -> None:
     killed["error"] = "no --consumer-only child of holmes serve (needs --serve-args '--consumers 2')"
 
 
-GROUP_EVENTS = ("ended (exit code", "[serve] ready", "[serve] consumer of group", "assigned", "revoked partitions", "commit failed",
+GROUP_EVENTS = ("ended (exit code", "[serve] ready", "[serve] consumer of group", "assign", "revoked partitions", "commit failed",
                 "rebalanc", "Heartbeat")
 
 
