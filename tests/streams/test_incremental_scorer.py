@@ -266,19 +266,24 @@ def test_verdict_shift_averages_each_side_over_the_earlier_windows(records, scor
         VerdictShift(9, Calibrator("none"))
 
 
+def _noisy_views(seed: int, n_row: int, n_inc: int, n: int = 600):
+    """Synthetic out-of-fold data: labels, types, 5 folds, and ``n_row`` / ``n_inc`` windows per side, each a noisy view
+    of the record's label (probabilities, shift 0 first); returns (rng, y, T, folds, row, inc)."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.4).astype(int)
+    noisy = lambda: 1 / (1 + np.exp(-(2.0 * y - 1.0 + rng.normal(0, 1.6, n))))  # noqa: E731
+    return (rng, y, ["Ventricular_Tachycardia"] * n, np.arange(n) % 5, np.stack([noisy() for _ in range(n_row)]),
+            np.stack([noisy() for _ in range(n_inc)]))
+
+
 def test_the_shift_is_chosen_where_the_earlier_windows_help_and_its_map_calibrates():
     """``models.verdict_shift.choose`` on synthetic out-of-fold data: when each window is a noisy view of the record's
     label, averaging more windows ranks better and K grows; when the earlier windows are pure noise, K stays 0."""
     from models.calibration import ece
     from models.verdict_shift import choose
 
-    rng = np.random.default_rng(0)
-    n = 600
-    y = (rng.random(n) < 0.4).astype(int)
-    T = ["Ventricular_Tachycardia"] * n
-    folds = np.arange(n) % 5
-    noisy = lambda: 1 / (1 + np.exp(-(2.0 * y - 1.0 + rng.normal(0, 1.6, n))))  # noqa: E731
-    row, inc = np.stack([noisy() for _ in range(5)]), np.stack([noisy() for _ in range(5)])
+    rng, y, T, folds, row, inc = _noisy_views(0, 5, 5)
+    n = len(y)
     k, cal, figures = choose(row, inc, y, T, folds)
     assert k >= 2 and figures[k]["score"] > figures[0]["score"] and set(figures) == {0, 1, 2, 3, 4}
     b = 0.5 * (row[: k + 1].mean(0) + inc[: k + 1].mean(0))
@@ -293,13 +298,7 @@ def test_the_incremental_side_may_reach_further_back_than_the_row_and_k_may_be_c
     grows where the earlier windows help, as K chosen by score does; any other criterion is a typed error."""
     from models.verdict_shift import best_k, candidates
 
-    rng = np.random.default_rng(1)
-    n = 600
-    y = (rng.random(n) < 0.4).astype(int)
-    T = ["Ventricular_Tachycardia"] * n
-    folds = np.arange(n) % 5
-    noisy = lambda: 1 / (1 + np.exp(-(2.0 * y - 1.0 + rng.normal(0, 1.6, n))))  # noqa: E731
-    row, inc = np.stack([noisy() for _ in range(3)]), np.stack([noisy() for _ in range(9)])
+    _, y, T, folds, row, inc = _noisy_views(1, 3, 9)
     cands = candidates(row[:1], inc, y, T, folds, k_row=0)
     assert set(cands) == set(range(9)) and all(0.0 < c["brier"] < 0.25 for c in cands.values())
     assert best_k(cands, "brier") >= 4 and cands[best_k(cands, "brier")]["brier"] < cands[0]["brier"]
