@@ -143,3 +143,18 @@ def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
     CPU is not counted, so take the second call while the run's processes are alive)."""
     return {k: round(after[k] - before.get(k, 0.0), 2) for k in sorted(after, key=lambda k: -(after[k] - before.get(k, 0.0)))
             if after[k] - before.get(k, 0.0) > 0.005}
+
+
+def over_time(ms, published_unix_s, t0: float | None, bucket_s: float = 10.0) -> list[dict]:
+    """e2e percentiles of the windows published in each ``bucket_s`` of the run (seconds from the first message, else
+    from the first publication): whether a tail is a transient or the steady state."""
+    ms, t = np.asarray(ms, dtype=float), np.asarray(published_unix_s, dtype=float)
+    if not len(ms):
+        return []
+    k = np.floor((t - (t0 if t0 is not None else t.min())) / bucket_s).astype(int)
+    out = []
+    for b in np.unique(k):
+        v = ms[k == b]
+        out.append({"from_s": round(float(b * bucket_s), 1), "n": int(len(v)), "p50": round(float(np.percentile(v, 50)), 1),
+                    "p99": round(float(np.percentile(v, 99)), 1), "max": round(float(v.max()), 1)})
+    return out

@@ -38,7 +38,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from _servebench import cpu_by_process, cpu_delta, features_cost, machine, rss_by_process, write_json  # noqa: E402
+from _failover import failover, kill_consumer  # noqa: E402
+from _servebench import cpu_by_process, cpu_delta, features_cost, machine, over_time, rss_by_process, write_json  # noqa: E402
 from models.incremental_model import NAME as INC_NAME  # noqa: E402
 
 HOLMES = [sys.executable, "-m", "holmes.cli"]
@@ -172,69 +173,6 @@ def pct(v) -> dict:
     p50, p95, p99 = np.percentile(v, [50, 95, 99])
     return {"n": int(len(v)), "p50": round(float(p50), 1), "p95": round(float(p95), 1), "p99": round(float(p99), 1),
             "max": round(float(v.max()), 1), "within_1s": round(float((v <= 1000).mean()), 4)}
-
-
-def kill_consumer(svc: "Service", after_s: float, killed: dict) -> None:
-    """SIGKILL the first ``holmes serve --consumer-only`` child of ``svc`` ``after_s`` after now; ``killed`` gets its pid
-    and the time."""
-    time.sleep(after_s)
-    for line in open(f"/proc/{svc.proc.pid}/task/{svc.proc.pid}/children").read().split():
-        try:
-            cmd = open(f"/proc/{line}/cmdline").read().split("\0")
-        except OSError:
-            continue
-        if "--consumer-only" in cmd:
-            os.kill(int(line), signal.SIGKILL)
-            killed.update(pid=int(line), unix_s=time.time())
-            print(f"[bench] SIGKILLed extra consumer pid {line}", flush=True)
-            return
-    killed["error"] = "no --consumer-only child of holmes serve (needs --serve-args '--consumers 2')"
-
-
-GROUP_EVENTS = ("ended (exit code", "[serve] ready", "[serve] consumer of group", "assign", "revoked partitions", "commit failed",
-                "rebalanc", "Heartbeat")
-
-
-def failover(killed: dict, r_ms, r_pub, v_ms, v_pub, lines: list[tuple[float, str]], metrics: dict, bucket_s: float = 5.0) -> dict:
-    """Routine latency per ``bucket_s`` from 10 s before the kill, how long after it p99 stays under 1 s again, the
-    windows and verdicts published over 1 s after it, and what ``holmes serve`` said of the restart and of the
-    consumer group from the kill on (seconds after the kill)."""
-    if "unix_s" not in killed:
-        return {"error": killed.get("error", "no consumer was killed")}
-    t = killed["unix_s"]
-    r_ms, r_pub = np.asarray(r_ms), np.asarray(r_pub)
-    around = []
-    for a in np.arange(-10.0, 120.0, bucket_s):
-        sel = (r_pub >= t + a) & (r_pub < t + a + bucket_s)
-        if sel.any():
-            around.append({"from_s": float(a), "n": int(sel.sum()), "p50": round(float(np.percentile(r_ms[sel], 50)), 1),
-                           "p99": round(float(np.percentile(r_ms[sel], 99)), 1), "max": round(float(r_ms[sel].max()), 1)})
-    after = [b for b in around if b["from_s"] >= 0]
-    bad = [b["from_s"] for b in after if b["p99"] >= 1000.0]
-    v_after = np.asarray(v_ms)[np.asarray(v_pub) >= t] if len(v_pub) else np.array([])
-    return {"killed_pid": killed["pid"], "killed_unix_s": round(t, 3),
-            "recovered_after_s": (bad[-1] + bucket_s) if bad else 0.0,
-            "routine_over_1s_after_kill": int(((r_pub >= t) & (r_ms >= 1000.0)).sum()),
-            "routine_max_ms_after_kill": round(float(r_ms[r_pub >= t].max()), 1) if (r_pub >= t).any() else None,
-            "verdicts_after_kill": int(len(v_after)), "verdicts_over_1s_after_kill": int((v_after >= 1000.0).sum()),
-            "serve_said": [f"{u - t:+.1f} s {ln}" for u, ln in lines if u >= t - 1 and any(e in ln for e in GROUP_EVENTS)][:200],
-            "restarts": [c.get("restarts") for c in metrics.get("extra_consumers", [])],
-            "routine_e2e_around_kill": around}
-
-
-def over_time(ms, published_unix_s, t0: float | None, bucket_s: float = 10.0) -> list[dict]:
-    """e2e percentiles of the windows published in each ``bucket_s`` of the run (seconds from the first message, else
-    from the first publication): whether a tail is a transient or the steady state."""
-    ms, t = np.asarray(ms, dtype=float), np.asarray(published_unix_s, dtype=float)
-    if not len(ms):
-        return []
-    k = np.floor((t - (t0 if t0 is not None else t.min())) / bucket_s).astype(int)
-    out = []
-    for b in np.unique(k):
-        v = ms[k == b]
-        out.append({"from_s": round(float(b * bucket_s), 1), "n": int(len(v)), "p50": round(float(np.percentile(v, 50)), 1),
-                    "p99": round(float(np.percentile(v, 99)), 1), "max": round(float(v.max()), 1)})
-    return out
 
 
 def steady_cpu(samples: list, first_unix_s: float | None, args, published_unix_s: list) -> dict:

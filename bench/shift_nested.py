@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from feature_sets import _row, paired_bars, print_rules, summarize_rules  # noqa: E402
 from models.data import RecordInfo, cv_folds, load_dataset, resolve_data_dir  # noqa: E402
 from models.verdict_shift import averaged, best_k, candidates, default_cache, shift_features  # noqa: E402
-from verdict_ideas import FITS, INC_SHIFTS, SHIFTS, _fit_predict, cache_path, feature_matrices  # noqa: E402
+from verdict_ideas import INC_SHIFTS, SHIFTS, _fit_predict, cache_path, feature_matrices  # noqa: E402
 
 INNER = 4
 SERVED = "served: mean(batch, inc)"
@@ -170,8 +170,7 @@ def main() -> int:
     # a fit is (re)done when any shift it is scored at is missing from the cache
     todo = [part for part, shifts in PARTS if any((part, o) not in P_out[0] for o in shifts)]
     if todo:
-        if any(o not in SHIFTS for part in todo for o in FITS[part][2]):
-            F.update(shift_features(records, INC_SHIFTS, progress=True, cache=default_cache(n)))
+        F.update(shift_features(records, INC_SHIFTS, progress=True, cache=default_cache(n)))  # the longer reach (cached)
         new_out, new_in = fold_predictions(F, T, y, outer, inner, args.seeds, args.jobs, n, todo)
         for s, d in new_out.items():
             P_out[s].update(d)
