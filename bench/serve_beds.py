@@ -148,7 +148,16 @@ def offline_routine_check(routine, start_s: float, max_beds: int = 40) -> dict:
     offline = stream_probabilities([recs[b.split("-", 1)[1]] for b in beds], start_s,
                                    [{e: t for e, (_, t) in by_bed[b].items()} for b in beds])
     diffs = [abs(offline[i][e] - p) for i, b in enumerate(beds) for e, (p, _) in by_bed[b].items() if e in offline[i]]
-    return {"n": len(diffs), "beds": len(beds), "max_abs_diff": max(diffs) if diffs else None}
+    # a bed whose state restarted (a partition taken over, a gap) is scored from its window alone until the state
+    # has seen a whole window again: per such bed, the window ends (record s) over which it differs
+    spans = {}
+    for i, b in enumerate(beds):
+        off = sorted(e for e, (p, _) in by_bed[b].items() if e in offline[i] and abs(offline[i][e] - p) > 1e-9)
+        if off:
+            spans[b] = [off[0], off[-1], len(off)]
+    return {"n": len(diffs), "beds": len(beds), "max_abs_diff": max(diffs) if diffs else None,
+            "differing": sum(v[2] for v in spans.values()), "beds_differing": len(spans),
+            "differing_span_s_max": max((v[1] - v[0] for v in spans.values()), default=None), "differing_by_bed": spans}
 
 
 def verdict_parts(verdicts) -> dict:
