@@ -86,7 +86,9 @@ def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> di
     the same window cut from the record; for a blended verdict (``features-typed-inc`` among its models) the mean of
     that and the incremental model on the bed's record streamed from ``start_s`` (where the replay began); for a
     shifted one (``verdict-shift`` among its models) each side over the windows ending 0..K s before the alarm's that
-    the replay had (starting at or after ``start_s``), through the shift's map (``models.verdict_shift``)."""
+    the replay had (starting at or after ``start_s``), through the shift's map (``models.verdict_shift``); then, with the
+    shift's definition gate, capped where the gate reads the alarm window's batch features as missing the alarm's
+    definition (``gate_disagree``: verdicts where the service's gating and the offline gate's differ)."""
     from holmes.compose.plan import Plan, row_probabilities
     from models.data import load_dataset, resolve_data_dir, window
     from models.incremental_model import NAME, stream_probabilities
@@ -124,10 +126,25 @@ def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> di
         for s, d in zip(blended, inc):
             inc_p = [d[e] for e in ends(s)]
             expected[id(s)] = shift.blend(row_p[id(s)], inc_p) if SHIFT in s.models else 0.5 * (row_p[id(s)][0] + inc_p[0])
+    gate_disagree = gated = 0
+    if shift is not None and shift.gate is not None:
+        from models.definition_gate import NAME as GATE, readings
+        from models.features import extract_batch
+
+        shifted = [s for s in verdicts if SHIFT in s.models]
+        if shifted:
+            w = np.stack([window(recs[rec_of[s.patient_id]], s.window_end_s, s.window_s) for s in shifted]).astype(np.float32)
+            m = np.stack([recs[rec_of[s.patient_id]].mask for s in shifted]) & np.isfinite(w).any(axis=2)
+            types = [s.alarm_type for s in shifted]
+            p, g = shift.gate.apply([expected[id(s)] for s in shifted], readings(extract_batch(w, m), types), types)
+            for s, q, hit in zip(shifted, p, g):
+                expected[id(s)] = float(q)
+                gate_disagree += bool(hit) != (GATE in s.models)
+            gated = int(g.sum())
     diffs = [abs(expected[id(s)] - s.probability) for s in verdicts]
     return {"n": len(diffs), "blended": len(blended), "shifted": sum(SHIFT in s.models for s in verdicts), "shift_k": k, "shift_k_row": k_row,
             "shift_row_skipped": sum(any(SHIFT_ROW_SKIPPED in r for r in s.degraded_reasons) for s in verdicts),
-            "max_abs_diff": max(diffs) if diffs else None, "rows": sorted(by_row)}
+            "gated": gated, "gate_disagree": gate_disagree, "max_abs_diff": max(diffs) if diffs else None, "rows": sorted(by_row)}
 
 
 def offline_routine_check(routine, start_s: float, max_beds: int = 40) -> dict:

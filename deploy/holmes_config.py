@@ -98,6 +98,11 @@ class StreamConfig(_Strict):
         "(the plan row over 1..k_row s; 0 in the served fit, so the service scores the alarm window alone), through a "
         "calibration map (K, k_row and the map from verdict_shift_path, models.verdict_shift; nested CV, 5 fold seeds: "
         "+0.96 +/- 1.00 over the unshifted blend, ECE 0.038, bench/shift_nested.py). Applies when verdict_blend is on"))
+    verdict_gate: bool = Field(True, description=(
+        "a shifted verdict whose alarm window misses its alarm's definition by the fitted margin (e.g. a VT alarm whose "
+        "fastest 5 beats on both ECG leads are under 80 bpm) is capped below the cut (models.definition_gate, fitted with "
+        "the shift and kept in its file; nested CV, 5 fold seeds: +1.23 +/- 0.24 over the shift alone, "
+        "bench/definition_gates.py). Applies when verdict_shift is on and its file has a gate"))
     verdict_shift_path: str | None = Field(None, description=(
         "the fitted shift (python -m models.verdict_shift); None: artifacts/incremental/verdict-shift.json"))
     risk: RiskConfig = RiskConfig()

@@ -14,6 +14,9 @@ blend, calibrated on the other folds, scores best at the 1/6 cut; the map is fit
 
     .venv/bin/python -m models.verdict_shift [--data DIR] [--out artifacts/incremental/verdict-shift.json] [--jobs 2]
 
+It also fits the alarm definitions' gate (``models.definition_gate``) on that K's blend calibrated on the other folds, with
+the readings of the alarm window's batch features, and keeps it in the same file (``gate``).
+
 The figures it writes are out-of-fold selection figures, not a nested estimate (``bench/shift_nested.py`` gives that).
 """
 
@@ -30,6 +33,8 @@ import numpy as np
 
 from .calibration import Calibrator, ece, fit_on_oof, nested_calibrate
 from .data import ALARM_S, RecordInfo, alarm_window, cv_folds, load_dataset, resolve_data_dir
+from .definition_gate import DefinitionGate, readings
+from .definition_gate import fit as fit_gate
 from .errors import InvalidFieldError
 from .incremental_model import DEFAULT_DIR, MODEL, stream_hops
 
@@ -49,6 +54,7 @@ class VerdictShift:
     calibrator: Calibrator
     row: str | None = None  # the plan row whose answers the map was fitted on
     k_row: int | None = None  # None: k (files written before the row's side had its own K)
+    gate: DefinitionGate | None = None  # the alarm definitions' gate fitted on the same out-of-fold blend (None: none)
 
     def __post_init__(self):
         if not (isinstance(self.k, int) and 0 <= self.k <= MAX_K):
@@ -69,7 +75,8 @@ def load(path: str | Path | None = None) -> VerdictShift:
     if not p.is_file():
         raise InvalidFieldError("stream.verdict_shift_path", f"must be a {NAME} JSON (python -m models.verdict_shift)", str(p))
     d = json.loads(p.read_text())
-    return VerdictShift(int(d.get("k", -1)), Calibrator.from_dict(d.get("calibration")), d.get("row"), d.get("k_row"))
+    gate = DefinitionGate.from_dict(d["gate"]) if d.get("gate") is not None else None
+    return VerdictShift(int(d.get("k", -1)), Calibrator.from_dict(d.get("calibration")), d.get("row"), d.get("k_row"), gate)
 
 
 def default_cache(n_records: int) -> Path:
@@ -208,10 +215,12 @@ def fit(data=None, out: str | Path = DEFAULT_PATH, plan_path: str | Path | None 
     row = np.stack([row_cal.transform(p) for p in oof["batch"]])
     inc = np.stack([inc_cal.transform(p) for p in oof["inc"]])
     k, cal, figures = choose(row, inc, y, T, folds, k_row)
+    p_oof, _ = nested_calibrate(averaged(row, inc, k, k_row), y, folds)  # the K's blend, calibrated on the other folds
+    gate = fit_gate(p_oof, y, T, readings(X["batch@0"], T))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     prof = {"name": NAME, "k": k, "k_row": k if k_row is None else min(k_row, k), "calibration": cal.to_dict(),
-            "row": floor.name, "row_members": list(floor.members),
+            "row": floor.name, "row_members": list(floor.members), "gate": gate.to_dict(),
             "records": len(records), "fold_seed": seed, "fit_s": round(time.perf_counter() - t0, 1),
             "out_of_fold_by_k": {str(a): f for a, f in figures.items()},
             "note": "out-of-fold figures of each K with its map fitted on the other folds: the selection's own figures, not a "
@@ -233,7 +242,8 @@ def main() -> int:
         raise InvalidFieldError("--row-k", "must be 0 or same", args.row_k)
     out = fit(args.data, args.out, args.plan, jobs=args.jobs, k_row=0 if args.row_k == "0" else None)
     prof = json.loads(out.read_text())
-    print(f"{NAME}: K = {prof['k']}, row K = {prof['k_row']} ({prof['calibration']['method']} map), {prof['records']} records, {prof['fit_s']:.0f} s; "
+    print(f"{NAME}: K = {prof['k']}, row K = {prof['k_row']} ({prof['calibration']['method']} map), gate limits {prof['gate']['limits']}, "
+          f"{prof['records']} records, {prof['fit_s']:.0f} s; "
           f"out-of-fold by K: " + ", ".join(f"{a}: {f['score']:.2f}" for a, f in prof["out_of_fold_by_k"].items()) + f"; wrote {out}")
     return 0
 

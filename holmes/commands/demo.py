@@ -154,12 +154,14 @@ def _answered_by(models) -> str:
     """The plan row (and its size) that answered, or the model / ensemble name."""
     models = list(models)
     if models and models[0].startswith("plan:"):
+        from models.definition_gate import NAME as GATE
         from models.incremental_model import NAME
         from models.verdict_shift import NAME as SHIFT
 
-        blend, shift = NAME in models, SHIFT in models  # blended with the incremental model (VerdictBlend), shifted
-        return (f"{models[0][5:]} ({len(models) - 1 - blend - shift} models)" + (f" + {NAME}" if blend else "")
-                + (f" over earlier windows ({SHIFT})" if shift else ""))
+        # blended with the incremental model (VerdictBlend), shifted, capped by the alarm definition's gate
+        blend, shift, gate = NAME in models, SHIFT in models, GATE in models
+        return (f"{models[0][5:]} ({len(models) - 1 - blend - shift - gate} models)" + (f" + {NAME}" if blend else "")
+                + (f" over earlier windows ({SHIFT})" if shift else "") + (f", capped by the {GATE}" if gate else ""))
     return "+".join(models)[:30]
 
 

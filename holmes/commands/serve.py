@@ -63,6 +63,8 @@ def register(sub) -> None:
                    "patient's streamed state (overrides stream.verdict_blend; default on with --routine-scorer incremental)")
     p.add_argument("--verdict-shift", choices=("on", "off"), help="blended verdicts averaged over the windows 1..K s before "
                    "the alarm too, through the fitted map (overrides stream.verdict_shift; default on)")
+    p.add_argument("--verdict-gate", choices=("on", "off"), help="shifted verdicts capped below the cut where the alarm window "
+                   "misses its alarm's definition by the fitted margin (overrides stream.verdict_gate; default on)")
     p.add_argument("--consumer-only", action="store_true",
                    help="no service, no broker: join a running one (--ray-address, --bootstrap-servers) as one more consumer of its group")
     p.add_argument("--service-only", action="store_true", help="run only the Ray Serve application, no Kafka side")
@@ -81,7 +83,8 @@ def load_config(args):
             "stream.routine_hold_ms": args.routine_hold_ms, "stream.score_workers": args.score_workers,
             "stream.consumers": args.consumers, "stream.fetch_min_bytes": args.fetch_min_bytes,
             "stream.verdict_blend": None if args.verdict_blend is None else args.verdict_blend == "on",
-            "stream.verdict_shift": None if args.verdict_shift is None else args.verdict_shift == "on"}
+            "stream.verdict_shift": None if args.verdict_shift is None else args.verdict_shift == "on",
+            "stream.verdict_gate": None if args.verdict_gate is None else args.verdict_gate == "on"}
     return HolmesConfig.load(args.config, over)
 
 
@@ -145,7 +148,8 @@ def stream_scorers(cfg, handle, plan=None):
             floor = None if plan is None else plan.floor().name
             if plan is not None and shift.row is not None and shift.row != floor:
                 log.warning("verdict shift: fitted on plan row %r, the served floor row is %r; its map may be off", shift.row, floor)
-        return routine, VerdictBlend(verdicts, routine, shift=shift)
+        gate = shift.gate if shift is not None and s.verdict_gate else None
+        return routine, VerdictBlend(verdicts, routine, shift=shift, gate=gate)
     if s.routine_scorer == "features":
         import streams.feature_scorer  # noqa: F401  (registers "features")
         from streams.scorer import make_scorer

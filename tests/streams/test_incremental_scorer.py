@@ -158,7 +158,7 @@ def test_verdict_blend_scores_out_of_order_alarm_windows_aside(records, scorer_p
     both = blend.score(batch([(r.name, wins[4][0], wins[4][1], r.mask), (r.name, wins[6][0], wins[6][1], r.mask)]))
     assert both[1].probability == pytest.approx(0.5 * (0.1 + aside(*wins[6])), abs=1e-12)  # the second: aside
     assert routine.counts == {**counts, "hop": counts["hop"] + 1}  # 104 went on; 102 and 106 did not
-    assert blend.stats() == {"blend_aside": 2, "blend_failures": 0, "shift_row_skipped": 0}
+    assert blend.stats() == {"blend_aside": 2, "blend_failures": 0, "shift_row_skipped": 0, "verdicts_gated": 0, "gate_failures": 0}
     nxt = routine.score(batch([(r.name, wins[5][0], wins[5][1], r.mask)]))[0].probability
     assert routine.counts["hop"] == counts["hop"] + 2  # 105 follows 104: the state was never restarted
     ref = IncrementalScorer(member, cal)
@@ -332,3 +332,37 @@ def test_a_shift_with_the_row_on_the_alarm_window_sends_the_service_nothing_more
     with pytest.raises(InvalidFieldError, match="verdict_shift.k_row"):
         VerdictShift(1, Calibrator("none"), k_row=2)
     assert VerdictShift(3, Calibrator("none")).k_row == 3  # a file without k_row: the row averages as many as the incremental side
+
+
+def test_the_definition_gate_caps_a_verdict_whose_window_misses_the_alarms_definition(data_dir, scorer_parts):
+    """v756s: a false VT alarm on a regular ~55 bpm rhythm; the row says 0.6, the gate reads the window's fastest 5 ECG
+    beats under 80 bpm and caps the verdict; with the batch's own features (fast) it does not; a broken gate gates nothing."""
+    from models.data import alarm_window
+    from models.definition_gate import NAME as GATE, DefinitionGate
+    from models.features import FEATURE_NAMES, N_FEATURES
+
+    member, cal = scorer_parts
+    (r,), _ = load_dataset(data_dir, ["v756s"])
+    b = batch([(r.name, 300.0, alarm_window(r), r.mask)])
+    gate = DefinitionGate({"Ventricular_Tachycardia": 0.2}, {"Ventricular_Tachycardia": 0.02})
+    plain = VerdictBlend(_Row(0.6), IncrementalScorer(member, cal)).score(b)
+    blend = VerdictBlend(_Row(0.6), IncrementalScorer(member, cal), gate=gate)
+    out = blend.score(b)
+    assert plain[0].positive and plain[0].probability >= 0.3
+    assert out[0].probability == 0.02 and not out[0].positive and out[0].models == plain[0].models + (GATE,)
+    assert blend.stats()["verdicts_gated"] == 1 and blend.stats()["gate_failures"] == 0
+    fast = np.full((1, N_FEATURES), np.nan)
+    fast[0, FEATURE_NAMES.index("ECG1_max_hr5_bpm")] = 150.0
+    carried = WindowBatch(b.patient_ids, b.window_end_s, b.windows, b.masks, b.alarm_types, b.is_alarm, b.sample_unix_s,
+                          b.deadline_unix_s, features=fast)
+    again = VerdictBlend(_Row(0.6), IncrementalScorer(member, cal), gate=gate).score(carried)
+    assert again[0].probability == pytest.approx(plain[0].probability, abs=1e-12) and GATE not in again[0].models
+
+    class Broken(DefinitionGate):
+        def apply(self, p, reading, alarm_types):
+            raise RuntimeError("gate lost")
+
+    broken = VerdictBlend(_Row(0.6), IncrementalScorer(member, cal), gate=Broken({"Ventricular_Tachycardia": 0.2},
+                                                                              {"Ventricular_Tachycardia": 0.02}))
+    kept = broken.score(b)
+    assert kept[0].probability == pytest.approx(plain[0].probability, abs=1e-12) and broken.gate_failures == 1

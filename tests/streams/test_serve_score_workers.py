@@ -88,7 +88,11 @@ def test_verdict_blend_is_on_with_the_incremental_scorer_and_refused_without_it(
     # the committed shift: the consumer attaches K earlier windows, the routine scorer keeps K windows' features
     assert verdicts.shift is not None and verdicts.earlier_windows == verdicts.shift.k_row and routine.history == verdicts.shift.k >= 1
     _, unshifted = stream_scorers(HolmesConfig.load(None, {"stream.verdict_shift": False}), _NoHandle())
-    assert unshifted.shift is None and unshifted.earlier_windows == 0
+    assert unshifted.shift is None and unshifted.earlier_windows == 0 and unshifted.gate is None
+    # the committed shift's definition gate is on by default, off on request
+    assert verdicts.gate is not None and verdicts.gate is verdicts.shift.gate and "Ventricular_Tachycardia" in verdicts.gate.margins
+    _, ungated = stream_scorers(HolmesConfig.load(None, {"stream.verdict_gate": False}), _NoHandle())
+    assert ungated.gate is None and ungated.shift is not None
     with pytest.raises(InvalidFieldError) as e:
         stream_scorers(HolmesConfig.load(None, {"stream.verdict_shift_path": "/nonexistent/shift.json"}), _NoHandle())
     assert e.value.field == "stream.verdict_shift_path" and e.value.value == "/nonexistent/shift.json"

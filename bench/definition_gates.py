@@ -1,0 +1,166 @@
+"""The alarm definitions as a gate on the served verdict (``models.definition_gate``), chosen on inner folds, scored on
+outer folds.
+
+    .venv/bin/python bench/definition_gates.py [--data DIR] [--seeds 5]
+
+Per outer fold (5 folds x each fold seed, ``models.data.cv_folds``), on the inner out-of-fold probabilities of its
+training part (``bench/shift_nested.py``'s fold predictions, kept in the cache folder; fitted there when missing):
+
+1. the served verdict procedure: the row on the alarm window, the incremental side averaged over 0..K s, K (0..4) and
+   the calibration map chosen on the inner folds (``models.verdict_shift.candidates`` / ``best_k``);
+2. the gate (``models.definition_gate.fit``) on that K's blend calibrated on the other inner folds
+   (``models.calibration.nested_calibrate``), with the readings of the alarm window's batch features.
+
+The outer fold's verdicts are the served procedure's, then capped where the chosen gate says so. Reported beside the
+served gate (margins ``models.definition_gate.MARGINS``, 20-50 %): the same with margins from 10 % (the grid first
+tried: it gates a true asystole whose pause reads 3.4 s when it falls in an outer fold) and on a 5 % grid from 15 %, and
+the gate reading the incremental features instead of the batch ones (they detect beats with the stream's running
+thresholds: the readings differ by > 1 bpm on about half the windows).
+
+Writes bench/results/definition_gates.json (per rule: score, AUROC, ECE, TPR, TNR, per type, mean and spread over fold
+seeds, paired difference to the served procedure; margins chosen per outer fold) and definition_gates.png (the paired
+differences, and per gated type the reading against the served probability, with the limits chosen).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from feature_sets import _row, paired_bars, print_rules, summarize_rules  # noqa: E402
+from shift_nested import INNER, PARTS, blend, load_preds, preds_path, sides  # noqa: E402
+from models import definition_gate as dg  # noqa: E402
+from models.calibration import nested_calibrate  # noqa: E402
+from models.data import RecordInfo, cv_folds, load_dataset, resolve_data_dir  # noqa: E402
+from models.verdict_shift import averaged, best_k, candidates  # noqa: E402
+from verdict_ideas import cache_path, feature_matrices  # noqa: E402
+
+SERVED = "served: row on the alarm window, inc K (0..4) and map chosen inside"
+GATED = "served + definition gate (margins 20-50 %, chosen inside)"
+VARIANTS = {  # rule name: (margins, features the readings come from)
+    GATED: (dg.MARGINS, "batch@0"),
+    "served + gate, margins 10-40 % (first grid tried)": ((0.1, 0.2, 0.3, 0.4), "batch@0"),
+    "served + gate, margins 15-50 % in 5 % steps": (tuple(np.round(np.arange(0.15, 0.501, 0.05), 2)), "batch@0"),
+    "served + gate read on incremental features": (dg.MARGINS, "inc@0"),
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", help="records folder (default: the shared development data)")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "definition_gates.json"))
+    args = ap.parse_args()
+    warnings.simplefilter("ignore", RuntimeWarning)
+
+    records, _ = load_dataset(resolve_data_dir(args.data), progress=True)
+    records = [r for r in records if r.label is not None]
+    names = [r.name for r in records]
+    F = feature_matrices(records, cache_path(len(records)))
+    T = np.array([r.alarm_type for r in records])
+    y = np.array([int(r.label) for r in records])
+    infos = [RecordInfo(r.name, r.alarm_type, int(r.label)) for r in records]
+    n = len(y)
+    path = preds_path(n, args.seeds)
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: run bench/shift_nested.py --seeds {args.seeds} first (it fits and keeps the fold predictions)")
+    P_out, P_in = load_preds(path, names, args.seeds)
+    if any((part, o) not in P_out[0] for part, shifts in PARTS for o in shifts):
+        raise SystemExit(f"{path} lacks some fits: run bench/shift_nested.py --seeds {args.seeds} first")
+    read = {src: dg.readings(F[src], T) for src in {src for _, src in VARIANTS.values()}}
+    t0 = time.perf_counter()
+
+    per_seed: dict[str, list] = {}
+    chosen: dict[str, list] = {name: [] for name in VARIANTS}
+    served_all = np.zeros((args.seeds, n))
+    for s in range(args.seeds):
+        outer = cv_folds(infos, 5, seed=s)
+        probs = {name: np.zeros(n) for name in (SERVED, *VARIANTS)}
+        for k in range(5):
+            tr, te = np.flatnonzero(outer != k), np.flatnonzero(outer == k)
+            inner = cv_folds([infos[i] for i in tr], INNER, seed=s)
+            row, inc = sides({key: v[tr] for key, v in P_in[s, k].items()}, np.arange(len(tr)))
+            cands = candidates(row, inc[:5], y[tr], list(T[tr]), inner, 0)
+            K = best_k(cands)
+            p_inner, _ = nested_calibrate(averaged(row, inc, K, 0), y[tr], inner)
+            p_te = cands[K]["map"].transform(blend(P_out[s], K, te, 0))
+            probs[SERVED][te] = p_te
+            for name, (margins, src) in VARIANTS.items():
+                gate = dg.fit(p_inner, y[tr], T[tr], read[src][tr], margins)
+                probs[name][te], g = gate.apply(p_te, read[src][te], T[te])
+                chosen[name].append({"seed": s, "fold": k, "K": K, "margins": gate.margins, "caps": {t: round(c, 4) for t, c in gate.caps.items()},
+                                     "gated_inner": gate.fit_counts, "gated_outer": int(g.sum()),
+                                     "gated_outer_true": int(y[te][g].sum())})
+        served_all[s] = probs[SERVED]
+        for name, p in probs.items():
+            per_seed.setdefault(name, []).append(_row(y, p, T))
+
+    summary = summarize_rules(per_seed, SERVED, "minus_served")
+    margins_chosen = {name: {t: dict(Counter(str(c["margins"].get(t)) for c in v)) for t in dg.READINGS} for name, v in chosen.items()}
+    out = {"command": "bench/definition_gates.py " + " ".join(sys.argv[1:]), "records": n, "fold_seeds": args.seeds,
+           "model": "the served verdict (features-typed row on the alarm window + features-typed-inc averaged over 0..K s, "
+                    "through a map) then models.definition_gate; cut at 1/6",
+           "protocol": f"nested, record-grouped: 5 outer folds per fold seed; per outer fold {INNER} inner folds of its training "
+                       "part give the out-of-fold probabilities on which K, the map and the gate's margins are chosen; the outer "
+                       "fit is scored on the outer test part",
+           "definitions": {t: {"features": list(r.features), "combine": r.combine, "definition": r.value, "unit": r.unit,
+                               "gate_when": "below" if r.below else "above", "words": r.words} for t, r in dg.READINGS.items()},
+           "margins": {name: list(m) for name, (m, _) in VARIANTS.items()}, "margins_chosen": margins_chosen,
+           "gated_outer": {name: {"windows": sum(c["gated_outer"] for c in v), "true": sum(c["gated_outer_true"] for c in v)}
+                           for name, v in chosen.items()},
+           "rules_s": round(time.perf_counter() - t0, 1), "fold_predictions": path.name,
+           "summary": summary, "per_fold": chosen, "per_seed": per_seed}
+    Path(args.out).write_text(json.dumps(out, indent=1))
+    _plot(out, served_all.mean(0), read["batch@0"], T, y, Path(args.out).with_suffix(".png"))
+    print_rules(summary, 62)
+    for name in VARIANTS:
+        print(f"{name}: margins chosen per outer fold {margins_chosen[name]}; outer windows gated {out['gated_outer'][name]}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _plot(out: dict, p: np.ndarray, reading: np.ndarray, T: np.ndarray, y: np.ndarray, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    types = list(dg.READINGS)
+    fig = plt.figure(figsize=(16, 8))
+    gs = fig.add_gridspec(2, len(types), height_ratios=[1, 1.2])
+    paired_bars(fig.add_subplot(gs[0, :]), out["summary"], out["fold_seeds"])
+    for j, typ in enumerate(types):
+        ax = fig.add_subplot(gs[1, j])
+        r, m = dg.READINGS[typ], T == typ
+        for lab, c in ((0, "tab:blue"), (1, "tab:red")):
+            k = m & (y == lab)
+            ax.scatter(reading[k], p[k], s=10, c=c, alpha=0.7, label="true alarm" if lab else "false alarm")
+        ax.axhline(dg.CUT, color="k", lw=0.7, ls=":")
+        ax.axvline(r.value, color="k", lw=0.8, label=f"definition {r.value:g} {r.unit}")
+        picked = Counter(c["margins"].get(typ) for c in out["per_fold"][GATED])
+        for mgn, cnt in picked.items():
+            if mgn is not None:
+                ax.axvline(r.value * (1 - mgn) if r.below else r.value * (1 + mgn), color="tab:green", lw=0.8 + cnt / 10,
+                           label=f"gate {mgn:.0%} ({cnt} folds)")
+        ax.set_xlabel(f"{r.words} ({r.unit})", fontsize=7)
+        ax.set_ylabel("served P(true), mean over fold seeds", fontsize=7)
+        ax.set_title(typ.replace("_", " "), fontsize=8)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""The alarm's own definition as a gate on the verdict: a "true" needs the signals to come near what the alarm claims.
+
+A bedside monitor raises each alarm type on a definition (the PhysioNet/CinC 2015 ones): asystole, no QRS for >= 4 s;
+bradycardia, a rate below 40 bpm over 5 consecutive beats; tachycardia, a rate above 140 bpm over 17 consecutive beats;
+ventricular tachycardia, >= 5 ventricular beats at a rate above 100 bpm. The verdict models learn these from a few
+dozen records per type and still call some alarms true whose signals come nowhere near them (a VT alarm on a patient
+whose fastest 5 beats on both ECG leads are 55 bpm; an asystole alarm where every voting source beats with no pause over
+1.2 s). The gate reads, from the alarm window's batch features (``models.features``), the reading that most supports the
+alarm across the sources (``READINGS``) and, when even that misses the definition by more than a margin, caps the
+verdict's probability at the rate of true alarms the fit data had among such windows (below the 1/6 cut: "false").
+
+The margin is chosen per alarm type on out-of-fold data (``fit``) among ``MARGINS``, fractions of the definition's
+value; none (no gate) when no margin improves the challenge score there. The smallest margin is 20 %: our beat
+detectors and the monitor's disagree on a rate or a pause by that much (a true asystole here reads a 3.4 s pause).
+Ties go to the larger margin, the more careful gate. A reading the window cannot give (no source voting, no beats
+found on any source the reading uses) never gates: no evidence is not evidence against the alarm. Ventricular
+flutter/fibrillation has no rate or pause in its definition and is never gated.
+
+Nested, record-grouped CV over 5 fold seeds (``bench/definition_gates.py``, the gate chosen on inner folds together with
+the served shift's K and map, scored on outer folds): see that bench's docstring for the figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InvalidFieldError
+from .features import FEATURE_NAMES, N_FEATURES
+
+NAME = "definition-gate"
+CUT = 1.0 / 6.0
+MARGINS = (0.2, 0.3, 0.4, 0.5)
+SOURCES = ("ECG1", "ECG2", "ABP", "PPG")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the gate reads for one alarm type: ``combine`` ("max" / "min") of ``features`` over the sources; the alarm
+    is implausible when the reading is ``below`` (or above, ``below`` False) the definition's ``value`` by the margin."""
+
+    features: tuple[str, ...]
+    combine: str
+    below: bool
+    value: float
+    unit: str
+    words: str
+    zero_is_none: bool = True  # a rate of 0 is "no beats found", not a reading
+
+
+READINGS: dict[str, Reading] = {
+    "Asystole": Reading(("cons_max_gap_s",), "max", True, 4.0, "s", "longest pause all voting sources agree on",
+                        zero_is_none=False),
+    "Bradycardia": Reading(tuple(f"{s}_min_hr5_bpm" for s in SOURCES), "min", False, 40.0, "bpm",
+                           "slowest 5-beat rate on any source", zero_is_none=False),
+    "Tachycardia": Reading(tuple(f"{s}_max_hr17_bpm" for s in SOURCES), "max", True, 140.0, "bpm",
+                           "fastest 17-beat rate on any source"),
+    "Ventricular_Tachycardia": Reading(("ECG1_max_hr5_bpm", "ECG2_max_hr5_bpm"), "max", True, 100.0, "bpm",
+                                       "fastest 5-beat rate on either ECG lead"),
+}
+
+
+def readings(features: np.ndarray, alarm_types) -> np.ndarray:
+    """[B] the reading of each window's alarm type (NaN: a type without one, or a window that cannot give it)."""
+    X = np.asarray(features, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != N_FEATURES:
+        raise InvalidFieldError("features", f"must be [B, {N_FEATURES}] (models.features)", getattr(X, "shape", None))
+    types = list(alarm_types)
+    if len(types) != len(X):
+        raise InvalidFieldError("alarm_types", f"must name one alarm type per window ({len(X)})", len(types))
+    out = np.full(len(X), np.nan)
+    for typ, r in READINGS.items():
+        rows = np.array([t == typ for t in types], dtype=bool)
+        if not rows.any():
+            continue
+        v = X[np.ix_(rows, [FEATURE_NAMES.index(f) for f in r.features])]
+        if r.zero_is_none:
+            v = np.where(v > 0, v, np.nan)
+        ok = np.isfinite(v).any(1)
+        fill = -np.inf if r.combine == "max" else np.inf
+        red = np.max if r.combine == "max" else np.min
+        out[rows] = np.where(ok, red(np.where(np.isfinite(v), v, fill), axis=1), np.nan)
+    return out
+
+
+def _limit(typ: str, margin: float) -> float:
+    r = READINGS[typ]
+    return r.value * (1.0 - margin) if r.below else r.value * (1.0 + margin)
+
+
+def _gated(typ: str, margin: float, reading: np.ndarray, types: np.ndarray) -> np.ndarray:
+    lim, ok = _limit(typ, margin), (types == typ) & np.isfinite(reading)
+    with np.errstate(invalid="ignore"):
+        return ok & ((reading < lim) if READINGS[typ].below else (reading > lim))
+
+
+@dataclass(frozen=True)
+class DefinitionGate:
+    """Per alarm type: the margin chosen (absent: not gated) and the cap (probability) a gated verdict gets."""
+
+    margins: dict[str, float] = field(default_factory=dict)
+    caps: dict[str, float] = field(default_factory=dict)
+    fit_counts: dict[str, list[int]] = field(default_factory=dict)  # per gated type: [windows gated, true among them]
+
+    def __post_init__(self):
+        for typ, m in self.margins.items():
+            if typ not in READINGS:
+                raise InvalidFieldError("definition_gate.margins", f"must name alarm types with a reading ({', '.join(READINGS)})", typ)
+            if not (isinstance(m, (int, float)) and 0.0 < float(m) < 1.0):
+                raise InvalidFieldError(f"definition_gate.margins.{typ}", "must be a fraction in (0, 1)", m)
+            c = self.caps.get(typ)
+            if not (isinstance(c, (int, float)) and 0.0 <= float(c) < CUT):
+                raise InvalidFieldError(f"definition_gate.caps.{typ}", f"must be a probability below the cut ({CUT:.4f})", c)
+
+    def limits(self) -> dict[str, float]:
+        """Per gated type, the reading beyond which the gate caps (e.g. VT: the fastest 5 beats under 80 bpm)."""
+        return {t: _limit(t, m) for t, m in self.margins.items()}
+
+    def gated(self, reading: np.ndarray, alarm_types) -> np.ndarray:
+        """[B] bool: which windows the gate caps, from their ``readings``."""
+        types = np.asarray(list(alarm_types), dtype=object)
+        out = np.zeros(len(types), dtype=bool)
+        for typ, m in self.margins.items():
+            out |= _gated(typ, m, np.asarray(reading, dtype=np.float64), types)
+        return out
+
+    def apply(self, p: np.ndarray, reading: np.ndarray, alarm_types) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities with gated windows capped, which were gated)."""
+        p = np.asarray(p, dtype=np.float64).copy()
+        types = list(alarm_types)
+        g = self.gated(reading, types)
+        for i in np.flatnonzero(g):
+            p[i] = min(p[i], self.caps[types[i]])
+        return p, g
+
+    def to_dict(self) -> dict:
+        return {"name": NAME, "margins": dict(self.margins), "caps": dict(self.caps), "fit_counts": dict(self.fit_counts),
+                "limits": {t: round(v, 4) for t, v in self.limits().items()},
+                "readings": {t: {"features": list(r.features), "combine": r.combine, "definition": r.value, "unit": r.unit,
+                                 "gate_when": "below" if r.below else "above", "words": r.words} for t, r in READINGS.items()}}
+
+    @classmethod
+    def from_dict(cls, d) -> "DefinitionGate":
+        if not isinstance(d, dict) or not isinstance(d.get("margins"), dict) or not isinstance(d.get("caps"), dict):
+            raise InvalidFieldError("definition_gate", "must be a mapping with 'margins' and 'caps' (models.definition_gate)", d)
+        return cls({str(k): float(v) for k, v in d["margins"].items()}, {str(k): float(v) for k, v in d["caps"].items()},
+                   {str(k): list(v) for k, v in d.get("fit_counts", {}).items()})
+
+
+def _score(tp: int, tn: int, fp: int, fn: int) -> float:
+    return (tp + tn) / max(tp + tn + fp + 5 * fn, 1)
+
+
+def fit(p: np.ndarray, y: np.ndarray, alarm_types, reading: np.ndarray, margins=MARGINS, cut: float = CUT) -> DefinitionGate:
+    """The gate chosen on out-of-fold calibrated probabilities ``p`` (labels ``y``, ``readings`` of the same windows): per
+    alarm type the margin among ``margins`` whose gate scores best (challenge score at ``cut``, over all windows; ties:
+    the larger margin), kept only when it beats no gate and its cap ((true gated + 1) / (gated + 2)) is below ``cut``."""
+    p, y = np.asarray(p, dtype=np.float64), np.asarray(y).astype(int)
+    types = np.asarray(list(alarm_types), dtype=object)
+    reading = np.asarray(reading, dtype=np.float64)
+    if not (len(p) == len(y) == len(types) == len(reading)):
+        raise InvalidFieldError("p, y, alarm_types, reading", "must have one entry per window", (len(p), len(y), len(types), len(reading)))
+    if not all(0.0 < float(m) < 1.0 for m in margins):
+        raise InvalidFieldError("margins", "must be fractions in (0, 1)", list(margins))
+    pos = p >= cut
+    base = [int((pos & (y == 1)).sum()), int((~pos & (y == 0)).sum()), int((pos & (y == 0)).sum()), int((~pos & (y == 1)).sum())]
+    chosen, caps, counts = {}, {}, {}
+    for typ in READINGS:
+        best = (_score(*base), None)
+        for m in sorted(margins, reverse=True):  # the larger margin first: ties keep the more careful gate
+            g = _gated(typ, m, reading, types)
+            cap = (int(y[g].sum()) + 1) / (int(g.sum()) + 2)
+            if not g.any() or cap >= cut:
+                continue
+            flip = g & pos  # a "true" the gate turns "false"
+            lost, saved = int((flip & (y == 1)).sum()), int((flip & (y == 0)).sum())
+            s = _score(base[0] - lost, base[1] + saved, base[2] - saved, base[3] + lost)
+            if s > best[0] + 1e-12:
+                best = (s, m)
+        if best[1] is not None:
+            g = _gated(typ, best[1], reading, types)
+            chosen[typ], caps[typ] = float(best[1]), (int(y[g].sum()) + 1) / (int(g.sum()) + 2)
+            counts[typ] = [int(g.sum()), int(y[g].sum())]
+    return DefinitionGate(chosen, caps, counts)
