@@ -17,7 +17,8 @@ found on any source the reading uses) never gates: no evidence is not evidence a
 flutter/fibrillation has no rate or pause in its definition and is never gated.
 
 Nested, record-grouped CV over 5 fold seeds (``bench/definition_gates.py``, the gate chosen on inner folds together with
-the served shift's K and map, scored on outer folds): see that bench's docstring for the figures.
+the served shift's K and map, scored on outer folds): 81.30 +/- 2.15 against 80.07 +/- 1.92 for the shift alone (+1.23 +/-
+0.24, better on 5/5 fold seeds), no true alarm gated on an outer fold. Served fit: VT under 80 bpm, asystole under 3.2 s.
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ READINGS: dict[str, Reading] = {
 }
 
 
-def readings(features: np.ndarray, alarm_types) -> np.ndarray:
-    """[B] the reading of each window's alarm type (NaN: a type without one, or a window that cannot give it)."""
+def readings(features: np.ndarray, alarm_types, table: dict[str, Reading] | None = None) -> np.ndarray:
+    """[B] the reading of each window's alarm type (NaN: a type without one, or a window that cannot give it);
+    ``table``: other readings to try (default ``READINGS``; the gate's limits still come from ``READINGS``)."""
     X = np.asarray(features, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != N_FEATURES:
         raise InvalidFieldError("features", f"must be [B, {N_FEATURES}] (models.features)", getattr(X, "shape", None))
@@ -70,7 +72,7 @@ def readings(features: np.ndarray, alarm_types) -> np.ndarray:
     if len(types) != len(X):
         raise InvalidFieldError("alarm_types", f"must name one alarm type per window ({len(X)})", len(types))
     out = np.full(len(X), np.nan)
-    for typ, r in READINGS.items():
+    for typ, r in (READINGS if table is None else table).items():
         rows = np.array([t == typ for t in types], dtype=bool)
         if not rows.any():
             continue
