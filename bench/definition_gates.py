@@ -126,8 +126,7 @@ def main() -> int:
            "protocol": f"nested, record-grouped: 5 outer folds per fold seed; per outer fold {INNER} inner folds of its training "
                        "part give the out-of-fold probabilities on which K, the map and the gate's margins are chosen; the outer "
                        "fit is scored on the outer test part",
-           "definitions": {t: {"features": list(r.features), "combine": r.combine, "definition": r.value, "unit": r.unit,
-                               "gate_when": "below" if r.below else "above", "words": r.words} for t, r in dg.READINGS.items()},
+           "definitions": dg.describe(), "definitions_tried": {k: dg.describe(v) for k, v in TABLES.items()},
            "margins": {name: list(m) for name, (m, _) in VARIANTS.items()}, "margins_chosen": margins_chosen,
            "gated_outer": {name: {"windows": sum(c["gated_outer"] for c in v), "true": sum(c["gated_outer_true"] for c in v)}
                            for name, v in chosen.items()},

@@ -62,6 +62,12 @@ READINGS: dict[str, Reading] = {
 }
 
 
+def describe(table: dict[str, Reading] | None = None) -> dict:
+    """What each alarm type's reading is, for a file or a report."""
+    return {t: {"features": list(r.features), "combine": r.combine, "definition": r.value, "unit": r.unit,
+                "gate_when": "below" if r.below else "above", "words": r.words} for t, r in (table or READINGS).items()}
+
+
 def readings(features: np.ndarray, alarm_types, table: dict[str, Reading] | None = None) -> np.ndarray:
     """[B] the reading of each window's alarm type (NaN: a type without one, or a window that cannot give it);
     ``table``: other readings to try (default ``READINGS``; the gate's limits still come from ``READINGS``)."""
@@ -138,9 +144,7 @@ class DefinitionGate:
 
     def to_dict(self) -> dict:
         return {"name": NAME, "margins": dict(self.margins), "caps": dict(self.caps), "fit_counts": dict(self.fit_counts),
-                "limits": {t: round(v, 4) for t, v in self.limits().items()},
-                "readings": {t: {"features": list(r.features), "combine": r.combine, "definition": r.value, "unit": r.unit,
-                                 "gate_when": "below" if r.below else "above", "words": r.words} for t, r in READINGS.items()}}
+                "limits": {t: round(v, 4) for t, v in self.limits().items()}, "readings": describe()}
 
     @classmethod
     def from_dict(cls, d) -> "DefinitionGate":
