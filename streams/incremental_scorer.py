@@ -264,7 +264,7 @@ class VerdictBlend:
 
     The incremental part runs first, so a service that fails (raises) still leaves each patient's state advanced; the
     consumer's retry then finds the same windows and reads the state as it is. If the incremental part fails, the
-    row's answers are published alone (gated); a window whose row answer is missing keeps the row's (degraded) answer.
+    row's answers are published alone (not gated: the gate was fitted on the blend); a window whose row answer is missing keeps the row's (degraded) answer.
     """
 
     def __init__(self, verdicts, incremental: IncrementalScorer, cut: float = BLEND_CUT, shift=None, gate=None):
@@ -292,25 +292,27 @@ class VerdictBlend:
         return {"blend_aside": self.aside, "blend_failures": self.failures, "shift_row_skipped": self.shift_row_skipped,
                 "verdicts_gated": self.gated, "gate_failures": self.gate_failures}
 
-    def _gated(self, batch: WindowBatch, out: list[ScoreOut]) -> list[ScoreOut]:
-        """``_gate`` when there is a gate; if it fails, the verdicts go out ungated (and it is counted and logged)."""
-        if self.gate is None:
+    def _gated(self, batch: WindowBatch, out: list[ScoreOut], blended: list[int]) -> list[ScoreOut]:
+        """``_gate`` on the ``blended`` verdicts (both sides answered: the probability the gate was fitted on; a row's
+        answer alone is left as it is) when there is a gate; if it fails, the verdicts go out ungated (counted, logged)."""
+        if self.gate is None or not blended:
             return out
         try:
-            return self._gate(batch, out)
+            return self._gate(batch, out, blended)
         except Exception as e:
             self.gate_failures += 1
             log.warning("verdict blend: the definition gate failed on %d alarm windows (%s: %s); verdicts go out ungated",
                         len(batch), type(e).__name__, e)
             return out
 
-    def _gate(self, batch: WindowBatch, out: list[ScoreOut]) -> list[ScoreOut]:
-        """``out`` with the verdicts whose alarm window misses its alarm's definition by the gate's margin capped (their
-        models then name the gate): the readings come from the window's batch features (``models.features``; extracted
-        here when the batch does not carry them), the same the gate was fitted on."""
+    def _gate(self, batch: WindowBatch, out: list[ScoreOut], blended: list[int]) -> list[ScoreOut]:
+        """``out`` with those of the ``blended`` verdicts whose alarm window reads beyond the gate's limit capped (their
+        models then name the gate, also when the probability was already under the cap): the readings come from the
+        window's batch features (``models.features``; extracted here when the batch does not carry them), the same the
+        gate was fitted on."""
         from models.definition_gate import NAME as GATE, readings
 
-        idx = [i for i, (s, t) in enumerate(zip(out, batch.alarm_types)) if s.probability is not None and t in self.gate.margins]
+        idx = [i for i in blended if batch.alarm_types[i] in self.gate.margins]
         if not idx:
             return out
         if batch.features is not None:
@@ -402,12 +404,13 @@ class VerdictBlend:
         ms = (time.perf_counter() - t0) * 1e3
         rows, row_earlier, skipped = self._rows(batch)
         if inc is None:
-            return self._gated(batch, rows)
-        out = []
+            return rows
+        out, blended = [], []
         for i, (a, b) in enumerate(zip(rows, inc)):
             if a.probability is None or b.probability is None:
                 out.append(a)
                 continue
+            blended.append(i)
             reason = a.degraded_reason
             if self.shift is None:
                 p, models = 0.5 * (a.probability + b.probability), a.models + b.models
@@ -417,4 +420,4 @@ class VerdictBlend:
                 if skipped and batch.earlier[i] is not None and len(batch.earlier[i][0]):
                     reason = "; ".join(r for r in (reason, SHIFT_ROW_SKIPPED) if r)
             out.append(ScoreOut(p, bool(p >= self.cut), a.stage, models, reason, {**a.timings_ms, "blend_ms": ms}))
-        return self._gated(batch, out)
+        return self._gated(batch, out, blended)

@@ -95,6 +95,13 @@ def test_a_gate_round_trips_and_refuses_what_would_not_gate_soundly():
         dg.DefinitionGate({VT: 1.2}, {VT: 0.01})
     with pytest.raises(InvalidFieldError, match="definition_gate"):
         dg.DefinitionGate.from_dict({"margins": [0.2]})
+    with pytest.raises(InvalidFieldError) as e:
+        dg.DefinitionGate.from_dict({"margins": {VT: "x"}, "caps": {VT: 0.01}})
+    assert e.value.field == f"definition_gate.margins.{VT}" and e.value.value == "x"
+    with pytest.raises(InvalidFieldError, match="fit_counts"):
+        dg.DefinitionGate.from_dict({"margins": {VT: 0.2}, "caps": {VT: 0.01}, "fit_counts": {VT: 5}})
+    with pytest.raises(InvalidFieldError, match="name"):
+        dg.DefinitionGate.from_dict({**gate.to_dict(), "name": "other"})
 
 
 @pytest.fixture(scope="module")

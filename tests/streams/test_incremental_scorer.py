@@ -366,3 +366,37 @@ def test_the_definition_gate_caps_a_verdict_whose_window_misses_the_alarms_defin
                                                                               {"Ventricular_Tachycardia": 0.02}))
     kept = broken.score(b)
     assert kept[0].probability == pytest.approx(plain[0].probability, abs=1e-12) and broken.gate_failures == 1
+
+
+def test_the_gate_in_a_mixed_shifted_batch_caps_only_the_blended_windows_that_miss_their_definition(data_dir, scorer_parts):
+    """One batch, as served (shift then gate): v756s (VT alarm, ~55 bpm) capped; v607l (a true VT, fastest 5 beats over
+    100 bpm) and v756s's window under an alarm type the gate does not cover pass unchanged; a window whose row gave no
+    answer keeps it; with the incremental side down, the row's answers go out alone and ungated."""
+    from models.data import alarm_window
+    from models.definition_gate import NAME as GATE, DefinitionGate
+
+    member, cal = scorer_parts
+    recs = {r.name: r for r in load_dataset(data_dir, ["v756s", "v607l"])[0]}
+    slow, fast = recs["v756s"], recs["v607l"]
+    items = [(slow, "Ventricular_Tachycardia"), (fast, "Ventricular_Tachycardia"), (slow, "Tachycardia")]
+    b = WindowBatch([f"bed-{i}" for i in range(3)], np.full(3, 300.0), np.stack([alarm_window(r) for r, _ in items]).astype(np.float32),
+                    np.stack([r.mask for r, _ in items]), [t for _, t in items], np.ones(3, dtype=bool), np.zeros(3), np.zeros(3))
+    gate = DefinitionGate({"Ventricular_Tachycardia": 0.2, "Asystole": 0.2}, {"Ventricular_Tachycardia": 0.03, "Asystole": 0.02})
+    shift = VerdictShift(0, Calibrator("platt", 1.3, -0.2))
+    plain = VerdictBlend(_Row(0.6), IncrementalScorer(member, cal), shift=shift).score(b)
+    blend = VerdictBlend(_Row(0.6), IncrementalScorer(member, cal), shift=shift, gate=gate)
+    out = blend.score(b)
+    assert all(s.positive for s in plain)
+    assert out[0].probability == 0.03 and not out[0].positive and out[0].models[-1] == GATE
+    for i in (1, 2):
+        assert out[i].probability == plain[i].probability and GATE not in out[i].models
+    assert blend.stats()["verdicts_gated"] == 1
+    none = VerdictBlend(_Row(None), IncrementalScorer(member, cal), shift=shift, gate=gate).score(b)
+    assert [s.probability for s in none] == [None] * 3
+
+    class Broken(IncrementalScorer):
+        def score(self, b):
+            raise RuntimeError("state lost")
+
+    alone = VerdictBlend(_Row(0.6), Broken(member, cal), shift=shift, gate=gate)
+    assert [s.probability for s in alone.score(b)] == [0.6] * 3 and alone.gated == 0
