@@ -76,6 +76,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="records folder (default: the shared development data)")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0, help="fold seeds first-seed .. first-seed + seeds - 1 (bench/shift_nested.py "
+                    "--first-seed must have kept their fold predictions)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "definition_gates.json"))
     args = ap.parse_args()
     warnings.simplefilter("ignore", RuntimeWarning)
@@ -88,12 +90,14 @@ def main() -> int:
     y = np.array([int(r.label) for r in records])
     infos = [RecordInfo(r.name, r.alarm_type, int(r.label)) for r in records]
     n = len(y)
-    path = preds_path(n, args.seeds)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    path = preds_path(n, args.seeds, args.first_seed)
+    fit_first = f"run bench/shift_nested.py --seeds {args.seeds} --first-seed {args.first_seed} first (it fits and keeps the fold predictions)"
     if not path.is_file():
-        raise SystemExit(f"{path} is missing: run bench/shift_nested.py --seeds {args.seeds} first (it fits and keeps the fold predictions)")
-    P_out, P_in = load_preds(path, names, args.seeds)
-    if any((part, o) not in P_out[0] for part, shifts in PARTS for o in shifts):
-        raise SystemExit(f"{path} lacks some fits: run bench/shift_nested.py --seeds {args.seeds} first")
+        raise SystemExit(f"{path} is missing: {fit_first}")
+    P_out, P_in = load_preds(path, names, seeds)
+    if any((part, o) not in P_out[seeds[0]] for part, shifts in PARTS for o in shifts):
+        raise SystemExit(f"{path} lacks some fits: {fit_first}")
     read = {src: dg.readings(F[src.split("|")[0]], T, TABLES.get(src.split("|")[-1]) if "|" in src else None)
             for src in {src for _, src in VARIANTS.values()}}
     t0 = time.perf_counter()
@@ -101,7 +105,7 @@ def main() -> int:
     per_seed: dict[str, list] = {}
     chosen: dict[str, list] = {name: [] for name in VARIANTS}
     served_all = np.zeros((args.seeds, n))
-    for s in range(args.seeds):
+    for si, s in enumerate(seeds):
         outer = cv_folds(infos, 5, seed=s)
         probs = {name: np.zeros(n) for name in (SERVED, *VARIANTS)}
         for k in range(5):
@@ -119,13 +123,13 @@ def main() -> int:
                 chosen[name].append({"seed": s, "fold": k, "K": K, "margins": gate.margins, "caps": {t: round(c, 4) for t, c in gate.caps.items()},
                                      "gated_inner": gate.fit_counts, "gated_outer": int(g.sum()),
                                      "gated_outer_true": int(y[te][g].sum())})
-        served_all[s] = probs[SERVED]
+        served_all[si] = probs[SERVED]
         for name, p in probs.items():
             per_seed.setdefault(name, []).append(_row(y, p, T))
 
     summary = summarize_rules(per_seed, SERVED, "minus_served")
     margins_chosen = {name: {t: dict(Counter(str(c["margins"].get(t)) for c in v)) for t in dg.READINGS} for name, v in chosen.items()}
-    out = {"command": "bench/definition_gates.py " + " ".join(sys.argv[1:]), "records": n, "fold_seeds": args.seeds,
+    out = {"command": "bench/definition_gates.py " + " ".join(sys.argv[1:]), "records": n, "fold_seeds": args.seeds, "first_seed": args.first_seed,
            "model": "the served verdict (features-typed row on the alarm window + features-typed-inc averaged over 0..K s, "
                     "through a map) then models.definition_gate; cut at 1/6",
            "protocol": f"nested, record-grouped: 5 outer folds per fold seed; per outer fold {INNER} inner folds of its training "

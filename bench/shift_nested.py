@@ -80,7 +80,7 @@ def choose(P_in: dict, y: np.ndarray, T: np.ndarray, inner: np.ndarray, k_row: i
     return best_k(cands, by), {K: c["map"] for K, c in cands.items()}, {K: c["score"] for K, c in cands.items()}
 
 
-def fold_predictions(F, T, y, outer, inner, seeds: int, jobs: int, n: int, fits) -> tuple[dict, dict]:
+def fold_predictions(F, T, y, outer, inner, seeds: list, jobs: int, n: int, fits) -> tuple[dict, dict]:
     """Outer test probabilities {s: {(fit, shift): [n]}} and inner out-of-fold ones {(s, k): {(fit, shift): [n]}} of
     the fits named in ``fits``."""
     from joblib import Parallel, delayed
@@ -88,14 +88,14 @@ def fold_predictions(F, T, y, outer, inner, seeds: int, jobs: int, n: int, fits)
 
     # one task: a fit ("batch" / "inc") on a training mask, scored at every shift on a test mask
     work = []
-    for s in range(seeds):
+    for s in seeds:
         for k in range(5):
             for name in fits:
                 work.append((s, k, -1, name, outer[s] != k, outer[s] == k))
                 for j in range(INNER):
                     work.append((s, k, j, name, (inner[s, k] >= 0) & (inner[s, k] != j), inner[s, k] == j))
     res = Parallel(n_jobs=jobs, return_as="generator")(delayed(_fit_predict)(F, name, T, y, tr, te) for *_, name, tr, te in work)
-    P_out = {s: {} for s in range(seeds)}  # outer test probabilities per (fit, shift)
+    P_out = {s: {} for s in seeds}  # outer test probabilities per (fit, shift)
     P_in = {}  # (s, k) -> {(fit, shift): probability per record}, filled on the outer training part
     for (s, k, j, name, tr, te), pred in tqdm(zip(work, res), total=len(work), desc="fits (outer + inner)", unit="fit"):
         into = P_out[s] if j < 0 else P_in.setdefault((s, k), {})
@@ -104,9 +104,10 @@ def fold_predictions(F, T, y, outer, inner, seeds: int, jobs: int, n: int, fits)
     return P_out, P_in
 
 
-def preds_path(n: int, seeds: int) -> Path:
-    """Where the fold predictions are kept (the fits take ~25 min on 2 cores; new rules re-use them)."""
-    return cache_path(n).parent / f"shift_nested_preds_{n}_s{seeds}.npz"
+def preds_path(n: int, seeds: int, first_seed: int = 0) -> Path:
+    """Where the fold predictions of fold seeds ``first_seed`` .. ``first_seed + seeds - 1`` are kept (the fits take ~25 min
+    on 2 cores; new rules re-use them)."""
+    return cache_path(n).parent / f"shift_nested_preds_{n}_s{seeds}{f'_from{first_seed}' if first_seed else ''}.npz"
 
 
 def save_preds(path: Path, names: list[str], P_out: dict, P_in: dict) -> None:
@@ -116,11 +117,12 @@ def save_preds(path: Path, names: list[str], P_out: dict, P_in: dict) -> None:
     np.savez(path, records=np.array(names), **arrays)
 
 
-def load_preds(path: Path, names: list[str], seeds: int) -> tuple[dict, dict]:
+def load_preds(path: Path, names: list[str], seeds) -> tuple[dict, dict]:
+    """The kept fold predictions of the fold seeds ``seeds`` (a list)."""
     z = np.load(path, allow_pickle=False)
     if list(z["records"]) != names:
         raise SystemExit(f"{path} holds other records: delete it or pass --refit")
-    P_out: dict = {s: {} for s in range(seeds)}
+    P_out: dict = {s: {} for s in seeds}
     P_in: dict = {}
     for key in z.files:
         parts = key.split("|")
@@ -135,6 +137,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="records folder (default: the shared development data)")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0, help="fold seeds first-seed .. first-seed + seeds - 1 (a fresh set of folds)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "shift_nested.json"))
     ap.add_argument("--refit", action="store_true", help="refit even where the fold predictions are cached")
@@ -155,23 +158,24 @@ def main() -> int:
     infos = [RecordInfo(r.name, r.alarm_type, int(r.label)) for r in records]
     n = len(y)
     t0 = time.perf_counter()
-    outer = {s: cv_folds(infos, 5, seed=s) for s in range(args.seeds)}
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    outer = {s: cv_folds(infos, 5, seed=s) for s in seeds}
     inner = {}  # (s, k): inner fold id per record of the outer training part, -1 elsewhere
-    for s in range(args.seeds):
+    for s in seeds:
         for k in range(5):
             tr = np.flatnonzero(outer[s] != k)
             f = np.full(n, -1)
             f[tr] = cv_folds([infos[i] for i in tr], INNER, seed=s)
             inner[s, k] = f
-    pred_cache = preds_path(n, args.seeds)
-    P_out, P_in = ({s: {} for s in range(args.seeds)}, {})
+    pred_cache = preds_path(n, args.seeds, args.first_seed)
+    P_out, P_in = ({s: {} for s in seeds}, {})
     if pred_cache.is_file() and not args.refit:
-        P_out, P_in = load_preds(pred_cache, [r.name for r in records], args.seeds)
+        P_out, P_in = load_preds(pred_cache, [r.name for r in records], seeds)
     # a fit is (re)done when any shift it is scored at is missing from the cache
-    todo = [part for part, shifts in PARTS if any((part, o) not in P_out[0] for o in shifts)]
+    todo = [part for part, shifts in PARTS if any((part, o) not in P_out[seeds[0]] for o in shifts)]
     if todo:
         F.update(shift_features(records, INC_SHIFTS, progress=True, cache=default_cache(n)))  # the longer reach (cached)
-        new_out, new_in = fold_predictions(F, T, y, outer, inner, args.seeds, args.jobs, n, todo)
+        new_out, new_in = fold_predictions(F, T, y, outer, inner, seeds, args.jobs, n, todo)
         for s, d in new_out.items():
             P_out[s].update(d)
         for key, d in new_in.items():
@@ -182,7 +186,7 @@ def main() -> int:
 
     per_seed: dict[str, list] = {}
     chosen: dict = {inside: [] for *_, inside, _ks in FAMILIES}
-    for s in range(args.seeds):
+    for s in seeds:
         probs: dict[str, np.ndarray] = {SERVED: blend(P_out[s], 0, np.arange(n))}
         for k_row, by, max_k, fixed, inside, ks in FAMILIES:
             for K in ks:
@@ -204,7 +208,7 @@ def main() -> int:
             per_seed.setdefault(name, []).append(_row(y, p, T))
 
     summary = summarize_rules(per_seed, SERVED, "minus_served")
-    out = {"command": "bench/shift_nested.py " + " ".join(sys.argv[1:]), "records": n, "fold_seeds": args.seeds,
+    out = {"command": "bench/shift_nested.py " + " ".join(sys.argv[1:]), "records": n, "fold_seeds": args.seeds, "first_seed": args.first_seed,
            "model": "features-typed (TypedHeads, vote base) on batch and on incremental features; cut at 1/6",
            "protocol": f"nested, record-grouped: 5 outer folds per fold seed; per outer fold {INNER} inner folds of its "
                        "training part give the out-of-fold probabilities on which the calibration map (per K) and K are "
