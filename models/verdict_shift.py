@@ -138,6 +138,33 @@ def _oof(X: dict, T: list, y: np.ndarray, folds: np.ndarray, shifts, seed: int, 
     return out
 
 
+def served_probabilities(records, shift: VerdictShift, plan, registry_dir, gate: bool = True, start_s: float = 0.0,
+                         row: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """What the verdict lane publishes for each record's alarm, computed in process: the plan row (``row``, default the
+    one the shift was fitted on) on the windows ending 0..k_row s before the alarm, the incremental model on the record
+    streamed as a bed from ``start_s`` on the windows ending 0..K s before it, averaged and mapped (``VerdictShift.blend``),
+    then (``gate``) the shift's definition gate on the alarm window's batch features. Returns (probabilities, gated)."""
+    from holmes.compose.plan import row_probabilities
+
+    from .features import extract_batch
+    from .incremental_model import stream_probabilities
+
+    types = [r.alarm_type for r in records]
+    row_p = []
+    for o in range(shift.k_row + 1):
+        W = np.stack([alarm_window(r, offset_s=float(o)) for r in records]).astype(np.float32)
+        M = np.stack([r.mask for r in records]) & np.isfinite(W).any(axis=2)
+        row_p.append(row_probabilities(plan, row or shift.row or plan.floor().name, registry_dir, W, M, types))
+        if o == 0:
+            W0, M0 = W, M
+    ends = [ALARM_S - o for o in range(shift.k + 1)]
+    inc = stream_probabilities(records, start_s, [{e: t for e in ends} for t in types])
+    p = np.array([shift.blend([float(rp[i]) for rp in row_p], [inc[i][e] for e in ends if e in inc[i]]) for i in range(len(records))])
+    if not gate or shift.gate is None:
+        return p, np.zeros(len(records), dtype=bool)
+    return shift.gate.apply(p, readings(extract_batch(W0, M0), types), types)
+
+
 def averaged(row: np.ndarray, inc: np.ndarray, K: int, k_row: int | None = None) -> np.ndarray:
     """mean(mean of ``row`` over shifts 0..``k_row``, mean of ``inc`` over shifts 0..K): [shifts, R] each, shift 0 first;
     ``k_row`` None: K on both sides."""

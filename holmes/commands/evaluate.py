@@ -3,7 +3,8 @@
     holmes evaluate --cv [--data DIR] [--models a,b] [--seeds 3] [--json PATH] [--oof PATH] [--plot PATH]
         nested, record-grouped cross-validation of the feature models on one folder
     holmes evaluate [--data OTHER_DIR] [--registry PATH] [--json PATH] [--plot PATH]
-        scores the trained members of the registry (``holmes train``) on a folder, never fitting on it
+        scores the trained members of the registry (``holmes train``) on a folder, never fitting on it, and the
+        verdict lane as served (row ``served-verdict``: plan row + incremental model + shift + definition gate, cut at 1/6)
 """
 
 from __future__ import annotations
@@ -129,6 +130,10 @@ def _holdout(args, labelled):
             row.update(ece_calibrated=ece(y, cal[name]), calibration=maps[name].to_dict())
         rows.append(row)
         out_probs[name] = (prob, pred)
+    served = _served_row(args, labelled, y, at, version, overlap)
+    if served is not None:
+        rows.append(served[0])
+        out_probs["served-verdict"] = served[1]
     from unfold.heldout import cascade_row
 
     cascade = cascade_row(labelled)  # the fitted cascade ($HOLMES_CASCADE or artifacts/cascade), when there is one
@@ -136,6 +141,33 @@ def _holdout(args, labelled):
         rows.append(cascade[0])
         out_probs["cascade"] = cascade[1]
     return rows, out_probs, cal
+
+
+def _served_row(args, labelled, y, at, version, overlap):
+    """The verdict lane as served (``models.verdict_shift.served_probabilities``: the plan row, the incremental model on
+    each record streamed from its start, the shift's map and the definition gate), cut at 1/6; None when the
+    configured plan or shift is missing."""
+    from deploy.holmes_config import HolmesConfig
+    from holmes.compose.plan import Plan
+    from models.calibration import ece
+    from models.metrics import summarize
+    from models.verdict_shift import CUT, NAME, load, served_probabilities
+
+    cfg = HolmesConfig.load(None, {})
+    try:
+        plan = Plan.load(cfg.resolved(cfg.service.plan_path))
+        shift = load(cfg.resolved(cfg.stream.verdict_shift_path) if cfg.stream.verdict_shift_path else None)
+    except Exception as e:  # a checkout without the served artifacts still scores its members
+        log.warning("no served-verdict row: %s", e)
+        return None
+    registry = args.registry or cfg.resolved(cfg.service.registry_dir)
+    prob, gated = served_probabilities(labelled, shift, plan, registry, gate=cfg.stream.verdict_gate)
+    pred = prob >= CUT
+    row = {"name": "served-verdict", "threshold": CUT, "registry_version": version, "in_sample_records": overlap,
+           **summarize(y, prob, pred, at), "ece": ece(y, prob), "row": shift.row, "shift_k": shift.k, "shift_k_row": shift.k_row,
+           "gate": shift.gate.limits() if shift.gate is not None and cfg.stream.verdict_gate else None, "gated": int(gated.sum()),
+           "gated_true": int(y[gated].sum()), "artifact": NAME}
+    return row, (prob, pred)
 
 
 def _write(path, text):

@@ -100,4 +100,7 @@ class TestEvaluateRow:
         assert rel.stat().st_size > 20_000
         row = rows["cascade"]
         assert row["n"] == len(names) and 0.0 <= row["tpr"] <= 1.0 and row["cascade_version"]
+        served = rows["served-verdict"]  # the verdict lane as served: plan row + incremental model + shift + definition gate
+        assert served["n"] == len(names) and abs(served["threshold"] - 1 / 6) < 1e-12 and 0.0 <= served["ece"] <= 1.0
+        assert served["gate"] == {"Asystole": 3.2, "Ventricular_Tachycardia": 80.0} and 0 <= served["gated_true"] <= served["gated"] < len(names)
         assert abs(row["mean_ms"] * row["n"] - row["measured_total_ms"]) < 1e-6 * max(1.0, row["measured_total_ms"])

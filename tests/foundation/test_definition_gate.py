@@ -123,3 +123,21 @@ def test_the_committed_gate_caps_a_slow_vt_alarm_and_leaves_true_ones_on_real_re
     assert r[0] < 70.0 and r[1] > 100.0 and r[2] > 100.0
     q, g = gate.apply([0.75, 0.9, 0.8], r, [VT] * 3)
     assert list(g) == [True, False, False] and q[0] < dg.CUT and list(q[1:]) == [0.9, 0.8]
+
+
+def test_served_probabilities_of_real_alarms_are_the_lane_offline_and_gate_the_slow_vt(vt_records):
+    """``models.verdict_shift.served_probabilities`` (what ``holmes evaluate`` reports as ``served-verdict``): the
+    committed plan row, incremental model, shift and gate on v756s / v607l / v701l."""
+    from deploy.holmes_config import HolmesConfig
+    from holmes.compose.plan import Plan
+    from models.verdict_shift import served_probabilities
+
+    cfg = HolmesConfig.load(None, {})
+    plan, shift = Plan.load(cfg.resolved(cfg.service.plan_path)), load_shift()
+    recs = [vt_records[n] for n in ("v756s", "v607l", "v701l")]
+    registry = cfg.resolved(cfg.service.registry_dir)
+    p, g = served_probabilities(recs, shift, plan, registry)
+    ungated, none = served_probabilities(recs, shift, plan, registry, gate=False)
+    assert list(g) == [True, False, False] and not none.any()
+    assert p[0] == pytest.approx(shift.gate.caps[VT]) and p[0] < dg.CUT <= ungated[0]  # the models call v756s true; the gate does not
+    assert list(p[1:]) == list(ungated[1:]) and np.all(p[1:] >= dg.CUT)
