@@ -93,7 +93,7 @@ def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> di
     from models.data import load_dataset, resolve_data_dir, window
     from models.incremental_model import NAME, stream_probabilities
     from models.verdict_shift import NAME as SHIFT, load as load_shift
-    from streams.incremental_scorer import SHIFT_ROW_SKIPPED
+    from streams.verdict_blend import SHIFT_ROW_SKIPPED
 
     plan = Plan.load(plan_path)
     shift = load_shift() if any(SHIFT in s.models for s in verdicts) else None
@@ -128,15 +128,13 @@ def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> di
             expected[id(s)] = shift.blend(row_p[id(s)], inc_p) if SHIFT in s.models else 0.5 * (row_p[id(s)][0] + inc_p[0])
     gate_disagree = gated = 0
     if shift is not None and shift.gate is not None:
-        from models.definition_gate import NAME as GATE, readings
-        from models.features import extract_batch
+        from models.definition_gate import NAME as GATE
 
         shifted = [s for s in verdicts if SHIFT in s.models]
         if shifted:
             w = np.stack([window(recs[rec_of[s.patient_id]], s.window_end_s, s.window_s) for s in shifted]).astype(np.float32)
             m = np.stack([recs[rec_of[s.patient_id]].mask for s in shifted]) & np.isfinite(w).any(axis=2)
-            types = [s.alarm_type for s in shifted]
-            p, g = shift.gate.apply([expected[id(s)] for s in shifted], readings(extract_batch(w, m), types), types)
+            p, g = shift.gate.apply_windows([expected[id(s)] for s in shifted], w, m, [s.alarm_type for s in shifted])
             for s, q, hit in zip(shifted, p, g):
                 expected[id(s)] = float(q)
                 gate_disagree += bool(hit) != (GATE in s.models)

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/verdict_ideas.py [--data DIR] [--seeds 5] [--jobs 2]
 
-The served verdict (``streams.incremental_scorer.VerdictBlend``) is the mean of features-typed on the alarm window's
+The served verdict (``streams.verdict_blend.VerdictBlend``) is the mean of features-typed on the alarm window's
 batch features (the plan row) and on the streamed incremental features (``features-typed-inc``). Its weakest alarm
 types are ventricular tachycardia and bradycardia. Tried here, every one fitted per outer training part of 5 folds per
 fold seed (``models.data.cv_folds``), every rule cut at a calibrated 1/6, nothing chosen on a scored record:

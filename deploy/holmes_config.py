@@ -90,7 +90,7 @@ class StreamConfig(_Strict):
         "3,000 beds without it: 4.9-5.6 GiB per consumer process; with it 2.1-2.2 GiB)"))
     verdict_blend: bool | None = Field(None, description=(
         "verdicts as the mean of the plan row and features-typed-inc on the patient's streamed state, true at >= 1/6 "
-        "(streams.incremental_scorer.VerdictBlend; nested CV, 5 fold seeds: +1.13 +/- 0.89 over the row's model alone, "
+        "(streams.verdict_blend.VerdictBlend; nested CV, 5 fold seeds: +1.13 +/- 0.89 over the row's model alone, "
         "bench/feature_sets.py). None: on when routine_scorer is incremental (it owns that state); true with another "
         "routine scorer is refused"))
     verdict_shift: bool = Field(True, description=(

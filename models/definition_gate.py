@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InvalidFieldError
-from .features import FEATURE_NAMES, N_FEATURES
+from .features import FEATURE_NAMES, N_FEATURES, extract_batch
 
 NAME = "definition-gate"
 CUT = 1.0 / 6.0
@@ -143,6 +143,17 @@ class DefinitionGate:
         for i in np.flatnonzero(g):
             p[i] = min(p[i], self.caps[types[i]])
         return p, g
+
+    def apply_windows(self, p, windows, masks, alarm_types, features=None) -> tuple[np.ndarray, np.ndarray]:
+        """``apply`` with the readings of raw windows [B, 5, n]: their ``models.features`` rows, extracted here for the
+        windows of a gated alarm type only (``features``: the rows, where the caller already has them)."""
+        types = list(alarm_types)
+        reading = np.full(len(types), np.nan)
+        idx = [i for i, t in enumerate(types) if t in self.margins]
+        if idx:
+            X = np.asarray(features)[idx] if features is not None else extract_batch(np.asarray(windows)[idx], np.asarray(masks)[idx])
+            reading[idx] = readings(X, [types[i] for i in idx])
+        return self.apply(p, reading, types)
 
     def to_dict(self) -> dict:
         return {"name": NAME, "margins": dict(self.margins), "caps": dict(self.caps), "fit_counts": dict(self.fit_counts),

@@ -146,23 +146,22 @@ def served_probabilities(records, shift: VerdictShift, plan, registry_dir, gate:
     then (``gate``) the shift's definition gate on the alarm window's batch features. Returns (probabilities, gated)."""
     from holmes.compose.plan import row_probabilities
 
-    from .features import extract_batch
     from .incremental_model import stream_probabilities
 
     types = [r.alarm_type for r in records]
-    row_p = []
-    for o in range(shift.k_row + 1):
+
+    def cut(o: int):  # the windows ending o s before the alarm, and their masks, as the consumer cuts them
         W = np.stack([alarm_window(r, offset_s=float(o)) for r in records]).astype(np.float32)
-        M = np.stack([r.mask for r in records]) & np.isfinite(W).any(axis=2)
-        row_p.append(row_probabilities(plan, row or shift.row or plan.floor().name, registry_dir, W, M, types))
-        if o == 0:
-            W0, M0 = W, M
+        return W, np.stack([r.mask for r in records]) & np.isfinite(W).any(axis=2)
+
+    cuts = [cut(o) for o in range(shift.k_row + 1)]
+    row_p = [row_probabilities(plan, row or shift.row or plan.floor().name, registry_dir, W, M, types) for W, M in cuts]
     ends = [ALARM_S - o for o in range(shift.k + 1)]
     inc = stream_probabilities(records, start_s, [{e: t for e in ends} for t in types])
     p = np.array([shift.blend([float(rp[i]) for rp in row_p], [inc[i][e] for e in ends if e in inc[i]]) for i in range(len(records))])
     if not gate or shift.gate is None:
         return p, np.zeros(len(records), dtype=bool)
-    return shift.gate.apply(p, readings(extract_batch(W0, M0), types), types)
+    return shift.gate.apply_windows(p, *cuts[0], types)
 
 
 def averaged(row: np.ndarray, inc: np.ndarray, K: int, k_row: int | None = None) -> np.ndarray:

@@ -133,7 +133,8 @@ def stream_scorers(cfg, handle, plan=None):
     if s.routine_scorer == "serve":
         return ServeScorer(handle=handle, app_name=cfg.app_name, deadline_ms=s.deadline_ms, max_request_windows=per_request), verdicts
     if s.routine_scorer == "incremental":
-        from streams.incremental_scorer import VerdictBlend  # registers "incremental"
+        import streams.incremental_scorer  # noqa: F401  (registers "incremental")
+        from streams.verdict_blend import VerdictBlend
         from streams.scorer import make_scorer
 
         routine = make_scorer("incremental", model_dir=cfg.resolved(s.incremental_dir) if s.incremental_dir else None,

@@ -46,7 +46,7 @@ def test_demo_runs_the_whole_service_path(tmp_path, capsys):
     scores = json.loads((out / "scores.json").read_text())
     verdicts = [s for s in scores if s["verdict"] is not None]
     # every alarm answered by the service's verdict lane with the floor row (the most accurate on nested CV), blended
-    # with features-typed-inc on the patient's streamed state (streams.incremental_scorer.VerdictBlend), in time
+    # with features-typed-inc on the patient's streamed state (streams.verdict_blend.VerdictBlend), in time
     # and averaged over the windows ending 1..K s before the alarm (models.verdict_shift) that the replay had
     assert len(verdicts) == 4 and all(s["models"][0] == f"plan:{floor.name}" and s["models"][-2:] == ["features-typed-inc", "verdict-shift"]
                                       and set(s["models"][1:-2]) == set(floor.members) for s in verdicts)

@@ -10,7 +10,8 @@ from models.calibration import Calibrator
 from models.data import load_dataset, sliding_windows
 from models.errors import InvalidFieldError
 from models.incremental import IncrementalFeatures
-from streams.incremental_scorer import IncrementalScorer, VerdictBlend, incremental_factory
+from streams.incremental_scorer import IncrementalScorer, incremental_factory
+from streams.verdict_blend import VerdictBlend
 from models.verdict_shift import VerdictShift
 from streams.scorer import ScoreOut, WindowBatch
 

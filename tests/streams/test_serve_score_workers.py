@@ -81,7 +81,7 @@ def test_consumer_only_without_the_running_service_is_a_typed_error():
 
 def test_verdict_blend_is_on_with_the_incremental_scorer_and_refused_without_it():
     from deploy.scorer import ServeScorer
-    from streams.incremental_scorer import VerdictBlend
+    from streams.verdict_blend import VerdictBlend
 
     routine, verdicts = stream_scorers(HolmesConfig.load(None, {}), _NoHandle())  # deploy/holmes.yaml: incremental, blend null
     assert isinstance(verdicts, VerdictBlend) and verdicts.incremental is routine and isinstance(verdicts.verdicts, ServeScorer)
