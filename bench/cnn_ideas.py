@@ -9,6 +9,20 @@ Variants (everything else is the zoo recipe, ``models.train_cnn.TrainConfig``):
     context-32s      32 s of signal before the alarm instead of 16 s (longer context)
     longer-training  4 augmented windows per record per epoch, up to 40 epochs, patience 8
     wider-deeper     width x1.5 and one more residual block
+    native-250hz     the same net on the native 250 Hz samples (no pair averaging to 125 Hz): VT/VF morphology
+    hybrid-features  the head also sees the window's 99 batch features (``models.features`` of each shift's own
+                     window), each scaled by its median and IQR over the records (no labels used), NaN -> 0, clipped
+                     to +-5: a features-and-embedding head
+
+The last two were written down before their first run, with the rule for keeping one: its nested stacking with
+features-vote beats the baseline variant's (same run, same folds) by more than the two spreads, and the CNN alone
+gains AUROC over the baseline.
+
+Their run (``--variants baseline,native-250hz,hybrid-features --out bench/results/cnn_ideas_native_hybrid``, 2.5 min;
+cnn-ecgpulse-w24-d2; the baseline reproduces the earlier run to the digit): baseline AUROC 0.843, stacked with
+features-vote 75.19 +/- 0.35; native-250hz AUROC 0.837, stacked 76.13 +/- 0.97 (+0.94, inside the spreads' 1.32): not
+kept; hybrid-features AUROC 0.898 alone (the features lift the CNN, yet it stays under features-vote's 0.947), stacked
+75.16 +/- 0.74: not kept. features-vote alone on the same harness 74.17 +/- 0.63.
 
 Figures per variant: OOF AUROC and challenge score (fold thresholds chosen on the other folds), and the nested
 stacking rule (``holmes.compose.nested``, 5 fold seeds) of features-vote + this CNN against features-vote alone
@@ -31,7 +45,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-VARIANTS = ("baseline", "no-cost-weight", "context-32s", "longer-training", "wider-deeper")
+VARIANTS = ("baseline", "no-cost-weight", "context-32s", "longer-training", "wider-deeper", "native-250hz", "hybrid-features")
+_FEAT: np.ndarray | None = None  # hybrid-features: [records, shifts, 99] scaled features (set before the workers fork)
 
 
 def variant(name: str, cfg, tcfg):
@@ -45,6 +60,8 @@ def variant(name: str, cfg, tcfg):
         return cfg, replace(tcfg, windows_per_record=4, max_epochs=40, patience=8)
     if name == "wider-deeper":
         return replace(cfg, width=int(cfg.width * 1.5), depth=cfg.depth + 1), tcfg
+    if name in ("native-250hz", "hybrid-features"):  # same config; the cache / the head differ (``main``)
+        return cfg, tcfg
     raise SystemExit(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
 
 
@@ -64,6 +81,67 @@ def cv_oof(cfg, tcfg, cache, folds, workers: int, seed: int) -> tuple[np.ndarray
     for r in results:
         prob[[pos[n] for n in r["records"]]] = r["prob"]
     return prob, time.perf_counter() - t0
+
+
+def native_cache(records, window_s: float):
+    """``models.segments.build_cache`` at 250 Hz: each raw sample doubled, so ``preprocess``'s pair averaging gives back
+    the native samples (its robust scale then reads every second sample instead of every fourth)."""
+    import models.segments as seg
+
+    orig = seg.preprocess
+    seg.preprocess = lambda w, m, fs: orig(np.repeat(w, 2, axis=2), m, fs)
+    try:
+        return seg.build_cache(records, window_s=window_s, progress=True)
+    finally:
+        seg.preprocess = orig
+
+
+def scaled_features(records, shifts_s) -> np.ndarray:
+    """[records, shifts, 99] ``models.features`` of each shift's window (cached by ``models.verdict_shift``), scaled."""
+    from models.verdict_shift import default_cache, shift_features
+
+    shifts = [int(round(s)) for s in shifts_s]
+    F = shift_features(records, shifts, progress=True, cache=default_cache(len(records)))
+    X = np.stack([F[f"batch@{o}"] for o in shifts], axis=1)
+    flat = X.reshape(-1, X.shape[-1])
+    med = np.nanmedian(flat, axis=0)
+    iqr = np.nanpercentile(flat, 75, axis=0) - np.nanpercentile(flat, 25, axis=0)
+    iqr = np.where(np.isfinite(iqr) & (iqr > 0), iqr, 1.0)
+    Z = np.clip(np.nan_to_num((X - med) / iqr, nan=0.0, posinf=5.0, neginf=-5.0), -5.0, 5.0)
+    return Z.astype(np.float32)
+
+
+class hybrid_head:
+    """While open, ``models.train_cnn`` builds nets whose head also takes ``_FEAT`` rows (the batch's records and
+    shifts), and feeds them: the hybrid-features variant, without touching the served CNN code."""
+
+    def __enter__(self):
+        import torch
+        from torch import nn
+
+        import models.train_cnn as tc
+        from models.cnn import ResNet1d
+
+        class Hybrid(ResNet1d):
+            def __init__(self, cfg):
+                super().__init__(cfg)
+                first = self.head[0]
+                self.head[0] = nn.Linear(first.in_features + _FEAT.shape[-1], first.out_features)
+
+        orig_batch = tc._batch
+
+        def batch(cache, idx, shift_idx, slots, rng=None, jitter: float = 0.0):
+            x, aux = orig_batch(cache, idx, shift_idx, slots, rng, jitter)
+            return x, torch.cat([aux, torch.from_numpy(np.ascontiguousarray(_FEAT[idx, shift_idx]))], dim=1)
+
+        self.saved = (tc.ResNet1d, tc._batch)
+        tc.ResNet1d, tc._batch = Hybrid, batch
+        return self
+
+    def __exit__(self, *exc):
+        import models.train_cnn as tc
+
+        tc.ResNet1d, tc._batch = self.saved
 
 
 def main(argv=None) -> int:
@@ -96,11 +174,18 @@ def main(argv=None) -> int:
     fv = reg_table.oof[reg_table.names.index("features-vote")][order]
     caches = {}
     rows = {}
+    global _FEAT
     for name in [v for v in args.variants.split(",") if v]:
         cfg, tcfg = variant(name, base, TrainConfig())
-        if cfg.window_s not in caches:
-            caches[cfg.window_s] = build_cache(records, window_s=cfg.window_s, progress=True)
-        prob, wall = cv_oof(cfg, tcfg, caches[cfg.window_s], folds, args.workers, seed=0)
+        key = (cfg.window_s, name == "native-250hz")
+        if key not in caches:
+            caches[key] = native_cache(records, cfg.window_s) if key[1] else build_cache(records, window_s=cfg.window_s, progress=True)
+        if name == "hybrid-features":
+            _FEAT = scaled_features(records, caches[key].shifts_s)
+            with hybrid_head():
+                prob, wall = cv_oof(cfg, tcfg, caches[key], folds, args.workers, seed=0)
+        else:
+            prob, wall = cv_oof(cfg, tcfg, caches[key], folds, args.workers, seed=0)
         s = cv_summary(y, prob, folds)
         pair = ZooTable(("features-vote", cfg.name), ("features", "cnn"), np.zeros((2, 1)), (1,), np.vstack([fv, prob]), y, folds,
                         tuple(r.name for r in records))
