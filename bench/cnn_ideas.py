@@ -14,7 +14,13 @@ Variants (everything else is the zoo recipe, ``models.train_cnn.TrainConfig``):
                      window), each scaled by its median and IQR over the records (no labels used), NaN -> 0, clipped
                      to +-5: a features-and-embedding head
 
-The last two were written down before their first run, with the rule for keeping one: its nested stacking with
+    typed-heads      one output per alarm type (the head's last layer gives 5 logits; a window uses its type's)
+    ssl-pretrain     the stem and residual blocks first trained without labels (SimCLR: two augmented views of the
+                     same 16 s window agree, NT-Xent, temperature 0.2) on the 17 windows of 16 s ending 16..272 s
+                     into each training record (the minutes before the alarm window, which starts at 284 s), per
+                     outer fold on its training records only; then the usual training from those weights
+
+The last four were written down before their first run, with the rule for keeping one: its nested stacking with
 features-vote beats the baseline variant's (same run, same folds) by more than the two spreads, and the CNN alone
 gains AUROC over the baseline.
 
@@ -23,6 +29,11 @@ cnn-ecgpulse-w24-d2; the baseline reproduces the earlier run to the digit): base
 features-vote 75.19 +/- 0.35; native-250hz AUROC 0.837, stacked 76.13 +/- 0.97 (+0.94, inside the spreads' 1.32): not
 kept; hybrid-features AUROC 0.898 alone (the features lift the CNN, yet it stays under features-vote's 0.947), stacked
 75.16 +/- 0.74: not kept. features-vote alone on the same harness 74.17 +/- 0.63.
+
+Then ``--variants baseline,typed-heads,ssl-pretrain --out bench/results/cnn_ideas_typed_ssl`` (9 min; the pre-training
+7 min of it, the 5 fold encoders cached in ~/.cache/holmes-icu): typed-heads AUROC 0.889 alone, stacked 74.96 +/- 1.53;
+ssl-pretrain AUROC 0.872 alone, stacked 74.35 +/- 1.18; against the baseline's 0.843 and 75.19 +/- 0.35. Both lift the
+CNN alone (typed heads the most of any variant but the hybrid), neither adds to features-vote: not kept.
 
 Figures per variant: OOF AUROC and challenge score (fold thresholds chosen on the other folds), and the nested
 stacking rule (``holmes.compose.nested``, 5 fold seeds) of features-vote + this CNN against features-vote alone
@@ -45,7 +56,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-VARIANTS = ("baseline", "no-cost-weight", "context-32s", "longer-training", "wider-deeper", "native-250hz", "hybrid-features")
+VARIANTS = ("baseline", "no-cost-weight", "context-32s", "longer-training", "wider-deeper", "native-250hz", "hybrid-features",
+            "typed-heads", "ssl-pretrain")
+SSL = {"epochs": 8, "batch": 128, "lr": 2e-3, "temperature": 0.2, "proj": 64}
+_PRETRAINED: dict[int, dict] = {}  # ssl-pretrain: outer fold -> encoder state (set before the workers fork)
 _FEAT: np.ndarray | None = None  # hybrid-features: [records, shifts, 99] scaled features (set before the workers fork)
 
 
@@ -60,7 +74,7 @@ def variant(name: str, cfg, tcfg):
         return cfg, replace(tcfg, windows_per_record=4, max_epochs=40, patience=8)
     if name == "wider-deeper":
         return replace(cfg, width=int(cfg.width * 1.5), depth=cfg.depth + 1), tcfg
-    if name in ("native-250hz", "hybrid-features"):  # same config; the cache / the head differ (``main``)
+    if name in ("native-250hz", "hybrid-features", "typed-heads", "ssl-pretrain"):  # same config; the cache / the head differ (``main``)
         return cfg, tcfg
     raise SystemExit(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
 
@@ -144,6 +158,159 @@ class hybrid_head:
         tc.ResNet1d, tc._batch = self.saved
 
 
+class typed_head:
+    """While open, ``models.train_cnn`` builds nets with one output per alarm type (``aux`` starts with the one-hot)."""
+
+    def __enter__(self):
+        import torch
+        from torch import nn
+
+        import models.train_cnn as tc
+        from models.cnn import N_TYPES, ResNet1d
+
+        class Typed(ResNet1d):
+            def __init__(self, cfg):
+                super().__init__(cfg)
+                self.head[-1] = nn.Linear(self.head[-1].in_features, N_TYPES)
+
+            def forward(self, x, aux):
+                h = torch.relu(self.bn(self.blocks(self.stem(x))))
+                out = self.head(torch.cat([h.mean(dim=2), h.amax(dim=2), aux], dim=1))
+                return (out * aux[:, :N_TYPES]).sum(dim=1)
+
+        self.saved = tc.ResNet1d
+        tc.ResNet1d = Typed
+        return self
+
+    def __exit__(self, *exc):
+        import models.train_cnn as tc
+
+        tc.ResNet1d = self.saved
+
+
+def unlabelled_windows(records, slots, window_s: float = 16.0) -> np.ndarray:
+    """[records, 17, len(slots), n] the CNN input of the 16 s windows ending 16, 32, ..., 272 s into each record."""
+    from models.data import ALARM_S, alarm_window
+    from models.segments import preprocess
+
+    ends = np.arange(window_s, ALARM_S - window_s - 12 + 1e-9, window_s)  # the last ends before the alarm window starts
+    out = []
+    for r in records:
+        w = np.stack([alarm_window(r, window_s, float(ALARM_S - e)) for e in ends])
+        x, _, _ = preprocess(w, np.repeat(r.mask[None], len(ends), axis=0), r.fs_hz)
+        out.append(x[:, list(slots)])
+    return np.stack(out)
+
+
+def _augment(x, rng):
+    """A random view of x [B, C, n] (numpy): per-channel gain and polarity, noise, a 1.5 s gap, a dropped channel."""
+    b, c, n = x.shape
+    v = x * rng.uniform(0.6, 1.4, (b, c, 1)) * rng.choice([-1.0, 1.0], (b, c, 1))
+    v = v + rng.normal(0.0, 0.05, v.shape)
+    gap = int(1.5 * 125)
+    for i in range(b):
+        if rng.random() < 0.5:
+            a = rng.integers(0, n - gap)
+            v[i, :, a:a + gap] = 0.0
+        keep = rng.random(c) > 0.2
+        if keep.any():
+            v[i, ~keep] = 0.0
+    return v.astype(np.float32)
+
+
+def _pretrain(args) -> tuple[int, dict]:
+    """SimCLR on the unlabelled windows of one outer fold's training records: the encoder's state."""
+    import torch
+    from torch import nn
+
+    from models.cnn import CNNConfig, ResNet1d
+
+    fold, cfg_d, X, seed = args
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = ResNet1d(CNNConfig(**cfg_d))
+    c = net.bn.num_features
+    proj = nn.Sequential(nn.Linear(2 * c, SSL["proj"]), nn.ReLU(), nn.Linear(SSL["proj"], SSL["proj"]))
+    opt = torch.optim.AdamW(list(net.parameters()) + list(proj.parameters()), lr=SSL["lr"], weight_decay=1e-3)
+    flat = X.reshape(-1, *X.shape[2:])
+    flat = flat[np.abs(flat).reshape(len(flat), -1).max(1) > 0]  # windows with some signal
+    net.train()
+    for _ in range(SSL["epochs"]):
+        order = rng.permutation(len(flat))
+        for s in range(0, len(order) - SSL["batch"] + 1, SSL["batch"]):
+            xb = flat[order[s:s + SSL["batch"]]]
+            v = torch.from_numpy(np.concatenate([_augment(xb, rng), _augment(xb, rng)]))
+            h = torch.relu(net.bn(net.blocks(net.stem(v))))
+            z = nn.functional.normalize(proj(torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)), dim=1)
+            sim = z @ z.T / SSL["temperature"]
+            sim.fill_diagonal_(-1e9)
+            m = len(xb)
+            target = torch.cat([torch.arange(m, 2 * m), torch.arange(0, m)])
+            loss = nn.functional.cross_entropy(sim, target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return fold, {k: v.detach().clone() for k, v in net.state_dict().items() if not k.startswith("head.")}
+
+
+_CURRENT_FOLD = {"fold": None}
+
+
+def _pretrained_job(args):
+    """``models.train_cnn._job`` with the fold noted, so the net it builds starts from that fold's encoder."""
+    _CURRENT_FOLD["fold"] = int(args[2])
+    return pretrained_encoder.saved_job(args)
+
+
+class pretrained_encoder:
+    """While open, ``models.train_cnn``'s fold jobs start their net from ``_PRETRAINED[fold]`` (the encoder)."""
+
+    saved_job = None
+
+    def __enter__(self):
+        import models.train_cnn as tc
+
+        saved_net = tc.ResNet1d
+
+        class Pretrained(saved_net):
+            def __init__(self, cfg):
+                super().__init__(cfg)
+                self.load_state_dict(_PRETRAINED[_CURRENT_FOLD["fold"]], strict=False)
+
+        pretrained_encoder.saved_job, self.saved_net = tc._job, saved_net
+        tc._job, tc.ResNet1d = _pretrained_job, Pretrained
+        return self
+
+    def __exit__(self, *exc):
+        import models.train_cnn as tc
+
+        tc._job, tc.ResNet1d = pretrained_encoder.saved_job, self.saved_net
+
+
+def pretrain_folds(cfg, records, folds, workers: int, seed: int = 0) -> float:
+    """Fill ``_PRETRAINED`` (one encoder per outer fold, on its training records' unlabelled windows); wall time."""
+    import multiprocessing as mp
+
+    import torch
+
+    from verdict_ideas import cache_path
+
+    t0 = time.perf_counter()
+    path = cache_path(len(records)).with_name(f"ssl_{cfg.name}_{len(records)}_s{seed}.pt")
+    if path.is_file():
+        _PRETRAINED.update(torch.load(path))
+        return time.perf_counter() - t0
+    X = unlabelled_windows(records, cfg.slots, cfg.window_s)
+    jobs = [(int(k), asdict(cfg), X[folds != k], seed * 1000 + int(k)) for k in np.unique(folds)]
+    with mp.get_context("fork").Pool(workers) as pool:
+        for k, state in pool.imap_unordered(_pretrain, jobs):
+            _PRETRAINED[k] = state
+            print(f"  ssl encoder of fold {k} ready ({time.perf_counter() - t0:.0f} s)", flush=True)
+    torch.save(dict(_PRETRAINED), path)
+    return time.perf_counter() - t0
+
+
 def main(argv=None) -> int:
     from holmes.compose.nested import figures, nested_rule
     from holmes.compose.table import ZooTable
@@ -184,6 +351,14 @@ def main(argv=None) -> int:
             _FEAT = scaled_features(records, caches[key].shifts_s)
             with hybrid_head():
                 prob, wall = cv_oof(cfg, tcfg, caches[key], folds, args.workers, seed=0)
+        elif name == "typed-heads":
+            with typed_head():
+                prob, wall = cv_oof(cfg, tcfg, caches[key], folds, args.workers, seed=0)
+        elif name == "ssl-pretrain":
+            pre_s = pretrain_folds(cfg, records, folds, args.workers)
+            with pretrained_encoder():
+                prob, wall = cv_oof(cfg, tcfg, caches[key], folds, args.workers, seed=0)
+            wall += pre_s
         else:
             prob, wall = cv_oof(cfg, tcfg, caches[key], folds, args.workers, seed=0)
         s = cv_summary(y, prob, folds)
