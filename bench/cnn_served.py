@@ -1,0 +1,143 @@
+"""Does the strongest CNN add to the served verdict? Its weight in the verdict chosen on inner folds, scored on outer folds.
+
+    .venv/bin/python bench/cnn_served.py [--seeds 5] [--first-seed 0] [--cnn bench/results/cnn_ideas_combined.json]
+
+The CNN is ``bench/cnn_ideas.py``'s ``combined`` variant (cnn-ecgpulse-w24-d2 with per-alarm-type heads, the 99
+features in its head, no cost weight: AUROC 0.919 alone, the best CNN tried); its out-of-fold probabilities on the zoo's
+5 folds are read from that bench's JSON. Written before the first run (the plan, nothing tuned after):
+
+Per outer fold (5 folds x each fold seed, ``models.data.cv_folds``):
+
+1. the served procedure as in ``bench/definition_gates.py``: K and the map chosen on the inner folds, the inner
+   out-of-fold probabilities calibrated on the other inner folds, the outer test part through the chosen map;
+2. the CNN's probabilities Platt-calibrated on the outer training part (``models.calibration``);
+3. the verdict mix ``(1 - w) * served + w * CNN``, w among 0, 0.1, ..., 0.5 chosen on the inner probabilities by the
+   challenge score at the 1/6 cut (ties: the smaller w);
+4. the definition gate (``models.definition_gate.fit``, the served margins) fitted on the inner mixed probabilities and
+   applied to the outer mixed ones.
+
+Paired against the served verdict with its gate (the same steps with w = 0). Kept (served) only if, on both fold-seed
+sets (0..4 and 5..9), the paired difference is positive in the mean and on at least 4 of 5 fold seeds.
+
+A caveat the design cannot remove: the CNN's out-of-fold probabilities come from the zoo's folds (fold seed 0). A
+record's own probability never saw its label, but the model that gave it saw other records that fall in the same outer
+test part under another fold seed.
+
+Result (one run per fold-seed set, 9 s each): **not kept**. Seeds 0..4: served verdict + gate 81.30 +/- 2.15; with the
+CNN 80.76 +/- 2.17, -0.54 +/- 0.46, better on 0/5 seeds (w chosen: 0 on 11 of 25 outer folds, 0.2 on 8). Seeds 5..9:
+81.02 vs 80.52, -0.50 +/- 0.43, 0/5. The CNN's ECE pulls the mix to 0.044 and bradycardia drops 1.3-2.9 points.
+
+Writes bench/results/cnn_served.json (per rule: score, AUROC, ECE, TPR, TNR, per type, mean and spread; the weights
+chosen) and cnn_served.png (the paired differences).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from feature_sets import _row, paired_bars, print_rules, summarize_rules  # noqa: E402
+from shift_nested import INNER, blend, load_preds, preds_path, sides  # noqa: E402
+from models import definition_gate as dg  # noqa: E402
+from models.calibration import Calibrator, nested_calibrate  # noqa: E402
+from models.data import RecordInfo, cv_folds, load_dataset, resolve_data_dir  # noqa: E402
+from models.metrics import challenge_score  # noqa: E402
+from models.verdict_shift import averaged, best_k, candidates  # noqa: E402
+from verdict_ideas import cache_path, feature_matrices  # noqa: E402
+
+WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+SERVED = "served verdict + gate"
+MIXED = "served + combined CNN (w chosen inside) + gate"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--cnn", default=str(ROOT / "bench" / "results" / "cnn_ideas_combined.json"))
+    ap.add_argument("--variant", default="combined")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    out_path = Path(args.out or ROOT / "bench" / "results" / ("cnn_served.json" if args.first_seed == 0 else
+                                                              f"cnn_served_seeds{args.first_seed}to{args.first_seed + args.seeds - 1}.json"))
+
+    records, _ = load_dataset(resolve_data_dir(args.data), progress=True)
+    records = [r for r in records if r.label is not None]
+    names = [r.name for r in records]
+    F = feature_matrices(records, cache_path(len(records)))
+    T = np.array([r.alarm_type for r in records])
+    y = np.array([int(r.label) for r in records])
+    infos = [RecordInfo(r.name, r.alarm_type, int(r.label)) for r in records]
+    n = len(y)
+    doc = json.loads(Path(args.cnn).read_text())
+    pos = {r: i for i, r in enumerate(doc["records"])}
+    cnn = np.array(doc["variants"][args.variant]["oof"])[[pos[r] for r in names]]
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    P_out, P_in = load_preds(preds_path(n, args.seeds, args.first_seed), names, seeds)
+    rate = dg.readings(F["batch@0"], T)
+
+    per_seed: dict[str, list] = {}
+    chosen = []
+    for s in seeds:
+        outer = cv_folds(infos, 5, seed=s)
+        probs = {SERVED: np.zeros(n), MIXED: np.zeros(n)}
+        for k in range(5):
+            tr, te = np.flatnonzero(outer != k), np.flatnonzero(outer == k)
+            inner = cv_folds([infos[i] for i in tr], INNER, seed=s)
+            row, inc = sides({key: v[tr] for key, v in P_in[s, k].items()}, np.arange(len(tr)))
+            cands = candidates(row, inc[:5], y[tr], list(T[tr]), inner, 0)
+            K = best_k(cands)
+            p_inner, _ = nested_calibrate(averaged(row, inc, K, 0), y[tr], inner)
+            p_te = cands[K]["map"].transform(blend(P_out[s], K, te, 0))
+            platt = Calibrator.fit("platt", cnn[tr], y[tr])
+            c_tr, c_te = platt.transform(cnn[tr]), platt.transform(cnn[te])
+            scores = {w: challenge_score(y[tr], ((1 - w) * p_inner + w * c_tr >= dg.CUT).astype(int)) for w in WEIGHTS}
+            w = min(WEIGHTS, key=lambda v: (-scores[v], v))
+            for name, ww in ((SERVED, 0.0), (MIXED, w)):
+                m_in, m_te = (1 - ww) * p_inner + ww * c_tr, (1 - ww) * p_te + ww * c_te
+                gate = dg.fit(m_in, y[tr], T[tr], rate[tr], dg.MARGINS)
+                probs[name][te], _ = gate.apply(m_te, rate[te], T[te])
+            chosen.append({"seed": s, "fold": k, "w": w, "inner_scores": {str(v): round(sc, 4) for v, sc in scores.items()}})
+        for name, p in probs.items():
+            per_seed.setdefault(name, []).append(_row(y, p, T))
+
+    summary = summarize_rules(per_seed, SERVED, "minus_served")
+    out = {"command": "bench/cnn_served.py " + " ".join(sys.argv[1:]), "records": n, "fold_seeds": args.seeds, "first_seed": args.first_seed,
+           "cnn": {"file": Path(args.cnn).name, "variant": args.variant, "auroc_alone": doc["variants"][args.variant]["auroc"]},
+           "weights": list(WEIGHTS), "weights_chosen": dict(Counter(str(c["w"]) for c in chosen)),
+           "fold_predictions": preds_path(n, args.seeds, args.first_seed).name, "summary": summary, "per_fold": chosen, "per_seed": per_seed}
+    out_path.write_text(json.dumps(out, indent=1))
+    _plot(out, out_path.with_suffix(".png"))
+    print_rules(summary, 52)
+    print(f"weights chosen per outer fold {out['weights_chosen']}")
+    print(f"wrote {out_path}")
+    return 0
+
+
+def _plot(out: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 2.8))
+    paired_bars(ax, out["summary"], out["fold_seeds"])
+    ax.set_title(f"the combined CNN in the served verdict (fold seeds {out['first_seed']}..{out['first_seed'] + out['fold_seeds'] - 1})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
