@@ -1,0 +1,185 @@
+"""A pulse reading for the VT gate: does the arterial or finger pulse go on unchanged through the fastest ECG run?
+Chosen on inner folds, scored on outer folds.
+
+    .venv/bin/python bench/pulse_gate.py [--data DIR] [--seeds 5] [--first-seed 0]
+
+A run of ventricular beats fills the ventricles poorly: during true VT the pulse weakens, drops beats or follows the
+ECG's new rate. When the fast "run" on the ECG is artefact, the pulse goes on as before. The features' pulse columns
+(``ABP_amp_drop_last4s``, ``ecg_minus_pulse_bpm``) look at fixed stretches of the window, not at the run; this reading
+is aligned with it.
+
+Written before any reading was computed (the plan this bench runs, nothing tuned after):
+
+- **The run.** On each ECG lead the record has, the QRS times of the features' detector; the lead with the fastest
+  5-QRS span; its run is [a, b] from the first to the fifth QRS of that span, its rate 240 / (b - a) bpm.
+- **The pulse.** ABP if the record has it with at least 5 pulses in the window (``models.beats.pulse_peaks_rows``, the
+  features' floors), else PPG by the same rule, else no reading (never gated).
+- **Unaffected** (the reading that gates) when all three hold: the pulse amplitude (95th - 5th percentile of the
+  band-passed pulse) over [a, b + 0.5 s] is at least 0.8 of that over the 6 s before a; the median interval between
+  pulses over [a, b + 0.5 s] (at least 2 pulses there) is within 15 % of the median over the 6 s before a; and the ECG
+  run's rate is at least 1.3 times the pulse rate before a. The run must start at least 3 s into the window (else no
+  reading).
+- **Gate.** VT windows whose pulse is unaffected are capped at (true + 1) / (gated + 2) of the inner fit data, when
+  that is below the cut and the capping raises the inner challenge score (``models.definition_gate.fit``'s rule with
+  a 0/1 reading); fitted after the served rate gate on its output, applied after it.
+- **Kept (served) only if** on both fold-seed sets (0..4 and 5..9) the paired difference to the served gate is positive
+  in the mean and on at least 4 of 5 fold seeds.
+
+Result (one run per fold-seed set, 9 s each): **not kept; the gate is never chosen**. 11 of the 55 true VT alarms with a
+reading have a pulse that goes on unchanged through the run (50 of 126 false ones): no inner fit finds capping them
+worth it, so on all 50 outer folds of both seed sets the verdicts are the served gate's (81.30 and 81.02, +0.00).
+
+Writes bench/results/pulse_gate.json and pulse_gate.png (the paired differences).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from feature_sets import _row, paired_bars, print_rules, summarize_rules  # noqa: E402
+from shift_nested import INNER, blend, load_preds, preds_path, sides  # noqa: E402
+from width_gate import _Table  # noqa: E402
+from models import definition_gate as dg  # noqa: E402
+from models.beats import ecg_peaks_rows, fill_nan, filtered, percentiles_rows, pulse_peaks_rows  # noqa: E402
+from models.calibration import nested_calibrate  # noqa: E402
+from models.data import RecordInfo, alarm_window, cv_folds, load_dataset, resolve_data_dir  # noqa: E402
+from models.verdict_shift import averaged, best_k, candidates  # noqa: E402
+from verdict_ideas import cache_path, feature_matrices  # noqa: E402
+
+FS = 250
+VT = "Ventricular_Tachycardia"
+FLOORS = {2: 5.0, 3: 1e-3}  # ABP mmHg, PPG: the features' smallest pulse prominence
+UNAFFECTED = dg.Reading(("n/a",), "max", True, 1.0, "", "0 when the pulse goes on unchanged through the fastest ECG run")
+SERVED = "served + definition gate (rate / pause)"
+PULSE_RULE = "served gate + VT pulse-unaffected gate (chosen inside)"
+
+
+def pulse_reading(record) -> dict:
+    """{"unaffected": 0/1 or NaN, and what it was read from} of the alarm window (the plan above)."""
+    W = alarm_window(record).astype(np.float64)
+    n = W.shape[1]
+    run = None
+    for s in (0, 1):
+        if not record.mask[s] or not np.isfinite(W[s]).any():
+            continue
+        t, _ = ecg_peaks_rows(filtered(fill_nan(W[s][None])[0], "ecg", FS), FS)[0]
+        if len(t) < 5:
+            continue
+        k = int(np.argmin(t[4:] - t[:-4]))
+        if run is None or t[k + 4] - t[k] < run[1] - run[0]:
+            run = (float(t[k]), float(t[k + 4]))
+    if run is None:
+        return {"unaffected": np.nan, "why": "no ECG run"}
+    a, b = run
+    if a < 3.0:
+        return {"unaffected": np.nan, "why": "run starts before 3 s"}
+    for s in (2, 3):
+        if not record.mask[s] or not np.isfinite(W[s]).any():
+            continue
+        bp = filtered(fill_nan(W[s][None])[0], "pulse", FS)
+        p = pulse_peaks_rows(bp, FS, [FLOORS[s]])[0]
+        if len(p) < 5:
+            continue
+        x = bp[0]
+        i0, ia, ib = int(max(a - 6.0, 0) * FS), int(a * FS), min(int((b + 0.5) * FS), n)
+        amp = lambda u, v: float(np.diff(percentiles_rows(x[None, u:v], [5, 95])[0])[0])  # noqa: E731
+        before, inrun = p[(p >= a - 6.0) & (p < a)], p[(p >= a) & (p <= b + 0.5)]
+        if len(before) < 3 or ib - ia < 10:
+            return {"unaffected": np.nan, "why": "too few pulses before the run", "source": s}
+        rr_before = float(np.median(np.diff(before)))
+        amp_ratio = amp(ia, ib) / max(amp(i0, ia), 1e-9)
+        rr_ratio = float(np.median(np.diff(inrun))) / rr_before if len(inrun) >= 2 else np.inf
+        ecg_rate, pulse_rate = 240.0 / (b - a), 60.0 / rr_before
+        un = amp_ratio >= 0.8 and abs(rr_ratio - 1.0) <= 0.15 and ecg_rate >= 1.3 * pulse_rate
+        return {"unaffected": float(un), "source": s, "amp_ratio": amp_ratio, "rr_ratio": rr_ratio, "ecg_rate": ecg_rate,
+                "pulse_rate": pulse_rate}
+    return {"unaffected": np.nan, "why": "no pulse source"}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    out_path = Path(args.out or ROOT / "bench" / "results" / ("pulse_gate.json" if args.first_seed == 0 else
+                                                              f"pulse_gate_seeds{args.first_seed}to{args.first_seed + args.seeds - 1}.json"))
+    records, _ = load_dataset(resolve_data_dir(args.data), progress=True)
+    records = [r for r in records if r.label is not None]
+    names = [r.name for r in records]
+    F = feature_matrices(records, cache_path(len(records)))
+    T = np.array([r.alarm_type for r in records])
+    y = np.array([int(r.label) for r in records])
+    infos = [RecordInfo(r.name, r.alarm_type, int(r.label)) for r in records]
+    n = len(y)
+    vt = T == VT
+    info = [pulse_reading(r) if t == VT else {"unaffected": np.nan} for r, t in zip(records, T)]
+    # the gate caps when the reading is below 1 * (1 - 0.5): "unaffected" reads 0, "affected" 1
+    un = np.array([1.0 - d["unaffected"] for d in info])
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    P_out, P_in = load_preds(preds_path(n, args.seeds, args.first_seed), names, seeds)
+    rate = dg.readings(F["batch@0"], T)
+
+    per_seed: dict[str, list] = {}
+    chosen = []
+    for s in seeds:
+        outer = cv_folds(infos, 5, seed=s)
+        probs = {SERVED: np.zeros(n), PULSE_RULE: np.zeros(n)}
+        for k in range(5):
+            tr, te = np.flatnonzero(outer != k), np.flatnonzero(outer == k)
+            inner = cv_folds([infos[i] for i in tr], INNER, seed=s)
+            row, inc = sides({key: v[tr] for key, v in P_in[s, k].items()}, np.arange(len(tr)))
+            cands = candidates(row, inc[:5], y[tr], list(T[tr]), inner, 0)
+            K = best_k(cands)
+            p_inner, _ = nested_calibrate(averaged(row, inc, K, 0), y[tr], inner)
+            p_te = cands[K]["map"].transform(blend(P_out[s], K, te, 0))
+            gate = dg.fit(p_inner, y[tr], T[tr], rate[tr], dg.MARGINS)
+            p_inner_g, _ = gate.apply(p_inner, rate[tr], T[tr])
+            probs[SERVED][te], _ = gate.apply(p_te, rate[te], T[te])
+            with _Table({VT: UNAFFECTED}):
+                pg = dg.fit(p_inner_g, y[tr], T[tr], un[tr], (0.5,))
+                probs[PULSE_RULE][te], g = pg.apply(probs[SERVED][te], un[te], T[te])
+            chosen.append({"seed": s, "fold": k, "gated": VT in pg.margins, "cap": pg.caps.get(VT), "gated_inner": pg.fit_counts.get(VT),
+                           "gated_outer": int(g.sum()), "gated_outer_true": int(y[te][g].sum())})
+        for name, p in probs.items():
+            per_seed.setdefault(name, []).append(_row(y, p, T))
+
+    summary = summarize_rules(per_seed, SERVED, "minus_served")
+    counts = {lab: {"unaffected": int(((un == 0) & vt & (y == v)).sum()), "affected": int(((un == 1) & vt & (y == v)).sum()),
+                    "no reading": int((~np.isfinite(un) & vt & (y == v)).sum())} for lab, v in (("true", 1), ("false", 0))}
+    out = {"command": "bench/pulse_gate.py " + " ".join(sys.argv[1:]), "records": n, "fold_seeds": args.seeds, "first_seed": args.first_seed,
+           "vt_readings": counts, "gate_chosen": dict(Counter(str(c["gated"]) for c in chosen)),
+           "gated_outer": {"windows": sum(c["gated_outer"] for c in chosen), "true": sum(c["gated_outer_true"] for c in chosen)},
+           "fold_predictions": preds_path(n, args.seeds, args.first_seed).name, "summary": summary, "per_fold": chosen, "per_seed": per_seed}
+    out_path.write_text(json.dumps(out, indent=1))
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 2.8))
+    paired_bars(ax, summary, args.seeds)
+    ax.set_title(f"VT pulse-unaffected gate (fold seeds {seeds[0]}..{seeds[-1]})")
+    fig.tight_layout()
+    fig.savefig(out_path.with_suffix(".png"), dpi=110)
+    plt.close(fig)
+    print_rules(summary, 56)
+    print(f"VT readings {counts}; gate chosen on outer folds {out['gate_chosen']}; outer {out['gated_outer']}")
+    print(f"wrote {out_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
