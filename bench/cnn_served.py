@@ -47,13 +47,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from feature_sets import _row, paired_bars, print_rules, summarize_rules  # noqa: E402
-from shift_nested import INNER, blend, load_preds, preds_path, sides  # noqa: E402
+from definition_gates import load_bench, results_path, served_folds  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
-from models.calibration import Calibrator, nested_calibrate  # noqa: E402
-from models.data import RecordInfo, cv_folds, load_dataset, resolve_data_dir  # noqa: E402
+from models.calibration import Calibrator  # noqa: E402
 from models.metrics import challenge_score  # noqa: E402
-from models.verdict_shift import averaged, best_k, candidates  # noqa: E402
-from verdict_ideas import cache_path, feature_matrices  # noqa: E402
 
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 SERVED = "served verdict + gate"
@@ -70,37 +67,20 @@ def main() -> int:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     warnings.simplefilter("ignore")
-    out_path = Path(args.out or ROOT / "bench" / "results" / ("cnn_served.json" if args.first_seed == 0 else
-                                                              f"cnn_served_seeds{args.first_seed}to{args.first_seed + args.seeds - 1}.json"))
+    out_path = results_path("cnn_served", args.out, args.seeds, args.first_seed)
 
-    records, _ = load_dataset(resolve_data_dir(args.data), progress=True)
-    records = [r for r in records if r.label is not None]
-    names = [r.name for r in records]
-    F = feature_matrices(records, cache_path(len(records)))
-    T = np.array([r.alarm_type for r in records])
-    y = np.array([int(r.label) for r in records])
-    infos = [RecordInfo(r.name, r.alarm_type, int(r.label)) for r in records]
-    n = len(y)
+    b = load_bench(args.data, args.seeds, args.first_seed)
+    T, y, n, seeds = b.T, b.y, b.n, b.seeds
     doc = json.loads(Path(args.cnn).read_text())
     pos = {r: i for i, r in enumerate(doc["records"])}
-    cnn = np.array(doc["variants"][args.variant]["oof"])[[pos[r] for r in names]]
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    P_out, P_in = load_preds(preds_path(n, args.seeds, args.first_seed), names, seeds)
-    rate = dg.readings(F["batch@0"], T)
+    cnn = np.array(doc["variants"][args.variant]["oof"])[[pos[r] for r in b.names]]
+    rate = dg.readings(b.F["batch@0"], T)
 
     per_seed: dict[str, list] = {}
     chosen = []
     for s in seeds:
-        outer = cv_folds(infos, 5, seed=s)
         probs = {SERVED: np.zeros(n), MIXED: np.zeros(n)}
-        for k in range(5):
-            tr, te = np.flatnonzero(outer != k), np.flatnonzero(outer == k)
-            inner = cv_folds([infos[i] for i in tr], INNER, seed=s)
-            row, inc = sides({key: v[tr] for key, v in P_in[s, k].items()}, np.arange(len(tr)))
-            cands = candidates(row, inc[:5], y[tr], list(T[tr]), inner, 0)
-            K = best_k(cands)
-            p_inner, _ = nested_calibrate(averaged(row, inc, K, 0), y[tr], inner)
-            p_te = cands[K]["map"].transform(blend(P_out[s], K, te, 0))
+        for k, tr, te, K, p_inner, p_te in served_folds(b, s):
             platt = Calibrator.fit("platt", cnn[tr], y[tr])
             c_tr, c_te = platt.transform(cnn[tr]), platt.transform(cnn[te])
             scores = {w: challenge_score(y[tr], ((1 - w) * p_inner + w * c_tr >= dg.CUT).astype(int)) for w in WEIGHTS}
@@ -117,7 +97,7 @@ def main() -> int:
     out = {"command": "bench/cnn_served.py " + " ".join(sys.argv[1:]), "records": n, "fold_seeds": args.seeds, "first_seed": args.first_seed,
            "cnn": {"file": Path(args.cnn).name, "variant": args.variant, "auroc_alone": doc["variants"][args.variant]["auroc"]},
            "weights": list(WEIGHTS), "weights_chosen": dict(Counter(str(c["w"]) for c in chosen)),
-           "fold_predictions": preds_path(n, args.seeds, args.first_seed).name, "summary": summary, "per_fold": chosen, "per_seed": per_seed}
+           "fold_predictions": b.path.name, "summary": summary, "per_fold": chosen, "per_seed": per_seed}
     out_path.write_text(json.dumps(out, indent=1))
     _plot(out, out_path.with_suffix(".png"))
     print_rules(summary, 52)

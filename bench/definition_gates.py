@@ -41,6 +41,7 @@ import sys
 import time
 import warnings
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,65 @@ TABLES = {"brady-ecg": {**dg.READINGS, "Bradycardia": dg.Reading(("ECG1_min_hr5_
                                                                   "slowest 5-beat rate on either ECG lead")}}
 
 
+@dataclass
+class Bench:
+    """The records, their features and labels, and ``bench/shift_nested.py``'s kept fold predictions of some fold seeds."""
+
+    records: list
+    names: list[str]
+    F: dict[str, np.ndarray]
+    T: np.ndarray
+    y: np.ndarray
+    infos: list[RecordInfo]
+    seeds: list[int]
+    path: Path
+    P_out: dict
+    P_in: dict
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+
+def load_bench(data: str | None, n_seeds: int, first_seed: int) -> Bench:
+    """``Bench`` of fold seeds first_seed .. first_seed + n_seeds - 1 (exits, saying what to run, when their predictions are missing)."""
+    records, _ = load_dataset(resolve_data_dir(data), progress=True)
+    records = [r for r in records if r.label is not None]
+    names = [r.name for r in records]
+    seeds = list(range(first_seed, first_seed + n_seeds))
+    path = preds_path(len(records), n_seeds, first_seed)
+    fit_first = f"run bench/shift_nested.py --seeds {n_seeds} --first-seed {first_seed} first (it fits and keeps the fold predictions)"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: {fit_first}")
+    P_out, P_in = load_preds(path, names, seeds)
+    if any((part, o) not in P_out[seeds[0]] for part, shifts in PARTS for o in shifts):
+        raise SystemExit(f"{path} lacks some fits: {fit_first}")
+    return Bench(records, names, feature_matrices(records, cache_path(len(records))), np.array([r.alarm_type for r in records]),
+                 np.array([int(r.label) for r in records]), [RecordInfo(r.name, r.alarm_type, int(r.label)) for r in records],
+                 seeds, path, P_out, P_in)
+
+
+def results_path(stem: str, out: str | None, n_seeds: int, first_seed: int) -> Path:
+    """``out``, or bench/results/<stem>.json for fold seeds from 0 and <stem>_seeds<a>to<b>.json for others."""
+    tail = "" if first_seed == 0 else f"_seeds{first_seed}to{first_seed + n_seeds - 1}"
+    return Path(out) if out else ROOT / "bench" / "results" / f"{stem}{tail}.json"
+
+
+def served_folds(b: Bench, s: int):
+    """The served verdict procedure on each outer fold of fold seed ``s``: yields (fold, training rows, test rows, K,
+    the inner out-of-fold probabilities of K's blend calibrated on the other inner folds, the test rows' verdicts
+    through the map chosen inside)."""
+    outer = cv_folds(b.infos, 5, seed=s)
+    for k in range(5):
+        tr, te = np.flatnonzero(outer != k), np.flatnonzero(outer == k)
+        inner = cv_folds([b.infos[i] for i in tr], INNER, seed=s)
+        row, inc = sides({key: v[tr] for key, v in b.P_in[s, k].items()}, np.arange(len(tr)))
+        cands = candidates(row, inc[:5], b.y[tr], list(b.T[tr]), inner, 0)
+        K = best_k(cands)
+        p_inner, _ = nested_calibrate(averaged(row, inc, K, 0), b.y[tr], inner)
+        yield k, tr, te, K, p_inner, cands[K]["map"].transform(blend(b.P_out[s], K, te, 0))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="records folder (default: the shared development data)")
@@ -82,22 +142,8 @@ def main() -> int:
     args = ap.parse_args()
     warnings.simplefilter("ignore", RuntimeWarning)
 
-    records, _ = load_dataset(resolve_data_dir(args.data), progress=True)
-    records = [r for r in records if r.label is not None]
-    names = [r.name for r in records]
-    F = feature_matrices(records, cache_path(len(records)))
-    T = np.array([r.alarm_type for r in records])
-    y = np.array([int(r.label) for r in records])
-    infos = [RecordInfo(r.name, r.alarm_type, int(r.label)) for r in records]
-    n = len(y)
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    path = preds_path(n, args.seeds, args.first_seed)
-    fit_first = f"run bench/shift_nested.py --seeds {args.seeds} --first-seed {args.first_seed} first (it fits and keeps the fold predictions)"
-    if not path.is_file():
-        raise SystemExit(f"{path} is missing: {fit_first}")
-    P_out, P_in = load_preds(path, names, seeds)
-    if any((part, o) not in P_out[seeds[0]] for part, shifts in PARTS for o in shifts):
-        raise SystemExit(f"{path} lacks some fits: {fit_first}")
+    b = load_bench(args.data, args.seeds, args.first_seed)
+    F, T, y, n, seeds, path = b.F, b.T, b.y, b.n, b.seeds, b.path
     read = {src: dg.readings(F[src.split("|")[0]], T, TABLES.get(src.split("|")[-1]) if "|" in src else None)
             for src in {src for _, src in VARIANTS.values()}}
     t0 = time.perf_counter()
@@ -106,16 +152,8 @@ def main() -> int:
     chosen: dict[str, list] = {name: [] for name in VARIANTS}
     served_all = np.zeros((args.seeds, n))
     for si, s in enumerate(seeds):
-        outer = cv_folds(infos, 5, seed=s)
         probs = {name: np.zeros(n) for name in (SERVED, *VARIANTS)}
-        for k in range(5):
-            tr, te = np.flatnonzero(outer != k), np.flatnonzero(outer == k)
-            inner = cv_folds([infos[i] for i in tr], INNER, seed=s)
-            row, inc = sides({key: v[tr] for key, v in P_in[s, k].items()}, np.arange(len(tr)))
-            cands = candidates(row, inc[:5], y[tr], list(T[tr]), inner, 0)
-            K = best_k(cands)
-            p_inner, _ = nested_calibrate(averaged(row, inc, K, 0), y[tr], inner)
-            p_te = cands[K]["map"].transform(blend(P_out[s], K, te, 0))
+        for k, tr, te, K, p_inner, p_te in served_folds(b, s):
             probs[SERVED][te] = p_te
             for name, (margins, src) in VARIANTS.items():
                 gate = dg.fit(p_inner, y[tr], T[tr], read[src][tr], margins)

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import warnings
@@ -55,13 +54,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from feature_sets import _row, paired_bars, print_rules, summarize_rules  # noqa: E402
-from shift_nested import INNER, PARTS, blend, load_preds, preds_path, sides  # noqa: E402
+from definition_gates import load_bench, results_path, served_folds  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 from models.beats import ecg_peaks_rows, fill_nan, filtered  # noqa: E402
-from models.calibration import nested_calibrate  # noqa: E402
-from models.data import RecordInfo, alarm_window, cv_folds, load_dataset, resolve_data_dir  # noqa: E402
-from models.verdict_shift import averaged, best_k, candidates  # noqa: E402
-from verdict_ideas import cache_path, feature_matrices  # noqa: E402
+from models.data import alarm_window  # noqa: E402
+from verdict_ideas import cache_path  # noqa: E402
 
 FS = 250
 WIDE = signal.butter(2, [1.0, 40.0], btype="bandpass", fs=FS, output="sos")
@@ -141,21 +138,13 @@ def main() -> int:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     warnings.simplefilter("ignore", RuntimeWarning)
-    out_path = Path(args.out or ROOT / "bench" / "results" / ("width_gate.json" if args.first_seed == 0 else f"width_gate_seeds{args.first_seed}to{args.first_seed + args.seeds - 1}.json"))
+    out_path = results_path("width_gate", args.out, args.seeds, args.first_seed)
 
-    records, _ = load_dataset(resolve_data_dir(args.data), progress=True)
-    records = [r for r in records if r.label is not None]
-    names = [r.name for r in records]
-    F = feature_matrices(records, cache_path(len(records)))
-    T = np.array([r.alarm_type for r in records])
-    y = np.array([int(r.label) for r in records])
-    infos = [RecordInfo(r.name, r.alarm_type, int(r.label)) for r in records]
-    n = len(y)
+    b = load_bench(args.data, args.seeds, args.first_seed)
+    F, T, y, n, seeds = b.F, b.T, b.y, b.n, b.seeds
     t0 = time.perf_counter()
-    Wd = widths(records)
+    Wd = widths(b.records)
     width_s = round(time.perf_counter() - t0, 1)
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    P_out, P_in = load_preds(preds_path(n, args.seeds, args.first_seed), names, seeds)
     rate = dg.readings(F["batch@0"], T)
     wread = np.where(T == VT, np.where(np.isfinite(Wd).any(1), np.nanmax(np.where(np.isfinite(Wd), Wd, -np.inf), axis=1), np.nan), np.nan)
     table = {VT: WIDTH}
@@ -164,16 +153,8 @@ def main() -> int:
     chosen = []
     served_all = np.zeros((args.seeds, n))
     for si, s in enumerate(seeds):
-        outer = cv_folds(infos, 5, seed=s)
         probs = {name: np.zeros(n) for name in (SERVED, WIDTH_RULE)}
-        for k in range(5):
-            tr, te = np.flatnonzero(outer != k), np.flatnonzero(outer == k)
-            inner = cv_folds([infos[i] for i in tr], INNER, seed=s)
-            row, inc = sides({key: v[tr] for key, v in P_in[s, k].items()}, np.arange(len(tr)))
-            cands = candidates(row, inc[:5], y[tr], list(T[tr]), inner, 0)
-            K = best_k(cands)
-            p_inner, _ = nested_calibrate(averaged(row, inc, K, 0), y[tr], inner)
-            p_te = cands[K]["map"].transform(blend(P_out[s], K, te, 0))
+        for k, tr, te, K, p_inner, p_te in served_folds(b, s):
             gate = dg.fit(p_inner, y[tr], T[tr], rate[tr], dg.MARGINS)
             p_inner_g, _ = gate.apply(p_inner, rate[tr], T[tr])
             p_te_g, _ = gate.apply(p_te, rate[te], T[te])
@@ -199,7 +180,7 @@ def main() -> int:
            "margins_chosen": dict(Counter(str(c["margin"]) for c in chosen)),
            "gated_outer": {"windows": sum(c["gated_outer"] for c in chosen), "true": sum(c["gated_outer_true"] for c in chosen),
                            "flipped": sum(c["flipped_outer"] for c in chosen), "flipped_true": sum(c["flipped_outer_true"] for c in chosen)},
-           "fold_predictions": preds_path(n, args.seeds, args.first_seed).name, "summary": summary, "per_fold": chosen, "per_seed": per_seed}
+           "fold_predictions": b.path.name, "summary": summary, "per_fold": chosen, "per_seed": per_seed}
     out_path.write_text(json.dumps(out, indent=1))
     _plot(out, served_all.mean(0), wread, y, vt, out_path.with_suffix(".png"))
     print_rules(summary, 62)
