@@ -294,8 +294,10 @@ def verdict(out_dir: Path) -> Section:
             "the alarm's own definition by the fitted margin (a VT alarm whose fastest 5 ECG beats are under 80 bpm; an asystole alarm "
             "with no 3.2 s pause all voting sources agree on). Nested, record-grouped CV: everything chosen on inner folds, scored on "
             f"outer folds, 5 fold seeds per set; {gated}. The gate's 20 % margin floor was set after a first grid from 10 % gated "
-            "true alarms; that grid's row is the figure with nothing chosen after looking. The picture: paired differences, and per "
-            "alarm type the reading against the served probability with the limits chosen.")
+            "true alarms; that grid's row is the figure with nothing chosen after looking. The two 'side maps' rows put each side "
+            "through its own calibration map first, fitted on the inner folds, exactly as the service's fit does; the other rows "
+            "average the two models' own probabilities. The picture: paired differences, and per alarm type the reading against the "
+            "served probability with the limits chosen.")
     return Section(title, text, figure, "; ".join(f"{doc['command']}, {date}" for _, doc, date in runs), rows)
 
 
