@@ -1,0 +1,122 @@
+"""A fourth reading for the VT gate: is the fast run faster than the same patient was 16-36 s before the alarm? Chosen
+on inner folds, scored on outer folds.
+
+    .venv/bin/python bench/onset_gate.py [--data DIR] [--seeds 5] [--first-seed 0]
+
+A monitor raises a VT alarm at the run's onset: the heart was at another, slower rhythm just before. Most false VT
+alarms the served verdict still passes are fast on both leads; a sinus or supraventricular tachycardia that was already
+as fast 20 s earlier is no new run.
+
+Written before any reading was computed from these columns for a gate (the plan this bench runs, nothing tuned after):
+
+- **Reading.** ``bench/verdict_ideas.py``'s context column ``ctx_fast_rate_ratio`` per ECG lead: the median beat
+  interval over the 20 s before the alarm window divided by the shortest 4-beat mean interval in the window's last 8 s
+  (how many times faster the fastest stretch is than the patient's recent baseline); the window reads the largest of
+  its leads (the reading most in favour of the alarm); none (never gated) when no lead gives it.
+- **Gate.** The run no more than 5 / 10 / 15 / 20 % faster than the baseline (ratio under 1.05 / 1.10 / 1.15 / 1.20),
+  chosen on the inner out-of-fold probabilities after the served gate with ``models.definition_gate.fit``'s rule (ties:
+  the smaller limit, the more careful gate; none when no limit beats no gate; cap (true + 1) / (gated + 2) below the
+  cut), applied after the served gate.
+- **Kept (served) only if** on both fold-seed sets (0..4 and 5..9) the paired difference to the served gate is positive
+  in the mean and on at least 4 of 5 fold seeds.
+
+Result (one run per fold-seed set, 10 s each): **not kept**. The ratio separates little: median 1.57 over true VT alarms
+and 1.33 over false ones, and a tenth of the true ones are within 10 % of their baseline (sustained runs). Seeds 0..4:
+80.36 +/- 2.62 against the served gate's 81.30, -0.94 +/- 0.97, better on 1/5 (146 outer windows gated, 15 of them
+true); seeds 5..9: 80.00 vs 81.02, -1.02 +/- 1.21, 2/5 (125 gated, 17 true).
+
+Writes bench/results/onset_gate.json and onset_gate.png (the paired differences).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from definition_gates import load_bench, results_path, served_folds  # noqa: E402
+from feature_sets import _row, paired_bars, print_rules, summarize_rules  # noqa: E402
+from verdict_ideas import CONTEXT_NAMES  # noqa: E402
+from width_gate import _Table  # noqa: E402
+from models import definition_gate as dg  # noqa: E402
+
+VT = "Ventricular_Tachycardia"
+# models.definition_gate reads limits as value * (1 - margin): value 1.5 and these margins give 1.20, 1.15, 1.10, 1.05
+ONSET = dg.Reading(("n/a",), "max", True, 1.5, "x", "fastest stretch / baseline 20 s before, faster ECG lead")
+MARGINS = (0.2, 1 - 1.15 / 1.5, 1 - 1.10 / 1.5, 0.3)
+SERVED = "served + definition gate (rate / pause)"
+RULE = "served gate + VT onset gate (run vs the patient's baseline, chosen inside)"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    out_path = results_path("onset_gate", args.out, args.seeds, args.first_seed)
+    b = load_bench(args.data, args.seeds, args.first_seed)
+    T, y, n = b.T, b.y, b.n
+    vt = T == VT
+    cols = [CONTEXT_NAMES.index(f"{lead}_ctx_fast_rate_ratio") for lead in ("ECG1", "ECG2")]
+    R = b.F["context"][:, cols]
+    ratio = np.where(vt & np.isfinite(R).any(1), np.nanmax(np.where(np.isfinite(R), R, -np.inf), axis=1), np.nan)
+    rate = dg.readings(b.F["batch@0"], T)
+
+    per_seed: dict[str, list] = {}
+    chosen = []
+    for s in b.seeds:
+        probs = {SERVED: np.zeros(n), RULE: np.zeros(n)}
+        for k, tr, te, K, p_inner, p_te in served_folds(b, s):
+            gate = dg.fit(p_inner, y[tr], T[tr], rate[tr], dg.MARGINS)
+            p_inner_g, _ = gate.apply(p_inner, rate[tr], T[tr])
+            probs[SERVED][te], _ = gate.apply(p_te, rate[te], T[te])
+            with _Table({VT: ONSET}):
+                og = dg.fit(p_inner_g, y[tr], T[tr], ratio[tr], MARGINS)
+                probs[RULE][te], g = og.apply(probs[SERVED][te], ratio[te], T[te])
+                limit = og.limits().get(VT)
+            chosen.append({"seed": s, "fold": k, "limit": None if limit is None else round(limit, 3), "gated_inner": og.fit_counts.get(VT),
+                           "gated_outer": int(g.sum()), "gated_outer_true": int(y[te][g].sum()),
+                           "flipped_outer": int((g & (probs[SERVED][te] >= dg.CUT)).sum())})
+        for name, p in probs.items():
+            per_seed.setdefault(name, []).append(_row(y, p, T))
+
+    summary = summarize_rules(per_seed, SERVED, "minus_served")
+    q = {lab: np.round(np.nanpercentile(ratio[vt & (y == v)], [5, 25, 50, 75, 95]), 2).tolist() for lab, v in (("true", 1), ("false", 0))}
+    out = {"command": "bench/onset_gate.py " + " ".join(sys.argv[1:]), "records": n, "fold_seeds": args.seeds, "first_seed": args.first_seed,
+           "vt_ratio_quantiles": q, "vt_no_reading": {lab: int((vt & (y == v) & ~np.isfinite(ratio)).sum()) for lab, v in (("true", 1), ("false", 0))},
+           "limits_chosen": dict(Counter(str(c["limit"]) for c in chosen)),
+           "gated_outer": {"windows": sum(c["gated_outer"] for c in chosen), "true": sum(c["gated_outer_true"] for c in chosen),
+                           "flipped": sum(c["flipped_outer"] for c in chosen)},
+           "fold_predictions": b.path.name, "summary": summary, "per_fold": chosen, "per_seed": per_seed}
+    out_path.write_text(json.dumps(out, indent=1))
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 2.8))
+    paired_bars(ax, summary, args.seeds)
+    ax.set_title(f"VT onset gate (fold seeds {b.seeds[0]}..{b.seeds[-1]})")
+    fig.tight_layout()
+    fig.savefig(out_path.with_suffix(".png"), dpi=110)
+    plt.close(fig)
+    print_rules(summary, 56)
+    print(f"VT ratio quantiles {q}; no reading {out['vt_no_reading']}")
+    print(f"limits chosen per outer fold {out['limits_chosen']}; outer {out['gated_outer']}")
+    print(f"wrote {out_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
