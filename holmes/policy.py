@@ -9,7 +9,7 @@ requests in flight finish together: the service passes the predicted service tim
 flight, or the queued member work divided by the cores when that is larger). Ensembles are tried most accurate first (by
 the rows' stated nested challenge score, then AUROC); the
 first whose expected queueing plus predicted service time at this batch size fits the deadline wins. Under a burst the queue term grows, so the policy falls to cheaper ensembles instead of missing
-deadlines; when even the cheapest does not fit, the cheapest is used and the answer is marked
+deadlines; when even the cheapest does not fit, the cheapest on the profiles is used and the answer is marked
 ``fits=False``. Predictions are corrected online by the ratio measured / predicted service time (an
 exponentially weighted mean per ensemble), so a slower machine than the profiles' is learned from traffic.
 
@@ -67,9 +67,12 @@ class SlackPolicy:
         row = self.model.member_ms.get(name) or self.plan.member_latency_ms[name]
         return interp_ms(row, batch)
 
+    def profile_ms(self, spec: EnsembleSpec, batch: int) -> float:
+        """Service time of ``spec`` at ``batch`` windows on the profiles, before any correction from traffic."""
+        return self.model.ensemble_service_ms([self.member_ms(m, batch) for m in spec.members])
+
     def predict_ms(self, spec: EnsembleSpec, batch: int) -> float:
-        base = self.model.ensemble_service_ms([self.member_ms(m, batch) for m in spec.members])
-        return base * self._ratio.get(spec.name, 1.0)
+        return self.profile_ms(spec, batch) * self._ratio.get(spec.name, 1.0)
 
     def at_least(self, floor: EnsembleSpec) -> list[EnsembleSpec]:
         """The menu's rows no weaker than ``floor`` on nested CV (stated score, AUROC where a row has none)."""
@@ -104,13 +107,16 @@ class SlackPolicy:
                 return Choice(spec, pred, slack, True)
         if floor_spec is not None:
             return Choice(floor_spec, self.predict_ms(floor_spec, batch), slack_of(floor_spec), False)
-        spec, pred, slack = min(preds, key=lambda sp: sp[1] - sp[2])
+        # none fits: the cheapest on the profiles (plus its wait). The learned corrections are left out of this ranking:
+        # each is a ratio measured at the batch sizes its ensemble happened to serve, and a fixed per-request cost makes
+        # small batches read slow, so an ensemble that served only small requests could rank dearer than one that holds
+        # it and more members
+        spec, pred, slack = min(preds, key=lambda sp: (self.profile_ms(sp[0], batch) - sp[2], sp[1]))
         return Choice(spec, pred, slack, False)
 
     def observe(self, name: str, batch: int, measured_ms: float) -> None:
         """Feed back a measured service time so later predictions for this ensemble follow the machine."""
-        spec = self.plan.get(name)
-        base = self.model.ensemble_service_ms([self.member_ms(m, batch) for m in spec.members])
+        base = self.profile_ms(self.plan.get(name), batch)
         if base <= 0 or not math.isfinite(measured_ms):
             return
         r = min(max(measured_ms / base, 0.25), 8.0)

@@ -202,6 +202,22 @@ class TestPlanAndPolicy:
             pol.observe(name, 64, 3 * before)
         assert pol.predict_ms(plan.get(name), 64) == pytest.approx(3 * before, rel=0.01)
 
+    def test_hopeless_deadline_takes_the_cheapest_on_the_profiles(self):
+        """Corrections learned at small batches (a fixed per-request cost reads as a slow machine) must not make a
+        two-member row rank cheaper than its own members when nothing fits."""
+        from holmes.compose.plan import EnsembleSpec
+
+        plan = Plan((EnsembleSpec("both", ("a", "b"), score=60.0), EnsembleSpec("a_only", ("a",), score=58.0),
+                     EnsembleSpec("b_only", ("b",), score=50.0)), {"a": {"1": 1.0, "64": 20.0}, "b": {"1": 1.0, "64": 22.0}})
+        pol = SlackPolicy(plan)
+        for name in ("a_only", "b_only"):
+            for _ in range(10):
+                pol.observe(name, 1, 40.0)  # small requests, each mostly the call's own cost
+        assert pol.predict_ms(plan.get("both"), 64) < pol.predict_ms(plan.get("a_only"), 64)  # the corrections invert them
+        c = pol.choose(64, deadline_ms=0.5)
+        assert not c.fits and c.spec.name == "a_only"
+        assert c.predicted_ms == pytest.approx(pol.predict_ms(plan.get("a_only"), 64))  # still the corrected prediction
+
     def test_policy_rejects_bad_deadline_and_unknown_ensemble(self, table):
         pol = SlackPolicy(compose(table, [250], LOAD, MODEL, progress=False))
         for bad in (-1.0, 0.0, float("nan"), float("inf")):

@@ -55,7 +55,7 @@ class TestRestart:
         a.send_signal(signal.SIGKILL)
         a.wait(10)
         log_a.close()
-        before = len(read_scores(settings, topics.risk, idle_s=0.2))
+        before = len(read_scores(settings, topics.risk, min_messages=len(expected) // 5, idle_s=0.2))  # at least what was seen
         assert feeder.is_alive(), "the replay must still be running when the consumer dies"
         assert 0 < before < len(expected)
 
