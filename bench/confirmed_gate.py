@@ -31,11 +31,7 @@ Writes bench/results/confirmed_gate.json and confirmed_gate.png (the paired diff
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import warnings
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from definition_gates import load_bench, results_path, served_folds  # noqa: E402
-from feature_sets import _row, paired_bars, print_rules, summarize_rules  # noqa: E402
-from width_gate import WIDE, _Table  # noqa: E402
+import second_gate  # noqa: E402
+from width_gate import WIDE  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 from models.beats import ecg_peaks_rows, fill_nan, filtered  # noqa: E402
 from models.data import alarm_window  # noqa: E402
@@ -55,7 +50,6 @@ from models.data import alarm_window  # noqa: E402
 FS = 250
 VT = "Ventricular_Tachycardia"
 CONFIRMED = dg.Reading(("n/a",), "max", True, 100.0, "bpm", "fastest 5-beat rate of beats both QRS detectors find, fastest ECG lead")
-SERVED = "served + definition gate (rate / pause)"
 RULE = "served gate + VT confirmed-beat rate gate (margins 20-50 %, chosen inside)"
 
 
@@ -84,59 +78,16 @@ def confirmed_rate(record) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data")
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--first-seed", type=int, default=0)
-    ap.add_argument("--out", default=None)
-    args = ap.parse_args()
-    warnings.simplefilter("ignore")
-    out_path = results_path("confirmed_gate", args.out, args.seeds, args.first_seed)
-    b = load_bench(args.data, args.seeds, args.first_seed)
-    T, y, n = b.T, b.y, b.n
+    args, out_path, b = second_gate.args_and_bench(__doc__, "confirmed_gate")
+    T, y = b.T, b.y
     vt = T == VT
     conf = np.array([confirmed_rate(r) if t == VT else np.nan for r, t in zip(b.records, T)])
-    rate = dg.readings(b.F["batch@0"], T)
-
-    per_seed: dict[str, list] = {}
-    chosen = []
-    for s in b.seeds:
-        probs = {SERVED: np.zeros(n), RULE: np.zeros(n)}
-        for k, tr, te, K, p_inner, p_te in served_folds(b, s):
-            gate = dg.fit(p_inner, y[tr], T[tr], rate[tr], dg.MARGINS)
-            p_inner_g, _ = gate.apply(p_inner, rate[tr], T[tr])
-            probs[SERVED][te], _ = gate.apply(p_te, rate[te], T[te])
-            with _Table({VT: CONFIRMED}):
-                cg = dg.fit(p_inner_g, y[tr], T[tr], conf[tr], dg.MARGINS)
-                probs[RULE][te], g = cg.apply(probs[SERVED][te], conf[te], T[te])
-            chosen.append({"seed": s, "fold": k, "margin": cg.margins.get(VT), "gated_inner": cg.fit_counts.get(VT),
-                           "gated_outer": int(g.sum()), "gated_outer_true": int(y[te][g].sum())})
-        for name, p in probs.items():
-            per_seed.setdefault(name, []).append(_row(y, p, T))
-
-    summary = summarize_rules(per_seed, SERVED, "minus_served")
-    q = {lab: np.round(np.nanpercentile(conf[vt & (y == v)], [5, 25, 50, 75, 95]), 1).tolist() for lab, v in (("true", 1), ("false", 0))}
-    out = {"command": "bench/confirmed_gate.py " + " ".join(sys.argv[1:]), "records": n, "fold_seeds": args.seeds, "first_seed": args.first_seed,
-           "vt_reading_quantiles_bpm": q, "vt_no_reading": {lab: int((vt & (y == v) & ~np.isfinite(conf)).sum()) for lab, v in (("true", 1), ("false", 0))},
-           "vt_true_under_100": int((vt & (y == 1) & (conf < 100)).sum()),
-           "margins_chosen": dict(Counter(str(c["margin"]) for c in chosen)),
-           "gated_outer": {"windows": sum(c["gated_outer"] for c in chosen), "true": sum(c["gated_outer_true"] for c in chosen)},
-           "fold_predictions": b.path.name, "summary": summary, "per_fold": chosen, "per_seed": per_seed}
-    out_path.write_text(json.dumps(out, indent=1))
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 2.8))
-    paired_bars(ax, summary, args.seeds)
-    ax.set_title(f"VT confirmed-beat rate gate (fold seeds {b.seeds[0]}..{b.seeds[-1]})")
-    fig.tight_layout()
-    fig.savefig(out_path.with_suffix(".png"), dpi=110)
-    plt.close(fig)
-    print_rules(summary, 56)
-    print(f"VT confirmed rate quantiles (bpm) {q}; no reading {out['vt_no_reading']}; true VT under 100 bpm {out['vt_true_under_100']}")
-    print(f"margins chosen per outer fold {out['margins_chosen']}; outer {out['gated_outer']}")
-    print(f"wrote {out_path}")
+    out = second_gate.run(b, RULE, VT, conf, CONFIRMED)
+    extra = {"vt_reading_quantiles_bpm": {lab: np.round(np.nanpercentile(conf[vt & (y == v)], [5, 25, 50, 75, 95]), 1).tolist()
+                                          for lab, v in (("true", 1), ("false", 0))},
+             "vt_no_reading": {lab: int((vt & (y == v) & ~np.isfinite(conf)).sum()) for lab, v in (("true", 1), ("false", 0))},
+             "vt_true_under_100": int((vt & (y == 1) & (conf < 100)).sum())}
+    second_gate.write("confirmed_gate.py", out, extra, out_path, "VT confirmed-beat rate gate")
     return 0
 
 

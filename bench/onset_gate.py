@@ -30,10 +30,7 @@ Writes bench/results/onset_gate.json and onset_gate.png (the paired differences)
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -43,78 +40,29 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from definition_gates import load_bench, results_path, served_folds  # noqa: E402
-from feature_sets import _row, paired_bars, print_rules, summarize_rules  # noqa: E402
+import second_gate  # noqa: E402
 from verdict_ideas import CONTEXT_NAMES  # noqa: E402
-from width_gate import _Table  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 
 VT = "Ventricular_Tachycardia"
 # models.definition_gate reads limits as value * (1 - margin): value 1.5 and these margins give 1.20, 1.15, 1.10, 1.05
 ONSET = dg.Reading(("n/a",), "max", True, 1.5, "x", "fastest stretch / baseline 20 s before, faster ECG lead")
 MARGINS = (0.2, 1 - 1.15 / 1.5, 1 - 1.10 / 1.5, 0.3)
-SERVED = "served + definition gate (rate / pause)"
 RULE = "served gate + VT onset gate (run vs the patient's baseline, chosen inside)"
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data")
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--first-seed", type=int, default=0)
-    ap.add_argument("--out", default=None)
-    args = ap.parse_args()
-    warnings.simplefilter("ignore")
-    out_path = results_path("onset_gate", args.out, args.seeds, args.first_seed)
-    b = load_bench(args.data, args.seeds, args.first_seed)
-    T, y, n = b.T, b.y, b.n
+    args, out_path, b = second_gate.args_and_bench(__doc__, "onset_gate")
+    T, y = b.T, b.y
     vt = T == VT
-    cols = [CONTEXT_NAMES.index(f"{lead}_ctx_fast_rate_ratio") for lead in ("ECG1", "ECG2")]
-    R = b.F["context"][:, cols]
+    R = b.F["context"][:, [CONTEXT_NAMES.index(f"{lead}_ctx_fast_rate_ratio") for lead in ("ECG1", "ECG2")]]
     ratio = np.where(vt & np.isfinite(R).any(1), np.nanmax(np.where(np.isfinite(R), R, -np.inf), axis=1), np.nan)
-    rate = dg.readings(b.F["batch@0"], T)
-
-    per_seed: dict[str, list] = {}
-    chosen = []
-    for s in b.seeds:
-        probs = {SERVED: np.zeros(n), RULE: np.zeros(n)}
-        for k, tr, te, K, p_inner, p_te in served_folds(b, s):
-            gate = dg.fit(p_inner, y[tr], T[tr], rate[tr], dg.MARGINS)
-            p_inner_g, _ = gate.apply(p_inner, rate[tr], T[tr])
-            probs[SERVED][te], _ = gate.apply(p_te, rate[te], T[te])
-            with _Table({VT: ONSET}):
-                og = dg.fit(p_inner_g, y[tr], T[tr], ratio[tr], MARGINS)
-                probs[RULE][te], g = og.apply(probs[SERVED][te], ratio[te], T[te])
-                limit = og.limits().get(VT)
-            chosen.append({"seed": s, "fold": k, "limit": None if limit is None else round(limit, 3), "gated_inner": og.fit_counts.get(VT),
-                           "gated_outer": int(g.sum()), "gated_outer_true": int(y[te][g].sum()),
-                           "flipped_outer": int((g & (probs[SERVED][te] >= dg.CUT)).sum())})
-        for name, p in probs.items():
-            per_seed.setdefault(name, []).append(_row(y, p, T))
-
-    summary = summarize_rules(per_seed, SERVED, "minus_served")
-    q = {lab: np.round(np.nanpercentile(ratio[vt & (y == v)], [5, 25, 50, 75, 95]), 2).tolist() for lab, v in (("true", 1), ("false", 0))}
-    out = {"command": "bench/onset_gate.py " + " ".join(sys.argv[1:]), "records": n, "fold_seeds": args.seeds, "first_seed": args.first_seed,
-           "vt_ratio_quantiles": q, "vt_no_reading": {lab: int((vt & (y == v) & ~np.isfinite(ratio)).sum()) for lab, v in (("true", 1), ("false", 0))},
-           "limits_chosen": dict(Counter(str(c["limit"]) for c in chosen)),
-           "gated_outer": {"windows": sum(c["gated_outer"] for c in chosen), "true": sum(c["gated_outer_true"] for c in chosen),
-                           "flipped": sum(c["flipped_outer"] for c in chosen)},
-           "fold_predictions": b.path.name, "summary": summary, "per_fold": chosen, "per_seed": per_seed}
-    out_path.write_text(json.dumps(out, indent=1))
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 2.8))
-    paired_bars(ax, summary, args.seeds)
-    ax.set_title(f"VT onset gate (fold seeds {b.seeds[0]}..{b.seeds[-1]})")
-    fig.tight_layout()
-    fig.savefig(out_path.with_suffix(".png"), dpi=110)
-    plt.close(fig)
-    print_rules(summary, 56)
-    print(f"VT ratio quantiles {q}; no reading {out['vt_no_reading']}")
-    print(f"limits chosen per outer fold {out['limits_chosen']}; outer {out['gated_outer']}")
-    print(f"wrote {out_path}")
+    out = second_gate.run(b, RULE, VT, ratio, ONSET, MARGINS)
+    extra = {"vt_ratio_quantiles": {lab: np.round(np.nanpercentile(ratio[vt & (y == v)], [5, 25, 50, 75, 95]), 2).tolist()
+                                    for lab, v in (("true", 1), ("false", 0))},
+             "vt_no_reading": {lab: int((vt & (y == v) & ~np.isfinite(ratio)).sum()) for lab, v in (("true", 1), ("false", 0))},
+             "limits_chosen": dict(Counter(str(None if c["limit"] is None else round(c["limit"], 3)) for c in out["per_fold"]))}
+    second_gate.write("onset_gate.py", out, extra, out_path, "VT onset gate")
     return 0
 
 

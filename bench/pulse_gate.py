@@ -34,11 +34,7 @@ Writes bench/results/pulse_gate.json and pulse_gate.png (the paired differences)
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import warnings
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from feature_sets import _row, paired_bars, print_rules, summarize_rules  # noqa: E402
-from definition_gates import load_bench, results_path, served_folds  # noqa: E402
-from width_gate import _Table  # noqa: E402
+import second_gate  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 from models.beats import ecg_peaks_rows, fill_nan, filtered, percentiles_rows, pulse_peaks_rows  # noqa: E402
 from models.data import alarm_window  # noqa: E402
@@ -58,7 +52,6 @@ FS = 250
 VT = "Ventricular_Tachycardia"
 FLOORS = {2: 5.0, 3: 1e-3}  # ABP mmHg, PPG: the features' smallest pulse prominence
 UNAFFECTED = dg.Reading(("n/a",), "max", True, 1.0, "", "0 when the pulse goes on unchanged through the fastest ECG run")
-SERVED = "served + definition gate (rate / pause)"
 PULSE_RULE = "served gate + VT pulse-unaffected gate (chosen inside)"
 
 
@@ -105,59 +98,16 @@ def pulse_reading(record) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data")
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--first-seed", type=int, default=0)
-    ap.add_argument("--out", default=None)
-    args = ap.parse_args()
-    warnings.simplefilter("ignore")
-    out_path = results_path("pulse_gate", args.out, args.seeds, args.first_seed)
-    b = load_bench(args.data, args.seeds, args.first_seed)
-    T, y, n, seeds = b.T, b.y, b.n, b.seeds
+    args, out_path, b = second_gate.args_and_bench(__doc__, "pulse_gate")
+    T, y = b.T, b.y
     vt = T == VT
     info = [pulse_reading(r) if t == VT else {"unaffected": np.nan} for r, t in zip(b.records, T)]
     # the gate caps when the reading is below 1 * (1 - 0.5): "unaffected" reads 0, "affected" 1
     un = np.array([1.0 - d["unaffected"] for d in info])
-    rate = dg.readings(b.F["batch@0"], T)
-
-    per_seed: dict[str, list] = {}
-    chosen = []
-    for s in seeds:
-        probs = {SERVED: np.zeros(n), PULSE_RULE: np.zeros(n)}
-        for k, tr, te, K, p_inner, p_te in served_folds(b, s):
-            gate = dg.fit(p_inner, y[tr], T[tr], rate[tr], dg.MARGINS)
-            p_inner_g, _ = gate.apply(p_inner, rate[tr], T[tr])
-            probs[SERVED][te], _ = gate.apply(p_te, rate[te], T[te])
-            with _Table({VT: UNAFFECTED}):
-                pg = dg.fit(p_inner_g, y[tr], T[tr], un[tr], (0.5,))
-                probs[PULSE_RULE][te], g = pg.apply(probs[SERVED][te], un[te], T[te])
-            chosen.append({"seed": s, "fold": k, "gated": VT in pg.margins, "cap": pg.caps.get(VT), "gated_inner": pg.fit_counts.get(VT),
-                           "gated_outer": int(g.sum()), "gated_outer_true": int(y[te][g].sum())})
-        for name, p in probs.items():
-            per_seed.setdefault(name, []).append(_row(y, p, T))
-
-    summary = summarize_rules(per_seed, SERVED, "minus_served")
+    out = second_gate.run(b, PULSE_RULE, VT, un, UNAFFECTED, (0.5,))
     counts = {lab: {"unaffected": int(((un == 0) & vt & (y == v)).sum()), "affected": int(((un == 1) & vt & (y == v)).sum()),
                     "no reading": int((~np.isfinite(un) & vt & (y == v)).sum())} for lab, v in (("true", 1), ("false", 0))}
-    out = {"command": "bench/pulse_gate.py " + " ".join(sys.argv[1:]), "records": n, "fold_seeds": args.seeds, "first_seed": args.first_seed,
-           "vt_readings": counts, "gate_chosen": dict(Counter(str(c["gated"]) for c in chosen)),
-           "gated_outer": {"windows": sum(c["gated_outer"] for c in chosen), "true": sum(c["gated_outer_true"] for c in chosen)},
-           "fold_predictions": b.path.name, "summary": summary, "per_fold": chosen, "per_seed": per_seed}
-    out_path.write_text(json.dumps(out, indent=1))
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 2.8))
-    paired_bars(ax, summary, args.seeds)
-    ax.set_title(f"VT pulse-unaffected gate (fold seeds {seeds[0]}..{seeds[-1]})")
-    fig.tight_layout()
-    fig.savefig(out_path.with_suffix(".png"), dpi=110)
-    plt.close(fig)
-    print_rules(summary, 56)
-    print(f"VT readings {counts}; gate chosen on outer folds {out['gate_chosen']}; outer {out['gated_outer']}")
-    print(f"wrote {out_path}")
+    second_gate.write("pulse_gate.py", out, {"vt_readings": counts}, out_path, "VT pulse-unaffected gate")
     return 0
 
 

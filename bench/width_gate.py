@@ -38,12 +38,8 @@ paired differences; the reading against the served probability on VT windows).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
-import warnings
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +49,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from feature_sets import _row, paired_bars, print_rules, summarize_rules  # noqa: E402
-from definition_gates import load_bench, results_path, served_folds  # noqa: E402
+import second_gate  # noqa: E402
+from feature_sets import paired_bars  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 from models.beats import ecg_peaks_rows, fill_nan, filtered  # noqa: E402
 from models.data import alarm_window  # noqa: E402
@@ -65,7 +61,6 @@ WIDE = signal.butter(2, [1.0, 40.0], btype="bandpass", fs=FS, output="sos")
 VT = "Ventricular_Tachycardia"
 WIDTH = dg.Reading(("ECG1_qrs_width_s", "ECG2_qrs_width_s"), "max", True, 0.12, "s",
                    "median wide-band QRS width of the fastest 5 beats, widest ECG lead")
-SERVED = "served + definition gate (rate / pause)"
 WIDTH_RULE = "served gate + VT QRS width gate (margins 20-50 %, chosen inside)"
 
 
@@ -117,76 +112,20 @@ def widths(records) -> np.ndarray:
     return out
 
 
-class _Table:
-    """``models.definition_gate`` fitted and applied with another reading table (the gate reads its limits there)."""
-
-    def __init__(self, table):
-        self.table = table
-
-    def __enter__(self):
-        self.saved, dg.READINGS = dg.READINGS, self.table
-
-    def __exit__(self, *exc):
-        dg.READINGS = self.saved
-
-
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", help="records folder (default: the shared development data)")
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--first-seed", type=int, default=0)
-    ap.add_argument("--out", default=None)
-    args = ap.parse_args()
-    warnings.simplefilter("ignore", RuntimeWarning)
-    out_path = results_path("width_gate", args.out, args.seeds, args.first_seed)
-
-    b = load_bench(args.data, args.seeds, args.first_seed)
-    F, T, y, n, seeds = b.F, b.T, b.y, b.n, b.seeds
+    args, out_path, b = second_gate.args_and_bench(__doc__, "width_gate")
+    T, y = b.T, b.y
     t0 = time.perf_counter()
     Wd = widths(b.records)
     width_s = round(time.perf_counter() - t0, 1)
-    rate = dg.readings(F["batch@0"], T)
     wread = np.where(T == VT, np.where(np.isfinite(Wd).any(1), np.nanmax(np.where(np.isfinite(Wd), Wd, -np.inf), axis=1), np.nan), np.nan)
-    table = {VT: WIDTH}
-
-    per_seed: dict[str, list] = {}
-    chosen = []
-    served_all = np.zeros((args.seeds, n))
-    for si, s in enumerate(seeds):
-        probs = {name: np.zeros(n) for name in (SERVED, WIDTH_RULE)}
-        for k, tr, te, K, p_inner, p_te in served_folds(b, s):
-            gate = dg.fit(p_inner, y[tr], T[tr], rate[tr], dg.MARGINS)
-            p_inner_g, _ = gate.apply(p_inner, rate[tr], T[tr])
-            p_te_g, _ = gate.apply(p_te, rate[te], T[te])
-            probs[SERVED][te] = p_te_g
-            with _Table(table):
-                wgate = dg.fit(p_inner_g, y[tr], T[tr], wread[tr], dg.MARGINS)
-                probs[WIDTH_RULE][te], g = wgate.apply(p_te_g, wread[te], T[te])
-            chosen.append({"seed": s, "fold": k, "margin": wgate.margins.get(VT), "cap": wgate.caps.get(VT),
-                           "gated_inner": wgate.fit_counts.get(VT), "gated_outer": int(g.sum()), "gated_outer_true": int(y[te][g].sum()),
-                           "flipped_outer": int((g & (p_te_g >= dg.CUT)).sum()),
-                           "flipped_outer_true": int((g & (p_te_g >= dg.CUT) & (y[te] == 1)).sum())})
-        served_all[si] = probs[SERVED]
-        for name, p in probs.items():
-            per_seed.setdefault(name, []).append(_row(y, p, T))
-
-    summary = summarize_rules(per_seed, SERVED, "minus_served")  # "served" here: the served gate
+    out = second_gate.run(b, WIDTH_RULE, VT, wread, WIDTH)
     vt = T == VT
-    out = {"command": "bench/width_gate.py " + " ".join(sys.argv[1:]), "records": n, "fold_seeds": args.seeds, "first_seed": args.first_seed,
-           "reading": WIDTH.words, "width_s": width_s,
-           "vt_reading_quantiles_ms": {lab: np.round(1000 * np.nanpercentile(wread[vt & (y == v)], [0, 5, 25, 50, 75, 95, 100]), 1).tolist()
-                                       for lab, v in (("true", 1), ("false", 0))},
-           "vt_no_reading": int((vt & ~np.isfinite(wread)).sum()),
-           "margins_chosen": dict(Counter(str(c["margin"]) for c in chosen)),
-           "gated_outer": {"windows": sum(c["gated_outer"] for c in chosen), "true": sum(c["gated_outer_true"] for c in chosen),
-                           "flipped": sum(c["flipped_outer"] for c in chosen), "flipped_true": sum(c["flipped_outer_true"] for c in chosen)},
-           "fold_predictions": b.path.name, "summary": summary, "per_fold": chosen, "per_seed": per_seed}
-    out_path.write_text(json.dumps(out, indent=1))
-    _plot(out, served_all.mean(0), wread, y, vt, out_path.with_suffix(".png"))
-    print_rules(summary, 62)
-    print(f"VT width quantiles (ms) {out['vt_reading_quantiles_ms']}; no reading {out['vt_no_reading']}")
-    print(f"margins chosen per outer fold {out['margins_chosen']}; outer {out['gated_outer']}")
-    print(f"wrote {out_path}")
+    extra = {"reading": WIDTH.words, "width_s": width_s,
+             "vt_reading_quantiles_ms": {lab: np.round(1000 * np.nanpercentile(wread[vt & (y == v)], [0, 5, 25, 50, 75, 95, 100]), 1).tolist()
+                                         for lab, v in (("true", 1), ("false", 0))},
+             "vt_no_reading": int((vt & ~np.isfinite(wread)).sum())}
+    second_gate.write("width_gate.py", out, extra, out_path, "VT QRS width gate", plot=lambda doc, p, path: _plot(doc, p, wread, y, vt, path))
     return 0
 
 

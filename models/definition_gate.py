@@ -72,7 +72,7 @@ def describe(table: dict[str, Reading] | None = None) -> dict:
 
 def readings(features: np.ndarray, alarm_types, table: dict[str, Reading] | None = None) -> np.ndarray:
     """[B] the reading of each window's alarm type (NaN: a type without one, or a window that cannot give it);
-    ``table``: other readings to try (default ``READINGS``; the gate's limits still come from ``READINGS``)."""
+    ``table``: other readings to try (default ``READINGS``; a gate fitted on them takes the same ``table``)."""
     X = np.asarray(features, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != N_FEATURES:
         raise InvalidFieldError("features", f"must be [B, {N_FEATURES}] (models.features)", getattr(X, "shape", None))
@@ -94,15 +94,15 @@ def readings(features: np.ndarray, alarm_types, table: dict[str, Reading] | None
     return out
 
 
-def _limit(typ: str, margin: float) -> float:
-    r = READINGS[typ]
+def _limit(typ: str, margin: float, table: dict[str, Reading]) -> float:
+    r = table[typ]
     return r.value * (1.0 - margin) if r.below else r.value * (1.0 + margin)
 
 
-def _gated(typ: str, margin: float, reading: np.ndarray, types: np.ndarray) -> np.ndarray:
-    lim, ok = _limit(typ, margin), (types == typ) & np.isfinite(reading)
+def _gated(typ: str, margin: float, reading: np.ndarray, types: np.ndarray, table: dict[str, Reading]) -> np.ndarray:
+    lim, ok = _limit(typ, margin, table), (types == typ) & np.isfinite(reading)
     with np.errstate(invalid="ignore"):
-        return ok & ((reading < lim) if READINGS[typ].below else (reading > lim))
+        return ok & ((reading < lim) if table[typ].below else (reading > lim))
 
 
 @dataclass(frozen=True)
@@ -112,11 +112,17 @@ class DefinitionGate:
     margins: dict[str, float] = field(default_factory=dict)
     caps: dict[str, float] = field(default_factory=dict)
     fit_counts: dict[str, list[int]] = field(default_factory=dict)  # per gated type: [windows gated, true among them]
+    # the definitions the limits come from (None: ``READINGS``, the served ones; benches try others)
+    table: dict[str, Reading] | None = field(default=None, compare=False)
+
+    @property
+    def readings_table(self) -> dict[str, Reading]:
+        return READINGS if self.table is None else self.table
 
     def __post_init__(self):
         for typ, m in self.margins.items():
-            if typ not in READINGS:
-                raise InvalidFieldError("definition_gate.margins", f"must name alarm types with a reading ({', '.join(READINGS)})", typ)
+            if typ not in self.readings_table:
+                raise InvalidFieldError("definition_gate.margins", f"must name alarm types with a reading ({', '.join(self.readings_table)})", typ)
             if not (isinstance(m, (int, float)) and 0.0 < float(m) < 1.0):
                 raise InvalidFieldError(f"definition_gate.margins.{typ}", "must be a fraction in (0, 1)", m)
             c = self.caps.get(typ)
@@ -125,14 +131,14 @@ class DefinitionGate:
 
     def limits(self) -> dict[str, float]:
         """Per gated type, the reading beyond which the gate caps (e.g. VT: the fastest 5 beats under 80 bpm)."""
-        return {t: _limit(t, m) for t, m in self.margins.items()}
+        return {t: _limit(t, m, self.readings_table) for t, m in self.margins.items()}
 
     def gated(self, reading: np.ndarray, alarm_types) -> np.ndarray:
         """[B] bool: which windows the gate caps, from their ``readings``."""
         types = np.asarray(list(alarm_types), dtype=object)
         out = np.zeros(len(types), dtype=bool)
         for typ, m in self.margins.items():
-            out |= _gated(typ, m, np.asarray(reading, dtype=np.float64), types)
+            out |= _gated(typ, m, np.asarray(reading, dtype=np.float64), types, self.readings_table)
         return out
 
     def apply(self, p: np.ndarray, reading: np.ndarray, alarm_types) -> tuple[np.ndarray, np.ndarray]:
@@ -152,12 +158,12 @@ class DefinitionGate:
         idx = [i for i, t in enumerate(types) if t in self.margins]
         if idx:
             X = np.asarray(features)[idx] if features is not None else extract_batch(np.asarray(windows)[idx], np.asarray(masks)[idx])
-            reading[idx] = readings(X, [types[i] for i in idx])
+            reading[idx] = readings(X, [types[i] for i in idx], self.table)
         return self.apply(p, reading, types)
 
     def to_dict(self) -> dict:
         return {"name": NAME, "margins": dict(self.margins), "caps": dict(self.caps), "fit_counts": dict(self.fit_counts),
-                "limits": {t: round(v, 4) for t, v in self.limits().items()}, "readings": describe()}
+                "limits": {t: round(v, 4) for t, v in self.limits().items()}, "readings": describe(self.table)}
 
     @classmethod
     def from_dict(cls, d) -> "DefinitionGate":
@@ -182,11 +188,13 @@ def _score(tp: int, tn: int, fp: int, fn: int) -> float:
     return (tp + tn) / max(tp + tn + fp + 5 * fn, 1)
 
 
-def fit(p: np.ndarray, y: np.ndarray, alarm_types, reading: np.ndarray, margins=MARGINS) -> DefinitionGate:
+def fit(p: np.ndarray, y: np.ndarray, alarm_types, reading: np.ndarray, margins=MARGINS,
+        table: dict[str, Reading] | None = None) -> DefinitionGate:
     """The gate chosen on out-of-fold calibrated probabilities ``p`` (labels ``y``, ``readings`` of the same windows): per
     alarm type the margin among ``margins`` whose gate scores best (challenge score at the 1/6 cut over all windows, the
     other types ungated; ties: the larger margin), kept only when it beats no gate and its cap ((true gated + 1) /
-    (gated + 2)) is below the cut."""
+    (gated + 2)) is below the cut. ``table``: the definitions the limits come from (default ``READINGS``)."""
+    defs = READINGS if table is None else table
     cut = CUT
     p, y = np.asarray(p, dtype=np.float64), np.asarray(y).astype(int)
     types = np.asarray(list(alarm_types), dtype=object)
@@ -198,10 +206,10 @@ def fit(p: np.ndarray, y: np.ndarray, alarm_types, reading: np.ndarray, margins=
     pos = p >= cut
     base = [int((pos & (y == 1)).sum()), int((~pos & (y == 0)).sum()), int((pos & (y == 0)).sum()), int((~pos & (y == 1)).sum())]
     chosen, caps, counts = {}, {}, {}
-    for typ in READINGS:
+    for typ in defs:
         best = (_score(*base), None)
         for m in sorted(margins, reverse=True):  # the larger margin first: ties keep the more careful gate
-            g = _gated(typ, m, reading, types)
+            g = _gated(typ, m, reading, types, defs)
             cap = (int(y[g].sum()) + 1) / (int(g.sum()) + 2)
             if not g.any() or cap >= cut:
                 continue
@@ -211,7 +219,7 @@ def fit(p: np.ndarray, y: np.ndarray, alarm_types, reading: np.ndarray, margins=
             if s > best[0] + 1e-12:
                 best = (s, m)
         if best[1] is not None:
-            g = _gated(typ, best[1], reading, types)
+            g = _gated(typ, best[1], reading, types, defs)
             chosen[typ], caps[typ] = float(best[1]), (int(y[g].sum()) + 1) / (int(g.sum()) + 2)
             counts[typ] = [int(g.sum()), int(y[g].sum())]
-    return DefinitionGate(chosen, caps, counts)
+    return DefinitionGate(chosen, caps, counts, table)

@@ -104,6 +104,18 @@ def test_a_gate_round_trips_and_refuses_what_would_not_gate_soundly():
         dg.DefinitionGate.from_dict({**gate.to_dict(), "name": "other"})
 
 
+def test_a_gate_fitted_on_other_definitions_takes_its_limits_from_them():
+    # a bench's reading (a QRS width, definition 120 ms): narrow false alarms gated, the served definitions untouched
+    width = {VT: dg.Reading(("n/a",), "max", True, 0.12, "s", "QRS width")}
+    reading = np.array([0.06, 0.07, 0.065, 0.14, 0.15, 0.13] * 5)
+    y = np.array([0, 0, 0, 1, 1, 1] * 5)
+    gate = dg.fit(np.full(30, 0.5), y, [VT] * 30, reading, table=width)
+    assert gate.margins == {VT: 0.4} and gate.limits() == {VT: pytest.approx(0.072)}  # the largest margin gating all three
+    p, g = gate.apply(np.full(30, 0.5), reading, [VT] * 30)
+    assert g.tolist() == (y == 0).tolist() and (p[g] < dg.CUT).all()
+    assert gate.to_dict()["readings"][VT]["definition"] == 0.12 and dg.fit(np.full(30, 0.5), y, [VT] * 30, reading).margins == {}
+
+
 @pytest.fixture(scope="module")
 def vt_records(data_dir):
     # v756s: a false VT alarm on a slow, regular rhythm (both ECG leads ~55 bpm; one lead noisy) that the models call true;
