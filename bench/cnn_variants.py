@@ -1,0 +1,249 @@
+"""The recipe changes ``bench/cnn_ideas.py`` tries that need more than a config: a cache at the native 250 Hz, the
+features in the head, one output per alarm type, and SimCLR pre-training of the encoder. Each is a context manager that
+patches ``models.train_cnn`` in the bench process only (the served CNN code is untouched); the fold workers fork after
+it is entered and inherit it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+import numpy as np
+
+SSL = {"epochs": 8, "batch": 128, "lr": 2e-3, "temperature": 0.2, "proj": 64}
+
+
+def variant_patches(name: str, cfg, records, cache, folds, workers: int) -> tuple[list, float]:
+    """The context managers variant ``name`` trains under, and the seconds spent preparing them (pre-training)."""
+    if name in ("hybrid-features", "combined"):
+        feats = scaled_features(records, cache.shifts_s)
+        return ([hybrid_head(feats), typed_head()] if name == "combined" else [hybrid_head(feats)]), 0.0
+    if name == "typed-heads":
+        return [typed_head()], 0.0
+    if name == "ssl-pretrain":
+        states, wall = pretrain_folds(cfg, records, folds, workers)
+        return [pretrained_encoder(states)], wall
+    return [], 0.0
+
+
+def native_cache(records, window_s: float):
+    """``models.segments.build_cache`` at 250 Hz: each raw sample doubled, so ``preprocess``'s pair averaging gives back
+    the native samples (its robust scale then reads every second sample instead of every fourth)."""
+    import models.segments as seg
+
+    orig = seg.preprocess
+    seg.preprocess = lambda w, m, fs: orig(np.repeat(w, 2, axis=2), m, fs)
+    try:
+        return seg.build_cache(records, window_s=window_s, progress=True)
+    finally:
+        seg.preprocess = orig
+
+
+def scaled_features(records, shifts_s) -> np.ndarray:
+    """[records, shifts, 99] ``models.features`` of each shift's window (cached by ``models.verdict_shift``), scaled."""
+    from models.verdict_shift import default_cache, shift_features
+
+    shifts = [int(round(s)) for s in shifts_s]
+    F = shift_features(records, shifts, progress=True, cache=default_cache(len(records)))
+    X = np.stack([F[f"batch@{o}"] for o in shifts], axis=1)
+    flat = X.reshape(-1, X.shape[-1])
+    med = np.nanmedian(flat, axis=0)
+    iqr = np.nanpercentile(flat, 75, axis=0) - np.nanpercentile(flat, 25, axis=0)
+    iqr = np.where(np.isfinite(iqr) & (iqr > 0), iqr, 1.0)
+    Z = np.clip(np.nan_to_num((X - med) / iqr, nan=0.0, posinf=5.0, neginf=-5.0), -5.0, 5.0)
+    return Z.astype(np.float32)
+
+
+class hybrid_head:
+    """While open, ``models.train_cnn`` builds nets whose head also takes rows of ``feats`` [records, shifts, F] (the
+    batch's records and shifts), and feeds them: the hybrid-features variant, without touching the served CNN code."""
+
+    def __init__(self, feats: np.ndarray):
+        self.feats = feats
+
+    def __enter__(self):
+        feats = self.feats
+        import torch
+        from torch import nn
+
+        import models.train_cnn as tc
+
+        class Hybrid(tc.ResNet1d):
+            def __init__(self, cfg):
+                super().__init__(cfg)
+                first = self.head[0]
+                self.head[0] = nn.Linear(first.in_features + feats.shape[-1], first.out_features)
+
+        orig_batch = tc._batch
+
+        def batch(cache, idx, shift_idx, slots, rng=None, jitter: float = 0.0):
+            x, aux = orig_batch(cache, idx, shift_idx, slots, rng, jitter)
+            return x, torch.cat([aux, torch.from_numpy(np.ascontiguousarray(feats[idx, shift_idx]))], dim=1)
+
+        self.saved = (tc.ResNet1d, tc._batch)
+        tc.ResNet1d, tc._batch = Hybrid, batch
+        return self
+
+    def __exit__(self, *exc):
+        import models.train_cnn as tc
+
+        tc.ResNet1d, tc._batch = self.saved
+
+
+class typed_head:
+    """While open, ``models.train_cnn`` builds nets with one output per alarm type (``aux`` starts with the one-hot)."""
+
+    def __enter__(self):
+        import torch
+        from torch import nn
+
+        import models.train_cnn as tc
+        from models.cnn import N_TYPES
+
+        class Typed(tc.ResNet1d):
+            def __init__(self, cfg):
+                super().__init__(cfg)
+                self.head[-1] = nn.Linear(self.head[-1].in_features, N_TYPES)
+
+            def forward(self, x, aux):
+                h = torch.relu(self.bn(self.blocks(self.stem(x))))
+                out = self.head(torch.cat([h.mean(dim=2), h.amax(dim=2), aux], dim=1))
+                return (out * aux[:, :N_TYPES]).sum(dim=1)
+
+        self.saved = tc.ResNet1d
+        tc.ResNet1d = Typed
+        return self
+
+    def __exit__(self, *exc):
+        import models.train_cnn as tc
+
+        tc.ResNet1d = self.saved
+
+
+def unlabelled_windows(records, slots, window_s: float = 16.0) -> np.ndarray:
+    """[records, 17, len(slots), n] the CNN input of the 16 s windows ending 16, 32, ..., 272 s into each record."""
+    from models.data import ALARM_S, alarm_window
+    from models.segments import preprocess
+
+    ends = np.arange(window_s, ALARM_S - window_s - 12 + 1e-9, window_s)  # the last ends before the alarm window starts
+    out = []
+    for r in records:
+        w = np.stack([alarm_window(r, window_s, float(ALARM_S - e)) for e in ends])
+        x, _, _ = preprocess(w, np.repeat(r.mask[None], len(ends), axis=0), r.fs_hz)
+        out.append(x[:, list(slots)])
+    return np.stack(out)
+
+
+def _augment(x, rng):
+    """A random view of x [B, C, n] (numpy): per-channel gain and polarity, noise, a 1.5 s gap, a dropped channel."""
+    b, c, n = x.shape
+    v = x * rng.uniform(0.6, 1.4, (b, c, 1)) * rng.choice([-1.0, 1.0], (b, c, 1))
+    v = v + rng.normal(0.0, 0.05, v.shape)
+    gap = int(1.5 * 125)
+    for i in range(b):
+        if rng.random() < 0.5:
+            a = rng.integers(0, n - gap)
+            v[i, :, a:a + gap] = 0.0
+        keep = rng.random(c) > 0.2
+        if keep.any():
+            v[i, ~keep] = 0.0
+    return v.astype(np.float32)
+
+
+def _pretrain(args) -> tuple[int, dict]:
+    """SimCLR on the unlabelled windows of one outer fold's training records: the encoder's state."""
+    import torch
+    from torch import nn
+
+    from models.cnn import CNNConfig, ResNet1d
+
+    fold, cfg_d, X, seed = args
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = ResNet1d(CNNConfig(**cfg_d))
+    c = net.bn.num_features
+    proj = nn.Sequential(nn.Linear(2 * c, SSL["proj"]), nn.ReLU(), nn.Linear(SSL["proj"], SSL["proj"]))
+    opt = torch.optim.AdamW(list(net.parameters()) + list(proj.parameters()), lr=SSL["lr"], weight_decay=1e-3)
+    flat = X.reshape(-1, *X.shape[2:])
+    flat = flat[np.abs(flat).reshape(len(flat), -1).max(1) > 0]  # windows with some signal
+    net.train()
+    for _ in range(SSL["epochs"]):
+        order = rng.permutation(len(flat))
+        for s in range(0, len(order) - SSL["batch"] + 1, SSL["batch"]):
+            xb = flat[order[s:s + SSL["batch"]]]
+            v = torch.from_numpy(np.concatenate([_augment(xb, rng), _augment(xb, rng)]))
+            h = torch.relu(net.bn(net.blocks(net.stem(v))))
+            z = nn.functional.normalize(proj(torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)), dim=1)
+            sim = z @ z.T / SSL["temperature"]
+            sim.fill_diagonal_(-1e9)
+            m = len(xb)
+            target = torch.cat([torch.arange(m, 2 * m), torch.arange(0, m)])
+            loss = nn.functional.cross_entropy(sim, target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return fold, {k: v.detach().clone() for k, v in net.state_dict().items() if not k.startswith("head.")}
+
+
+_CURRENT_FOLD = {"fold": None}
+
+
+def _pretrained_job(args):
+    """``models.train_cnn._job`` with the fold noted, so the net it builds starts from that fold's encoder."""
+    _CURRENT_FOLD["fold"] = int(args[2])
+    return pretrained_encoder.saved_job(args)
+
+
+class pretrained_encoder:
+    """While open, ``models.train_cnn``'s fold jobs start their net from ``states[fold]`` (the encoder)."""
+
+    saved_job = None
+
+    def __init__(self, states: dict[int, dict]):
+        self.states = states
+
+    def __enter__(self):
+        states = self.states
+        import models.train_cnn as tc
+
+        saved_net = tc.ResNet1d
+
+        class Pretrained(saved_net):
+            def __init__(self, cfg):
+                super().__init__(cfg)
+                self.load_state_dict(states[_CURRENT_FOLD["fold"]], strict=False)
+
+        pretrained_encoder.saved_job, self.saved_net = tc._job, saved_net
+        tc._job, tc.ResNet1d = _pretrained_job, Pretrained
+        return self
+
+    def __exit__(self, *exc):
+        import models.train_cnn as tc
+
+        tc._job, tc.ResNet1d = pretrained_encoder.saved_job, self.saved_net
+
+
+def pretrain_folds(cfg, records, folds, workers: int, seed: int = 0) -> tuple[dict[int, dict], float]:
+    """One encoder per outer fold, on its training records' unlabelled windows ({fold: state}, kept in the cache
+    folder), and the wall time."""
+    import multiprocessing as mp
+
+    import torch
+
+    from verdict_ideas import cache_path
+
+    t0 = time.perf_counter()
+    path = cache_path(len(records)).with_name(f"ssl_{cfg.name}_{len(records)}_s{seed}.pt")
+    if path.is_file():
+        return torch.load(path), time.perf_counter() - t0
+    X = unlabelled_windows(records, cfg.slots, cfg.window_s)
+    jobs = [(int(k), asdict(cfg), X[folds != k], seed * 1000 + int(k)) for k in np.unique(folds)]
+    states = {}
+    with mp.get_context("fork").Pool(workers) as pool:
+        for k, state in pool.imap_unordered(_pretrain, jobs):
+            states[k] = state
+            print(f"  ssl encoder of fold {k} ready ({time.perf_counter() - t0:.0f} s)", flush=True)
+    torch.save(states, path)
+    return states, time.perf_counter() - t0
