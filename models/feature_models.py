@@ -25,7 +25,7 @@ from .member import check_batch, check_output
 from .metrics import best_threshold
 
 POS_WEIGHT = 3.0  # class weight of a true alarm; the 5:1 cost itself is applied by the threshold
-ESTIMATORS = ("logreg", "gbm", "extratrees", "vote", "typed", "typed-auto")
+ESTIMATORS = ("logreg", "gbm", "extratrees", "vote", "vote3", "typed", "typed-auto", "typed-vote3")
 DEFAULT_MODELS = ("features-logreg", "features-gbm", "features-extratrees", "features-vote", "features-typed")
 
 
@@ -54,6 +54,9 @@ def _estimator(kind: str, seed: int):
         )
     if kind == "vote":
         return VotingClassifier([("logreg", _estimator("logreg", seed)), ("extratrees", _estimator("extratrees", seed))], voting="soft")
+    if kind == "vote3":  # the vote with the gradient-boosted trees as a third voter (not a default member)
+        parts = ("logreg", "extratrees", "gbm")
+        return VotingClassifier([(k, _estimator(k, seed)) for k in parts], voting="soft")
     if kind == "typed":  # the vote, one head per alarm type mixed with a global one, calibrated per type
         from .typed_heads import TypedHeads
 
@@ -62,6 +65,10 @@ def _estimator(kind: str, seed: int):
         from .typed_heads import TypedHeads
 
         return TypedHeads(base="vote", mix="auto", seed=seed)
+    if kind == "typed-vote3":  # typed heads over the three-way vote (not a default member; bench/typed_heads.py)
+        from .typed_heads import TypedHeads
+
+        return TypedHeads(base="vote3", seed=seed)
     raise InvalidFieldError("estimator", "must be a known feature-model estimator", kind, ESTIMATORS)
 
 

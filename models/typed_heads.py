@@ -63,8 +63,8 @@ class TypedHeads:
     def __init__(self, base: str = "vote", mix: float | str = 0.5, min_records: int = 12, calib_splits: int = 5, seed: int = 0):
         if mix != "auto" and not (isinstance(mix, (int, float)) and 0.0 <= mix <= 1.0):
             raise InvalidFieldError("mix", "must be within [0, 1] or 'auto' (chosen per alarm type on inner folds)", mix)
-        if base == "typed":
-            raise InvalidFieldError("base", "must be a plain feature-model estimator, not 'typed'", base)
+        if base.startswith("typed"):
+            raise InvalidFieldError("base", "must be a plain feature-model estimator, not a typed one", base)
         self.base, self.mix, self.min_records, self.calib_splits, self.seed = base, mix, min_records, calib_splits, seed
 
     # -- fitting --------------------------------------------------------------------------------------
