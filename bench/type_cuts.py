@@ -16,6 +16,11 @@ Written before the run (the plan, nothing tuned after):
 - **Kept (served) only if** on both fold-seed sets (0..4 and 5..9) the paired difference to the served gate is
   positive in the mean and better on at least 4 of 5 fold seeds.
 
+Result (one run per fold-seed set, seconds each): **not kept**. Seeds 0..4: 81.51 +/- 2.60 against the served gate's
+81.30, +0.21 +/- 1.55, better on 3/5; seeds 5..9: 81.38 +/- 1.39 against 81.02, +0.36 +/- 1.15, 4/5. Bradycardia
+gains (72.2 -> 74.2 and 73.8 -> 76.9: the inner folds choose 1/3 for it on 14 and 15 of 25 outer folds), VF/flutter
+loses (91.1 -> 89.6, 92.1 -> 89.7: its few true alarms push its cut down), the rest moves within a point.
+
 Writes bench/results/type_cuts.json (per seed and summary, the cuts chosen per type over the outer folds) and
 type_cuts.png (the paired differences).
 """
