@@ -25,7 +25,7 @@ from .member import check_batch, check_output
 from .metrics import best_threshold
 
 POS_WEIGHT = 3.0  # class weight of a true alarm; the 5:1 cost itself is applied by the threshold
-ESTIMATORS = ("logreg", "gbm", "extratrees", "vote", "vote3", "typed", "typed-auto", "typed-vote3")
+ESTIMATORS = ("logreg", "gbm", "extratrees", "vote", "vote3", "vote-sym", "typed", "typed-auto", "typed-vote3", "typed-sym")
 DEFAULT_MODELS = ("features-logreg", "features-gbm", "features-extratrees", "features-vote", "features-typed")
 
 
@@ -57,6 +57,10 @@ def _estimator(kind: str, seed: int):
     if kind == "vote3":  # the vote with the gradient-boosted trees as a third voter (not a default member)
         parts = ("logreg", "extratrees", "gbm")
         return VotingClassifier([(k, _estimator(k, seed)) for k in parts], voting="soft")
+    if kind == "vote-sym":  # the vote, also seeing each ECG feature's min and max over the two leads (not a default member)
+        from sklearn.preprocessing import FunctionTransformer
+
+        return make_pipeline(FunctionTransformer(with_lead_extremes), _estimator("vote", seed))
     if kind == "typed":  # the vote, one head per alarm type mixed with a global one, calibrated per type
         from .typed_heads import TypedHeads
 
@@ -69,7 +73,25 @@ def _estimator(kind: str, seed: int):
         from .typed_heads import TypedHeads
 
         return TypedHeads(base="vote3", seed=seed)
+    if kind == "typed-sym":  # typed heads over vote-sym (not a default member; bench/typed_heads.py)
+        from .typed_heads import TypedHeads
+
+        return TypedHeads(base="vote-sym", seed=seed)
     raise InvalidFieldError("estimator", "must be a known feature-model estimator", kind, ESTIMATORS)
+
+
+_ECG1 = [i for i, n in enumerate(FEATURE_NAMES) if n.startswith("ECG1_")]
+_ECG2 = [FEATURE_NAMES.index("ECG2_" + FEATURE_NAMES[i].removeprefix("ECG1_")) for i in _ECG1]
+
+
+def with_lead_extremes(X: np.ndarray) -> np.ndarray:
+    """Design-matrix rows with, appended, the min and max over the two ECG slots of each per-lead feature: the same
+    whichever lead a record puts first (NaN where both leads are NaN, the other lead's value where one is)."""
+    X = np.asarray(X, dtype=np.float64)
+    a, b = X[:, _ECG1], X[:, _ECG2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.hstack([X, np.fmin(a, b), np.fmax(a, b)])
 
 
 def design_matrix(features: np.ndarray, alarm_types: Sequence[str]) -> np.ndarray:

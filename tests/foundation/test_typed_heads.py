@@ -124,3 +124,18 @@ def test_groups_keep_a_records_windows_in_one_calibration_fold(design, fitted):
         TypedHeads(seed=0).fit(X2, y2, groups=bad)
     with pytest.raises(InvalidFieldError, match=r"groups must give one group per row \(shape \(800,\)\), got \(400,\)"):
         TypedHeads(seed=0).fit(X2, y2, groups=np.arange(400))
+
+
+def test_lead_extremes_do_not_depend_on_which_lead_comes_first():
+    from models.feature_models import _ECG1, _ECG2, with_lead_extremes
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6, 104))
+    X[0, _ECG1[3]] = np.nan  # one lead missing: both extremes are the other lead's value
+    swapped = X.copy()
+    swapped[:, _ECG1], swapped[:, _ECG2] = X[:, _ECG2], X[:, _ECG1]
+    a, b = with_lead_extremes(X), with_lead_extremes(swapped)
+    assert a.shape == (6, 104 + 2 * 26)
+    np.testing.assert_array_equal(a[:, 104:], b[:, 104:])
+    assert a[0, 104 + 3] == a[0, 104 + 26 + 3] == X[0, _ECG2[3]]
+    assert np.all(a[1:, 104:130] <= a[1:, 130:])
