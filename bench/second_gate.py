@@ -96,5 +96,6 @@ def write(script: str, out: dict, extra: dict, out_path: Path, title: str, plot=
         plt.close(fig)
     print_rules(doc["summary"], 62)
     print("; ".join(f"{k} {v}" for k, v in extra.items() if not isinstance(v, str)))
-    print(f"margins chosen per outer fold {doc['margins_chosen']}; outer {doc['gated_outer']}")
+    if doc.get("margins_chosen"):
+        print(f"margins chosen per outer fold {doc['margins_chosen']}; outer {doc['gated_outer']}")
     print(f"wrote {out_path}")

@@ -89,8 +89,7 @@ def main() -> int:
         per_seed.setdefault(second_gate.SERVED_GATE, []).append(_row(y, p_all, p_all >= dg.CUT, T))
         per_seed.setdefault(RULE, []).append(_row(y, p_all, p_all >= cut_all, T))
     out = {"fold_seeds": len(b.seeds), "first_seed": b.seeds[0], "records": b.n, "fold_predictions": b.path.name,
-           "summary": summarize_rules(per_seed, second_gate.SERVED_GATE, "minus_served"), "per_seed": per_seed,
-           "margins_chosen": {}, "gated_outer": {}}
+           "summary": summarize_rules(per_seed, second_gate.SERVED_GATE, "minus_served"), "per_seed": per_seed}
     extra = {"cuts_tried": [round(c, 4) for c in CUTS], "cuts_chosen": {a: dict(c) for a, c in chosen.items()}}
     second_gate.write("type_cuts.py", out, extra, out_path, "a cut per alarm type")
     return 0
