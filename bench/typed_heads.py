@@ -32,7 +32,9 @@ Results (one run each, ~37 min): **vote3 not kept**: features-typed 78.74 +/- 1.
 1.74, paired -0.49 +/- 1.40, better on 3/5 seeds; AUROC 0.956 -> 0.959, ECE 0.032 -> 0.028; VF/flutter 75.0 -> 89.7
 and VT 71.6 -> 68.4 (a third voter moves the few-record types most). The reference reads 78.74 here and 78.56 in
 ``typed_heads.json``: the fits are not bit-reproducible across runs (one or two records per fold seed move), which is
-why every comparison re-runs its reference.
+why every comparison re-runs its reference. **sym not kept**: features-typed 78.74 +/- 1.42 (the reference reproduced
+to the digit this time), features-typed-sym 76.74 +/- 1.28, paired -2.00 +/- 0.85, better on 0/5 seeds, lower on
+every alarm type (VT 71.6 -> 68.1): 52 more columns cost the small per-type heads more than the lead order did.
 
 Writes bench/results/typed_heads.json and typed_heads.png (per-type scores, reliability curves).
 """
