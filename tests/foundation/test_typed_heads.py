@@ -139,3 +139,16 @@ def test_lead_extremes_do_not_depend_on_which_lead_comes_first():
     np.testing.assert_array_equal(a[:, 104:], b[:, 104:])
     assert a[0, 104 + 3] == a[0, 104 + 26 + 3] == X[0, _ECG2[3]]
     assert np.all(a[1:, 104:130] <= a[1:, 130:])
+
+
+def test_the_screened_bases_are_what_their_names_say():
+    from models.feature_models import _estimator
+
+    assert [name for name, _ in _estimator("vote3", 0).estimators] == ["logreg", "extratrees", "gbm"]
+    sym = _estimator("vote-sym", 0)
+    assert sym.steps[0][1].func.__name__ == "with_lead_extremes" and sym.steps[-1][0] == "votingclassifier"
+    for name, base in (("features-typed-vote3", "vote3"), ("features-typed-sym", "vote-sym")):
+        est = _estimator(make_feature_model(name).estimator, 0)
+        assert isinstance(est, TypedHeads) and est.base == base
+    with pytest.raises(InvalidFieldError, match="base must be a plain feature-model estimator"):
+        TypedHeads(base="typed-sym")
