@@ -18,6 +18,12 @@ Written before the run (the plan, nothing tuned after):
 - **Kept only if** on both fold-seed sets (0..4 and 5..9) the paired difference to the served gate is positive in the
   mean and better on at least 4 of 5 fold seeds.
 
+Result (one run per fold-seed set, seconds each): **not kept**. Seeds 0..4: 80.81 +/- 1.46 against the served gate's
+81.30, -0.49 +/- 0.97, better on 2/5; seeds 5..9: 80.37 +/- 1.77 against 81.02, -0.65 +/- 0.50, 0/5; ECE 0.036 ->
+0.037 and 0.035 -> 0.042. Bradycardia loses most (72.2 -> 67.5, 73.8 -> 71.9): a map fitted on ~48 inner rows is
+flatter than the global one and moves true alarms under 1/6, where a missed alarm costs five false ones. The per-type
+cut's gain did not come from a miscalibration a map can fix.
+
 Writes bench/results/type_maps.json (per seed and summary, which types got a map on how many outer folds) and
 type_maps.png (the paired differences).
 """
