@@ -34,7 +34,6 @@ history_gate.png (the paired differences).
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -91,11 +90,7 @@ def main() -> int:
             reading[i] = history_run(b.records[i])
         np.save(cache, reading)
     out = second_gate.run(b, RULE, VT, reading, RUN)
-    extra = {"vt_run_quantiles": {lab: np.round(np.nanpercentile(reading[vt & (y == v)], [5, 25, 50, 75, 95]), 2).tolist()
-                                  for lab, v in (("true", 1), ("false", 0))},
-             "vt_run_under_4": {lab: int((vt & (y == v) & (reading < 4)).sum()) for lab, v in (("true", 1), ("false", 0))},
-             "vt_no_reading": {lab: int((vt & (y == v) & ~np.isfinite(reading)).sum()) for lab, v in (("true", 1), ("false", 0))},
-             "limits_chosen": dict(Counter(str(None if c["limit"] is None else round(c["limit"], 3)) for c in out["per_fold"]))}
+    extra = second_gate.reading_figures(out, reading, vt, y, "run", under=4)
     second_gate.write("history_gate.py", out, extra, out_path, "VT history gate")
     return 0
 

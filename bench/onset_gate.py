@@ -31,7 +31,6 @@ Writes bench/results/onset_gate.json and onset_gate.png (the paired differences)
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -58,10 +57,7 @@ def main() -> int:
     R = b.F["context"][:, [CONTEXT_NAMES.index(f"{lead}_ctx_fast_rate_ratio") for lead in ("ECG1", "ECG2")]]
     ratio = np.where(vt & np.isfinite(R).any(1), np.nanmax(np.where(np.isfinite(R), R, -np.inf), axis=1), np.nan)
     out = second_gate.run(b, RULE, VT, ratio, ONSET, MARGINS)
-    extra = {"vt_ratio_quantiles": {lab: np.round(np.nanpercentile(ratio[vt & (y == v)], [5, 25, 50, 75, 95]), 2).tolist()
-                                    for lab, v in (("true", 1), ("false", 0))},
-             "vt_no_reading": {lab: int((vt & (y == v) & ~np.isfinite(ratio)).sum()) for lab, v in (("true", 1), ("false", 0))},
-             "limits_chosen": dict(Counter(str(None if c["limit"] is None else round(c["limit"], 3)) for c in out["per_fold"]))}
+    extra = second_gate.reading_figures(out, ratio, vt, y, "ratio")
     second_gate.write("onset_gate.py", out, extra, out_path, "VT onset gate")
     return 0
 

@@ -74,6 +74,20 @@ def run(b: Bench, rule: str, typ: str, reading: np.ndarray, definition: dg.Readi
             "per_fold": per_fold, "per_seed": per_seed, "served_mean": served.mean(0)}
 
 
+def reading_figures(out: dict, reading: np.ndarray, rows: np.ndarray, y: np.ndarray, name: str, under: float | None = None) -> dict:
+    """What a VT gate bench adds to its JSON about its reading on the alarm rows ``rows``: its quantiles over true and
+    false alarms (``vt_<name>_quantiles``), how many read under ``under`` (when given), how many have no reading, and the
+    limits the inner folds chose (``out``: ``run``'s result)."""
+    labels = (("true", 1), ("false", 0))
+    figs = {f"vt_{name}_quantiles": {lab: np.round(np.nanpercentile(reading[rows & (y == v)], [5, 25, 50, 75, 95]), 2).tolist()
+                                     for lab, v in labels}}
+    if under is not None:
+        figs[f"vt_{name}_under_{under:g}"] = {lab: int((rows & (y == v) & (reading < under)).sum()) for lab, v in labels}
+    figs["vt_no_reading"] = {lab: int((rows & (y == v) & ~np.isfinite(reading)).sum()) for lab, v in labels}
+    figs["limits_chosen"] = dict(Counter(str(None if c["limit"] is None else round(c["limit"], 3)) for c in out["per_fold"]))
+    return figs
+
+
 def write(script: str, out: dict, extra: dict, out_path: Path, title: str, plot=None) -> None:
     """The bench's JSON (``out`` and its own ``extra`` figures), its picture (``plot(out, path)``, or the paired
     differences under ``title``) and the table on stdout."""
