@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from .report_render import Section, html_page, markdown_page
+from .report_verdict import VERDICT_RUNS, verdict, verdict_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-FIGURES = ("pareto", "slo", "cascade_stages", "calibration", "risk_curves", "verdict", "capacity")
+FIGURES = ("pareto", "slo", "cascade_stages", "calibration", "risk_curves", "verdict", "verdict_errors", "capacity")
 # The results that describe the served default (deploy/holmes.yaml: plan v0004, whose floor row is features-typed alone;
 # routine windows scored by features-typed-inc on incremental features, 2 consumers) and the ones of earlier defaults
 # (selection: plan v0002's; sweep: features-typed on each whole window, one consumer), which the report names as such.
@@ -262,45 +263,6 @@ def per_type(sel: dict | None, date: str) -> Section:
                    f"threshold chosen on inner folds). Winner: {sel['winner']['rule']}.", None, f"bench/selection_nested.py, {date}", rows)
 
 
-VERDICT_RUNS = (("definition_gates", "fold seeds 0..4"), ("definition_gates_seeds5to9", "fold seeds 5..9"))
-
-
-def verdict(out_dir: Path) -> Section:
-    """The verdict lane as served (plan row + incremental model, shifted and mapped, then the definition gate): its
-    nested figures per fold-seed set (bench/definition_gates.py), and that bench's picture."""
-    import shutil
-
-    title = "The served verdict: nested accuracy"
-    runs = [(label, doc, date) for name, label in VERDICT_RUNS for doc, date in [_json(name)] if doc]
-    if not runs:
-        return Section(title, missing=["no nested verdict figures: run bench/shift_nested.py --seeds 5, then bench/definition_gates.py --seeds 5"])
-    types = list(next(iter(runs[0][1]["summary"].values()))["per_type"])
-    rows = [["rule", "fold seeds", "score", "vs served shift", "AUROC", "ECE"] + [t.replace("Ventricular_", "V-") for t in types]]
-    for label, doc, _ in runs:
-        for rule, sm in doc["summary"].items():
-            d = sm["minus_served"]
-            rows.append([rule, label, f"{sm['score']['mean']:.2f} +- {sm['score']['sd']:.2f}",
-                         "" if d["mean"] == 0 and d["sd"] == 0 else f"{d['mean']:+.2f} +- {d['sd']:.2f} ({d['seeds_better']}/{doc['fold_seeds']})",
-                         f"{sm['auroc']['mean']:.3f}", f"{sm['ece']['mean']:.3f}"] + [f"{sm['per_type'][t]['mean']:.1f}" for t in types])
-    figure = None
-    png = RESULTS / "definition_gates.png"
-    if png.is_file():
-        shutil.copy(png, out_dir / "verdict.png")
-        figure = "verdict"
-    served = [(label, doc["gated_outer"][next(iter(doc["margins"]))]) for label, doc, _ in runs]  # the first rule: the served gate
-    gated = "; ".join(f"{label}: {g['windows']} outer windows gated, {g['true']} of them true alarms" for label, g in served)
-    text = ("When a monitor raises an alarm, the service answers with the plan row on the alarm window averaged with the incremental "
-            "model on the patient's last windows, through a calibration map, then capped below the 1/6 cut where the window misses "
-            "the alarm's own definition by the fitted margin (a VT alarm whose fastest 5 ECG beats are under 80 bpm; an asystole alarm "
-            "with no 3.2 s pause all voting sources agree on). Nested, record-grouped CV: everything chosen on inner folds, scored on "
-            f"outer folds, 5 fold seeds per set; {gated}. The gate's 20 % margin floor was set after a first grid from 10 % gated "
-            "true alarms; that grid's row is the figure with nothing chosen after looking. The two 'side maps' rows put each side "
-            "through its own calibration map first, fitted on the inner folds, exactly as the service's fit does; the other rows "
-            "average the two models' own probabilities. The picture: paired differences, and per alarm type the reading against the "
-            "served probability with the limits chosen.")
-    return Section(title, text, figure, "; ".join(f"{doc['command']}, {date}" for _, doc, date in runs), rows)
-
-
 def capacity(out_dir: Path, sweep: dict | None, date: str, previous: dict | None = None) -> Section:
     """Beds on the served path (bench/serve_sweep.py): p99 against beds, and where the CPU of a window goes."""
     title = "Beds on the served path"
@@ -431,7 +393,10 @@ def build(out_dir, registry=None, data=None, beds: int = 64, progress: bool = Tr
     previous, _ = _json(PREVIOUS["sweep"])
     sections = [pareto(out_dir, table, plan, cascade, serve, sdate, reg, served), slo(out_dir, serve, sdate, reg),
                 cascade_stages(out_dir, cascade, cdate, costs, kdate, vs_floor), calibration(out_dir, table, cascade),
-                risk_curves(out_dir, data), per_type(sel, seldate), verdict(out_dir), capacity(out_dir, sweep, swdate, previous)]
+                risk_curves(out_dir, data), per_type(sel, seldate),
+                verdict(out_dir, [(label, *_json(name)) for name, label in VERDICT_RUNS], RESULTS / "definition_gates.png"),
+                verdict_errors(out_dir, *_json("verdict_errors"), RESULTS / "verdict_errors.png"),
+                capacity(out_dir, sweep, swdate, previous)]
     meta = {"generated": _now(), "registry": reg, "records": len(table.records)}
     (out_dir / "report.md").write_text(markdown_page(sections, meta))
     index = out_dir / "index.html"
