@@ -42,13 +42,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import second_gate  # noqa: E402
+from second_gate import VT  # noqa: E402
 from width_gate import WIDE  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 from models.beats import ecg_peaks_rows, fill_nan, filtered  # noqa: E402
-from models.data import alarm_window  # noqa: E402
+from models.data import FS_HZ as FS, alarm_window  # noqa: E402
 
-FS = 250
-VT = "Ventricular_Tachycardia"
 CONFIRMED = dg.Reading(("n/a",), "max", True, 100.0, "bpm", "fastest 5-beat rate of beats both QRS detectors find, fastest ECG lead")
 RULE = "served gate + VT confirmed-beat rate gate (margins 20-50 %, chosen inside)"
 

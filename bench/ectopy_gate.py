@@ -43,10 +43,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import second_gate  # noqa: E402
+from second_gate import VT  # noqa: E402
 from verdict_ideas import MORPH_NAMES  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 
-VT = "Ventricular_Tachycardia"
 RUN = dg.Reading(("n/a",), "max", True, 5.0, "beats", "longest run of fast beats unlike the first 8 s, last 8 s, either ECG lead",
                  zero_is_none=False)
 RULE = "served gate + VT ectopy gate (consecutive fast unlike beats, chosen inside)"

@@ -77,8 +77,9 @@ def _fit_predict(X, T, y, tr, te, seed: int) -> np.ndarray:
         return est.predict_proba(design_matrix(X[te], list(T[te])))[:, 1]
 
 
-def _row(y, p, T) -> dict:
-    sm = summarize(y, p, (p >= CUT).astype(int), list(T))
+def _row(y, p, T, pred=None) -> dict:
+    """The figures of one rule's probabilities ``p``; its verdicts ``pred`` (default: ``p`` cut at 1/6)."""
+    sm = summarize(y, p, ((p >= CUT) if pred is None else np.asarray(pred)).astype(int), list(T))
     return {"score": sm["score"], "auroc": auroc(y, p), "tpr": sm["tpr"], "tnr": sm["tnr"], "ece": ece(y, p),
             "per_type": {a: v["score"] for a, v in sm["per_type"].items()}}
 

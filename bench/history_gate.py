@@ -43,12 +43,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import second_gate  # noqa: E402
+from second_gate import VT  # noqa: E402
 from verdict_ideas import FS, _beats, _corr, _run, cache_path  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 from models.beats import fill_nan  # noqa: E402
 from models.data import ALARM_S  # noqa: E402
 
-VT = "Ventricular_Tachycardia"
 WINDOW_S = 16
 MIN_HISTORY_BEATS = 20
 RUN = dg.Reading(("n/a",), "max", True, 5.0, "beats", "longest run of fast beats unlike the patient's beat before the window",

@@ -40,10 +40,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import second_gate  # noqa: E402
+from second_gate import VT  # noqa: E402
 from verdict_ideas import CONTEXT_NAMES  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 
-VT = "Ventricular_Tachycardia"
 # models.definition_gate reads limits as value * (1 - margin): value 1.5 and these margins give 1.20, 1.15, 1.10, 1.05
 ONSET = dg.Reading(("n/a",), "max", True, 1.5, "x", "fastest stretch / baseline 20 s before, faster ECG lead")
 MARGINS = (0.2, 1 - 1.15 / 1.5, 1 - 1.10 / 1.5, 0.3)

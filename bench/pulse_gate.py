@@ -44,12 +44,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import second_gate  # noqa: E402
+from second_gate import VT  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 from models.beats import ecg_peaks_rows, fill_nan, filtered, percentiles_rows, pulse_peaks_rows  # noqa: E402
-from models.data import alarm_window  # noqa: E402
+from models.data import FS_HZ as FS, alarm_window  # noqa: E402
 
-FS = 250
-VT = "Ventricular_Tachycardia"
 FLOORS = {2: 5.0, 3: 1e-3}  # ABP mmHg, PPG: the features' smallest pulse prominence
 UNAFFECTED = dg.Reading(("n/a",), "max", True, 1.0, "", "0 when the pulse goes on unchanged through the fastest ECG run")
 PULSE_RULE = "served gate + VT pulse-unaffected gate (chosen inside)"

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from definition_gates import Bench, load_bench, results_path, served_folds
+from definition_gates import Bench, gated_folds, load_bench, results_path
 from feature_sets import _row, paired_bars, print_rules, summarize_rules
 from models import definition_gate as dg
 
 SERVED_GATE = "served + definition gate (rate / pause)"
+VT = "Ventricular_Tachycardia"  # the alarm type the gate benches read
 
 
 def args_and_bench(doc: str, stem: str) -> tuple[argparse.Namespace, Path, Bench]:
@@ -44,17 +45,13 @@ def run(b: Bench, rule: str, typ: str, reading: np.ndarray, definition: dg.Readi
     and fold seed (``per_seed``), the paired summary against the served gate, what the second gate did on each outer
     fold, and the served gate's outer probabilities averaged over fold seeds (``served_mean``, for a picture)."""
     T, y = b.T, b.y
-    rate = dg.readings(b.F["batch@0"], T)
     table = {typ: definition}
     per_seed: dict[str, list] = {}
     per_fold = []
     served = np.zeros((len(b.seeds), b.n))
     for si, s in enumerate(b.seeds):
         probs = {SERVED_GATE: np.zeros(b.n), rule: np.zeros(b.n)}
-        for k, tr, te, K, p_inner, p_te in served_folds(b, s):
-            gate = dg.fit(p_inner, y[tr], T[tr], rate[tr], dg.MARGINS)
-            p_inner_g, _ = gate.apply(p_inner, rate[tr], T[tr])
-            p_te_g, _ = gate.apply(p_te, rate[te], T[te])
+        for k, tr, te, p_inner_g, p_te_g in gated_folds(b, s):
             second = dg.fit(p_inner_g, y[tr], T[tr], reading[tr], margins, table=table)
             probs[SERVED_GATE][te] = p_te_g
             probs[rule][te], g = second.apply(p_te_g, reading[te], T[te])

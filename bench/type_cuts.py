@@ -38,12 +38,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import second_gate  # noqa: E402
-from definition_gates import served_folds  # noqa: E402
-from feature_sets import summarize_rules  # noqa: E402
+from definition_gates import gated_folds  # noqa: E402
+from feature_sets import _row, summarize_rules  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
-from models.calibration import ece  # noqa: E402
 from models.data import ALARM_TYPES  # noqa: E402
-from models.metrics import FN_COST, auroc, summarize  # noqa: E402
+from models.metrics import FN_COST  # noqa: E402
 
 CUTS = (1 / 10, 1 / 8, 1 / 6, 1 / 5, 1 / 4, 1 / 3)
 MIN_ROWS = 20
@@ -64,30 +63,21 @@ def choose_cuts(p: np.ndarray, y: np.ndarray, T: np.ndarray) -> dict[str, float]
     return cuts
 
 
-def _row(y, p, pred, T) -> dict:
-    sm = summarize(y, p, pred.astype(int), list(T))
-    return {"score": sm["score"], "auroc": auroc(y, p), "tpr": sm["tpr"], "tnr": sm["tnr"], "ece": ece(y, p),
-            "per_type": {a: v["score"] for a, v in sm["per_type"].items()}}
-
-
 def main() -> int:
     args, out_path, b = second_gate.args_and_bench(__doc__, "type_cuts")
     T, y = b.T, b.y
-    rate = dg.readings(b.F["batch@0"], T)
     per_seed: dict[str, list] = {}
     chosen: dict[str, Counter] = {a: Counter() for a in ALARM_TYPES}
     for s in b.seeds:
         p_all, cut_all = np.zeros(b.n), np.full(b.n, dg.CUT)
-        for k, tr, te, K, p_inner, p_te in served_folds(b, s):
-            gate = dg.fit(p_inner, y[tr], T[tr], rate[tr], dg.MARGINS)
-            p_inner_g, _ = gate.apply(p_inner, rate[tr], T[tr])
-            p_all[te], _ = gate.apply(p_te, rate[te], T[te])
+        for _, tr, te, p_inner_g, p_te in gated_folds(b, s):
+            p_all[te] = p_te
             cuts = choose_cuts(p_inner_g, y[tr], T[tr])
             for a, c in cuts.items():
                 chosen[a][f"{c:.3f}"] += 1
             cut_all[te] = [cuts[a] for a in T[te]]
-        per_seed.setdefault(second_gate.SERVED_GATE, []).append(_row(y, p_all, p_all >= dg.CUT, T))
-        per_seed.setdefault(RULE, []).append(_row(y, p_all, p_all >= cut_all, T))
+        per_seed.setdefault(second_gate.SERVED_GATE, []).append(_row(y, p_all, T))
+        per_seed.setdefault(RULE, []).append(_row(y, p_all, T, p_all >= cut_all))
     out = {"fold_seeds": len(b.seeds), "first_seed": b.seeds[0], "records": b.n, "fold_predictions": b.path.name,
            "summary": summarize_rules(per_seed, second_gate.SERVED_GATE, "minus_served"), "per_seed": per_seed}
     extra = {"cuts_tried": [round(c, 4) for c in CUTS], "cuts_chosen": {a: dict(c) for a, c in chosen.items()}}

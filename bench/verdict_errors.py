@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from definition_gates import load_bench, results_path, served_folds  # noqa: E402
+from definition_gates import gated_folds, load_bench, results_path  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 from models.data import ALARM_TYPES, FS_HZ, alarm_window  # noqa: E402
 
@@ -36,12 +36,10 @@ SHOWN_TYPES = ("Ventricular_Tachycardia", "Bradycardia")
 
 def served_probabilities(b) -> np.ndarray:
     """[fold seeds, records]: the served, gated verdict of each record on the outer fold that holds it."""
-    rate = dg.readings(b.F["batch@0"], b.T)
     P = np.zeros((len(b.seeds), b.n))
     for si, s in enumerate(b.seeds):
-        for k, tr, te, K, p_inner, p_te in served_folds(b, s):
-            gate = dg.fit(p_inner, b.y[tr], b.T[tr], rate[tr], dg.MARGINS)
-            P[si, te], _ = gate.apply(p_te, rate[te], b.T[te])
+        for _, _, te, _, p_te in gated_folds(b, s):
+            P[si, te] = p_te
     return P
 
 

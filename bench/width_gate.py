@@ -50,15 +50,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import second_gate  # noqa: E402
+from second_gate import VT  # noqa: E402
 from feature_sets import paired_bars  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 from models.beats import ecg_peaks_rows, fill_nan, filtered  # noqa: E402
-from models.data import alarm_window  # noqa: E402
+from models.data import FS_HZ as FS, alarm_window  # noqa: E402
 from verdict_ideas import cache_path  # noqa: E402
 
-FS = 250
 WIDE = signal.butter(2, [1.0, 40.0], btype="bandpass", fs=FS, output="sos")
-VT = "Ventricular_Tachycardia"
 WIDTH = dg.Reading(("ECG1_qrs_width_s", "ECG2_qrs_width_s"), "max", True, 0.12, "s",
                    "median wide-band QRS width of the fastest 5 beats, widest ECG lead")
 WIDTH_RULE = "served gate + VT QRS width gate (margins 20-50 %, chosen inside)"

@@ -64,10 +64,15 @@ READINGS: dict[str, Reading] = {
 }
 
 
+def definitions(table: dict[str, Reading] | None = None) -> dict[str, Reading]:
+    """The definitions a gate reads: ``table``, or the served ``READINGS`` when none is given."""
+    return READINGS if table is None else table
+
+
 def describe(table: dict[str, Reading] | None = None) -> dict:
     """What each alarm type's reading is, for a file or a report."""
     return {t: {"features": list(r.features), "combine": r.combine, "definition": r.value, "unit": r.unit,
-                "gate_when": "below" if r.below else "above", "words": r.words} for t, r in (table or READINGS).items()}
+                "gate_when": "below" if r.below else "above", "words": r.words} for t, r in definitions(table).items()}
 
 
 def readings(features: np.ndarray, alarm_types, table: dict[str, Reading] | None = None) -> np.ndarray:
@@ -80,7 +85,7 @@ def readings(features: np.ndarray, alarm_types, table: dict[str, Reading] | None
     if len(types) != len(X):
         raise InvalidFieldError("alarm_types", f"must name one alarm type per window ({len(X)})", len(types))
     out = np.full(len(X), np.nan)
-    for typ, r in (READINGS if table is None else table).items():
+    for typ, r in definitions(table).items():
         rows = np.array([t == typ for t in types], dtype=bool)
         if not rows.any():
             continue
@@ -117,7 +122,7 @@ class DefinitionGate:
 
     @property
     def readings_table(self) -> dict[str, Reading]:
-        return READINGS if self.table is None else self.table
+        return definitions(self.table)
 
     def __post_init__(self):
         for typ, m in self.margins.items():
@@ -194,7 +199,7 @@ def fit(p: np.ndarray, y: np.ndarray, alarm_types, reading: np.ndarray, margins=
     alarm type the margin among ``margins`` whose gate scores best (challenge score at the 1/6 cut over all windows, the
     other types ungated; ties: the larger margin), kept only when it beats no gate and its cap ((true gated + 1) /
     (gated + 2)) is below the cut. ``table``: the definitions the limits come from (default ``READINGS``)."""
-    defs = READINGS if table is None else table
+    defs = definitions(table)
     cut = CUT
     p, y = np.asarray(p, dtype=np.float64), np.asarray(y).astype(int)
     types = np.asarray(list(alarm_types), dtype=object)

@@ -25,7 +25,11 @@ from .member import check_batch, check_output
 from .metrics import best_threshold
 
 POS_WEIGHT = 3.0  # class weight of a true alarm; the 5:1 cost itself is applied by the threshold
-ESTIMATORS = ("logreg", "gbm", "extratrees", "vote", "vote3", "vote-sym", "typed", "typed-auto", "typed-vote3", "typed-sym")
+# typed heads (models.typed_heads) over a plain estimator: name -> TypedHeads settings. Only "typed" is a default member;
+# the others were screened by bench/typed_heads.py (mix chosen per type on inner folds; a third voter; lead extremes)
+TYPED = {"typed": {"base": "vote"}, "typed-auto": {"base": "vote", "mix": "auto"}, "typed-vote3": {"base": "vote3"},
+         "typed-sym": {"base": "vote-sym"}}
+ESTIMATORS = ("logreg", "gbm", "extratrees", "vote", "vote3", "vote-sym", *TYPED)
 DEFAULT_MODELS = ("features-logreg", "features-gbm", "features-extratrees", "features-vote", "features-typed")
 
 
@@ -61,22 +65,10 @@ def _estimator(kind: str, seed: int):
         from sklearn.preprocessing import FunctionTransformer
 
         return make_pipeline(FunctionTransformer(with_lead_extremes), _estimator("vote", seed))
-    if kind == "typed":  # the vote, one head per alarm type mixed with a global one, calibrated per type
+    if kind in TYPED:  # one head per alarm type mixed with a global one, calibrated per type
         from .typed_heads import TypedHeads
 
-        return TypedHeads(base="vote", seed=seed)
-    if kind == "typed-auto":  # the same, with each type's head/global mix chosen on inner folds (not a default member)
-        from .typed_heads import TypedHeads
-
-        return TypedHeads(base="vote", mix="auto", seed=seed)
-    if kind == "typed-vote3":  # typed heads over the three-way vote (not a default member; bench/typed_heads.py)
-        from .typed_heads import TypedHeads
-
-        return TypedHeads(base="vote3", seed=seed)
-    if kind == "typed-sym":  # typed heads over vote-sym (not a default member; bench/typed_heads.py)
-        from .typed_heads import TypedHeads
-
-        return TypedHeads(base="vote-sym", seed=seed)
+        return TypedHeads(**TYPED[kind], seed=seed)
     raise InvalidFieldError("estimator", "must be a known feature-model estimator", kind, ESTIMATORS)
 
 
