@@ -22,6 +22,12 @@ Variants (everything else is the zoo recipe, ``models.train_cnn.TrainConfig``):
 
     combined         typed heads + hybrid features + no cost weight: the three that lifted the CNN alone, put together
                      after seeing them (a follow-up, not written down before)
+    masked-pretrain  the stem and residual blocks first trained without labels by masked reconstruction: 0.5 s spans
+                     hidden on every channel until 40 % of the window is hidden, a 2-layer decoder maps the encoder's
+                     map back to the samples, squared error on the hidden samples of present leads; on the 33 windows
+                     of 16 s ending 16, 24, ..., 272 s into each training record (every 8 s: twice SimCLR's windows),
+                     6 epochs, per outer fold on its training records only (``bench/cnn_variants.py``, ``MASKED``)
+    combined-masked  combined, its encoder starting from masked-pretrain's
 
 The four before it were written down before their first run, with the rule for keeping one: its nested stacking with
 features-vote beats the baseline variant's (same run, same folds) by more than the two spreads, and the CNN alone
@@ -42,6 +48,14 @@ Then ``--variants baseline,combined --out bench/results/cnn_ideas_combined`` (1 
 out-of-fold probabilities): combined AUROC 0.919 alone, the strongest CNN here, and stacked with features-vote
 77.02 +/- 0.53 against the baseline's 75.19 +/- 0.35. Put together after seeing the parts, so it is a follow-up; in
 the served verdict (``bench/cnn_served.py``, its weight chosen on inner folds) it loses 0.5 on both fold-seed sets.
+
+The last two (masked reconstruction, the pre-training the issue names beside the contrastive one tried above) were
+written down on 2026-12-05 before their first run, with their rule fixed then: masked-pretrain is kept when its nested
+stacking with features-vote beats the baseline's (same run, same folds) by more than the two spreads and the CNN alone
+gains AUROC over the baseline (the rule of the four above); combined-masked the same against combined. A kept
+combined-masked then goes to ``bench/cnn_served.py`` under that bench's rule (both fold-seed sets, positive mean and
+>= 4/5 seeds). Run: ``--variants baseline,masked-pretrain,combined,combined-masked --out
+bench/results/cnn_ideas_masked``.
 
 Figures per variant: OOF AUROC and challenge score (fold thresholds chosen on the other folds), and the nested
 stacking rule (``holmes.compose.nested``, 5 fold seeds) of features-vote + this CNN against features-vote alone
@@ -68,7 +82,7 @@ sys.path.insert(0, str(ROOT))
 from cnn_variants import native_cache, variant_patches  # noqa: E402
 
 VARIANTS = ("baseline", "no-cost-weight", "context-32s", "longer-training", "wider-deeper", "native-250hz", "hybrid-features",
-            "typed-heads", "ssl-pretrain", "combined")
+            "typed-heads", "ssl-pretrain", "combined", "masked-pretrain", "combined-masked")
 
 
 def variant(name: str, cfg, tcfg):
@@ -82,9 +96,9 @@ def variant(name: str, cfg, tcfg):
         return cfg, replace(tcfg, windows_per_record=4, max_epochs=40, patience=8)
     if name == "wider-deeper":
         return replace(cfg, width=int(cfg.width * 1.5), depth=cfg.depth + 1), tcfg
-    if name == "combined":
+    if name in ("combined", "combined-masked"):
         return cfg, replace(tcfg, pos_weight=1.0)
-    if name in ("native-250hz", "hybrid-features", "typed-heads", "ssl-pretrain"):  # same config; the cache / the head differ (``main``)
+    if name in ("native-250hz", "hybrid-features", "typed-heads", "ssl-pretrain", "masked-pretrain"):  # same config; the cache / the head differ (``main``)
         return cfg, tcfg
     raise SystemExit(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
 

@@ -1,7 +1,7 @@
 """The recipe changes ``bench/cnn_ideas.py`` tries that need more than a config: a cache at the native 250 Hz, the
-features in the head, one output per alarm type, and SimCLR pre-training of the encoder. Each is a context manager that
-patches ``models.train_cnn`` in the bench process only (the served CNN code is untouched); the fold workers fork after
-it is entered and inherit it.
+features in the head, one output per alarm type, and SimCLR or masked-reconstruction pre-training of the encoder. Each
+is a context manager that patches ``models.train_cnn`` in the bench process only (the served CNN code is untouched);
+the fold workers fork after it is entered and inherit it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from dataclasses import asdict
 import numpy as np
 
 SSL = {"epochs": 8, "batch": 128, "lr": 2e-3, "temperature": 0.2, "proj": 64}
+# masked reconstruction: windows every 8 s (twice SimCLR's), 0.5 s spans hidden on every channel until 40 % of the
+# window is hidden, the encoder's map decoded back to the samples, squared error on the hidden samples of present leads
+MASKED = {"epochs": 6, "batch": 64, "lr": 2e-3, "stride_s": 8.0, "span_s": 0.5, "ratio": 0.4}
 
 
 def variant_patches(name: str, cfg, records, cache, folds, workers: int) -> tuple[list, float]:
@@ -24,6 +27,12 @@ def variant_patches(name: str, cfg, records, cache, folds, workers: int) -> tupl
     if name == "ssl-pretrain":
         states, wall = pretrain_folds(cfg, records, folds, workers)
         return [pretrained_encoder(states)], wall
+    if name in ("masked-pretrain", "combined-masked"):
+        states, wall = pretrain_folds(cfg, records, folds, workers, method="masked")
+        if name == "masked-pretrain":
+            return [pretrained_encoder(states)], wall
+        feats = scaled_features(records, cache.shifts_s)
+        return [hybrid_head(feats), typed_head(), pretrained_encoder(states)], wall
     return [], 0.0
 
 
@@ -121,12 +130,13 @@ class typed_head:
         tc.ResNet1d = self.saved
 
 
-def unlabelled_windows(records, slots, window_s: float = 16.0) -> np.ndarray:
-    """[records, 17, len(slots), n] the CNN input of the 16 s windows ending 16, 32, ..., 272 s into each record."""
+def unlabelled_windows(records, slots, window_s: float = 16.0, stride_s: float | None = None) -> np.ndarray:
+    """[records, windows, len(slots), n] the CNN input of the 16 s windows ending 16, 16 + stride, ..., 272 s into each
+    record (stride: the window; 17 windows)."""
     from models.data import ALARM_S, alarm_window
     from models.segments import preprocess
 
-    ends = np.arange(window_s, ALARM_S - window_s - 12 + 1e-9, window_s)  # the last ends before the alarm window starts
+    ends = np.arange(window_s, ALARM_S - window_s - 12 + 1e-9, stride_s or window_s)  # the last ends before the alarm window starts
     out = []
     for r in records:
         w = np.stack([alarm_window(r, window_s, float(ALARM_S - e)) for e in ends])
@@ -187,6 +197,64 @@ def _pretrain(args) -> tuple[int, dict]:
     return fold, {k: v.detach().clone() for k, v in net.state_dict().items() if not k.startswith("head.")}
 
 
+_UNLABELLED: dict = {}  # set before the pre-training pool forks: the windows every fold job reads its rows from
+
+
+def _mask(b: int, n: int, rng) -> np.ndarray:
+    """[b, n] bool: spans of ``MASKED["span_s"]`` at random starts until ``MASKED["ratio"]`` of each row is hidden."""
+    span = int(round(MASKED["span_s"] * 125))
+    m = np.zeros((b, n), dtype=bool)
+    for i in range(b):
+        while m[i].mean() < MASKED["ratio"]:
+            a = rng.integers(0, n - span)
+            m[i, a:a + span] = True
+    return m
+
+
+def _pretrain_masked(args) -> tuple[int, dict]:
+    """Masked reconstruction on the unlabelled windows of one outer fold's training records: the encoder's state."""
+    import torch
+    from torch import nn
+
+    from models.cnn import CNNConfig, ResNet1d
+
+    fold, cfg_d, rows, seed = args
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = ResNet1d(CNNConfig(**cfg_d))
+    X = _UNLABELLED["X"][rows]
+    flat = X.reshape(-1, *X.shape[2:])
+    flat = flat[np.abs(flat).reshape(len(flat), -1).max(1) > 0]  # windows with some signal
+    c_in, n = flat.shape[1], flat.shape[2]
+    with torch.no_grad():
+        steps = net.blocks(net.stem(torch.zeros(1, c_in, n))).shape[2]
+    up = n // steps
+    assert up * steps == n, (n, steps)
+    dec = nn.Sequential(nn.Conv1d(net.bn.num_features, 64, 3, padding=1), nn.ReLU(), nn.Conv1d(64, c_in * up, 1))
+    opt = torch.optim.AdamW(list(net.parameters()) + list(dec.parameters()), lr=MASKED["lr"], weight_decay=1e-3)
+    net.train()
+    losses = []
+    for _ in range(MASKED["epochs"]):
+        order = rng.permutation(len(flat))
+        losses.append([])
+        for s in range(0, len(order) - MASKED["batch"] + 1, MASKED["batch"]):
+            xb = flat[order[s:s + MASKED["batch"]]]
+            hide = _mask(len(xb), n, rng)
+            x = torch.from_numpy(xb)
+            h = torch.relu(net.bn(net.blocks(net.stem(x * torch.from_numpy(~hide)[:, None, :]))))
+            rec = dec(h).reshape(len(xb), c_in, up, steps).permute(0, 1, 3, 2).reshape(len(xb), c_in, n)
+            present = torch.from_numpy((np.abs(xb).max(axis=2) > 0).astype(np.float32))[:, :, None]
+            w = present * torch.from_numpy(hide.astype(np.float32))[:, None, :]
+            loss = (w * (rec - x) ** 2).sum() / w.sum().clamp(min=1.0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses[-1].append(float(loss.detach()))
+    print(f"  masked fold {fold}: hidden-sample error by epoch " + " ".join(f"{np.mean(e):.3f}" for e in losses), flush=True)
+    return fold, {k: v.detach().clone() for k, v in net.state_dict().items() if not k.startswith("head.")}
+
+
 _CURRENT_FOLD = {"fold": None}
 
 
@@ -225,9 +293,9 @@ class pretrained_encoder:
         tc._job, tc.ResNet1d = pretrained_encoder.saved_job, self.saved_net
 
 
-def pretrain_folds(cfg, records, folds, workers: int, seed: int = 0) -> tuple[dict[int, dict], float]:
+def pretrain_folds(cfg, records, folds, workers: int, seed: int = 0, method: str = "simclr") -> tuple[dict[int, dict], float]:
     """One encoder per outer fold, on its training records' unlabelled windows ({fold: state}, kept in the cache
-    folder), and the wall time."""
+    folder), and the wall time. ``method``: "simclr" (``_pretrain``) or "masked" (``_pretrain_masked``)."""
     import multiprocessing as mp
 
     import torch
@@ -235,14 +303,23 @@ def pretrain_folds(cfg, records, folds, workers: int, seed: int = 0) -> tuple[di
     from verdict_ideas import cache_path
 
     t0 = time.perf_counter()
-    path = cache_path(len(records)).with_name(f"ssl_{cfg.name}_{len(records)}_s{seed}.pt")
+    prefix = {"simclr": "ssl", "masked": "masked"}[method]
+    path = cache_path(len(records)).with_name(f"{prefix}_{cfg.name}_{len(records)}_s{seed}.pt")
     if path.is_file():
         return torch.load(path), time.perf_counter() - t0
-    X = unlabelled_windows(records, cfg.slots, cfg.window_s)
-    jobs = [(int(k), asdict(cfg), X[folds != k], seed * 1000 + int(k)) for k in np.unique(folds)]
+    if method == "masked":
+        _UNLABELLED["X"] = unlabelled_windows(records, cfg.slots, cfg.window_s, MASKED["stride_s"])
+        print(f"  {_UNLABELLED['X'].shape[0] * _UNLABELLED['X'].shape[1]} unlabelled windows "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        jobs = [(int(k), asdict(cfg), np.flatnonzero(folds != k), seed * 1000 + int(k)) for k in np.unique(folds)]
+        work = _pretrain_masked
+    else:
+        X = unlabelled_windows(records, cfg.slots, cfg.window_s)
+        jobs = [(int(k), asdict(cfg), X[folds != k], seed * 1000 + int(k)) for k in np.unique(folds)]
+        work = _pretrain
     states = {}
     with mp.get_context("fork").Pool(workers) as pool:
-        for k, state in pool.imap_unordered(_pretrain, jobs):
+        for k, state in pool.imap_unordered(work, jobs):
             states[k] = state
             print(f"  ssl encoder of fold {k} ready ({time.perf_counter() - t0:.0f} s)", flush=True)
     torch.save(states, path)
