@@ -321,6 +321,6 @@ def pretrain_folds(cfg, records, folds, workers: int, seed: int = 0, method: str
     with mp.get_context("fork").Pool(workers) as pool:
         for k, state in pool.imap_unordered(work, jobs):
             states[k] = state
-            print(f"  ssl encoder of fold {k} ready ({time.perf_counter() - t0:.0f} s)", flush=True)
+            print(f"  {method} encoder of fold {k} ready ({time.perf_counter() - t0:.0f} s)", flush=True)
     torch.save(states, path)
     return states, time.perf_counter() - t0
