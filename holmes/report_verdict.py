@@ -1,4 +1,5 @@
-"""The report's two sections on the served verdict: its nested accuracy, and the alarms it gets wrong.
+"""The report's three sections on the served verdict: its nested accuracy, the alarms it gets wrong, and what its figure
+allows on other records.
 
 Both take the benchmark JSON already read (``holmes.report`` reads and dates it) and the picture to copy beside the
 report, so they can be built from any results folder.
@@ -73,3 +74,28 @@ def verdict_errors(out_dir: Path, doc: dict | None, date: str, png: Path, names_
             "ectopic beats and ECG artefact under a steady pulse among the false VT alarms, clean rhythms a little over 40 bpm among "
             "the false bradycardia alarms.")
     return Section(title, text, _figure(png, out_dir, "verdict_errors"), f"{doc['command']}, {date}", rows)
+
+
+def verdict_uncertainty(out_dir: Path, doc: dict | None, date: str, png: Path) -> Section:
+    """What the nested verdict figure allows on other records (bench/verdict_uncertainty.py's JSON ``doc``): the ranges of
+    a record-level bootstrap at this folder's size and at a new set's, per alarm type, and its picture ``png``."""
+    title = "The served verdict: what to expect on other records"
+    if not doc:
+        return Section(title, missing=["no record-level ranges of the verdict: run bench/verdict_uncertainty.py (seconds, after bench/shift_nested.py --seeds 5)"])
+    sizes = (("development size", doc["development_size"]), ("new set", doc["new_set"]))
+    rows = [["records drawn", "score 5-95 %", "AUROC 5-95 %", f"draws >= {doc['goal']:.0f}"]
+            + [f"{SHORT.get(a, a)} 5-95 % (>= 75)" for a in doc["new_set"]["per_type"]]]
+    for _, r in sizes:
+        rows.append([str(r["records"]), f"{r['score']['p5']:.1f}-{r['score']['p95']:.1f}", f"{r['auroc']['p5']:.3f}-{r['auroc']['p95']:.3f}",
+                     f"{100 * r['share_at_or_above_goal']:.0f} %"]
+                    + [f"{t['p5']:.0f}-{t['p95']:.0f} ({100 * t['share_at_or_above_75']:.0f} %)" for t in r["per_type"].values()])
+    pt, g, new = doc["point"], doc["gate_gain_paired"], doc["new_set"]
+    text = (f"The nested figure ({pt['score']:.2f}, AUROC {pt['auroc']:.3f}) comes from {doc['records']} records; other alarms from "
+            f"the same monitors would score differently. Redrawing the records (per alarm type, with replacement, {doc['draws']} draws, "
+            f"the outer-fold verdicts of {doc['fold_seeds']} fold seeds held fixed): on a set of {new['records']} new alarms the served "
+            f"verdict scores {new['score']['p5']:.1f}-{new['score']['p95']:.1f} in 90 % of draws and reaches the goal of "
+            f"{doc['goal']:.0f} in {100 * new['share_at_or_above_goal']:.0f} % of them by chance of the draw alone. The two types under "
+            "75 stay uncertain at either size. A paired comparison is much tighter than either figure: the definition gate's gain, "
+            f"{g['point']:+.2f}, stays between {g['p5']:+.2f} and {g['p95']:+.2f} over the same draws. The draws vary the records "
+            "scored, not those trained on; the spread over fold seeds is that other half.")
+    return Section(title, text, _figure(png, out_dir, "verdict_uncertainty"), f"{doc['command']}, {date}", rows)
