@@ -161,23 +161,39 @@ def _augment(x, rng):
     return v.astype(np.float32)
 
 
+def _fresh(cfg_d: dict, seed: int):
+    """A pre-training job's start: one torch thread, a seeded new net of config ``cfg_d`` and a seeded generator."""
+    import torch
+
+    from models.cnn import CNNConfig, ResNet1d
+
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    return ResNet1d(CNNConfig(**cfg_d)), rng
+
+
+def _with_signal(X: np.ndarray) -> np.ndarray:
+    """[records, windows, C, n] -> [windows with some signal, C, n]."""
+    flat = X.reshape(-1, *X.shape[2:])
+    return flat[np.abs(flat).reshape(len(flat), -1).max(1) > 0]
+
+
+def _encoder_state(net) -> dict:
+    return {k: v.detach().clone() for k, v in net.state_dict().items() if not k.startswith("head.")}
+
+
 def _pretrain(args) -> tuple[int, dict]:
     """SimCLR on the unlabelled windows of one outer fold's training records: the encoder's state."""
     import torch
     from torch import nn
 
-    from models.cnn import CNNConfig, ResNet1d
-
     fold, cfg_d, X, seed = args
-    torch.set_num_threads(1)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    net = ResNet1d(CNNConfig(**cfg_d))
+    net, rng = _fresh(cfg_d, seed)
     c = net.bn.num_features
     proj = nn.Sequential(nn.Linear(2 * c, SSL["proj"]), nn.ReLU(), nn.Linear(SSL["proj"], SSL["proj"]))
     opt = torch.optim.AdamW(list(net.parameters()) + list(proj.parameters()), lr=SSL["lr"], weight_decay=1e-3)
-    flat = X.reshape(-1, *X.shape[2:])
-    flat = flat[np.abs(flat).reshape(len(flat), -1).max(1) > 0]  # windows with some signal
+    flat = _with_signal(X)
     net.train()
     for _ in range(SSL["epochs"]):
         order = rng.permutation(len(flat))
@@ -194,7 +210,7 @@ def _pretrain(args) -> tuple[int, dict]:
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return fold, {k: v.detach().clone() for k, v in net.state_dict().items() if not k.startswith("head.")}
+    return fold, _encoder_state(net)
 
 
 _UNLABELLED: dict = {}  # set before the pre-training pool forks: the windows every fold job reads its rows from
@@ -216,16 +232,9 @@ def _pretrain_masked(args) -> tuple[int, dict]:
     import torch
     from torch import nn
 
-    from models.cnn import CNNConfig, ResNet1d
-
     fold, cfg_d, rows, seed = args
-    torch.set_num_threads(1)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    net = ResNet1d(CNNConfig(**cfg_d))
-    X = _UNLABELLED["X"][rows]
-    flat = X.reshape(-1, *X.shape[2:])
-    flat = flat[np.abs(flat).reshape(len(flat), -1).max(1) > 0]  # windows with some signal
+    net, rng = _fresh(cfg_d, seed)
+    flat = _with_signal(_UNLABELLED["X"][rows])
     c_in, n = flat.shape[1], flat.shape[2]
     with torch.no_grad():
         steps = net.blocks(net.stem(torch.zeros(1, c_in, n))).shape[2]
@@ -252,7 +261,7 @@ def _pretrain_masked(args) -> tuple[int, dict]:
             opt.step()
             losses[-1].append(float(loss.detach()))
     print(f"  masked fold {fold}: hidden-sample error by epoch " + " ".join(f"{np.mean(e):.3f}" for e in losses), flush=True)
-    return fold, {k: v.detach().clone() for k, v in net.state_dict().items() if not k.startswith("head.")}
+    return fold, _encoder_state(net)
 
 
 _CURRENT_FOLD = {"fold": None}
