@@ -27,13 +27,16 @@ SERVED_GATE = "served + definition gate (rate / pause)"
 VT = "Ventricular_Tachycardia"  # the alarm type the gate benches read
 
 
-def args_and_bench(doc: str, stem: str) -> tuple[argparse.Namespace, Path, Bench]:
-    """The benches' common options (--data, --seeds, --first-seed, --out), where the results go, and the ``Bench``."""
+def args_and_bench(doc: str, stem: str, more=None) -> tuple[argparse.Namespace, Path, Bench]:
+    """The benches' common options (--data, --seeds, --first-seed, --out; ``more(parser)`` adds a bench's own), where the
+    results go, and the ``Bench``."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="records folder (default: the shared development data)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--out", default=None)
+    if more:
+        more(ap)
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     return args, results_path(stem, args.out, args.seeds, args.first_seed), load_bench(args.data, args.seeds, args.first_seed)

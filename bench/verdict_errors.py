@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from definition_gates import gated_folds, load_bench, results_path  # noqa: E402
+from definition_gates import gated_folds  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 from models.data import ALARM_TYPES, FS_HZ, alarm_window  # noqa: E402
 
@@ -84,23 +83,15 @@ def _plot(records: dict, shown: list[tuple[str, str]], path: Path) -> None:
 
 
 def main() -> int:
-    import argparse
+    from second_gate import args_and_bench
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", help="records folder (default: the shared development data)")
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--first-seed", type=int, default=0)
-    ap.add_argument("--show", type=int, default=6, help="most confident false alarms plotted per type under 75")
-    ap.add_argument("--out", default=None)
-    args = ap.parse_args()
-    warnings.simplefilter("ignore")
-    b = load_bench(args.data, args.seeds, args.first_seed)
+    args, out_path, b = args_and_bench(__doc__, "verdict_errors", lambda ap: ap.add_argument(
+        "--show", type=int, default=6, help="most confident false alarms plotted per type under 75"))
     P = served_probabilities(b)
     p = P.mean(0)
     errors = error_lists(b.names, b.T, b.y, p)
     per_seed = [{"fp": int(((P[i] >= dg.CUT) & (b.y == 0)).sum()), "fn": int(((P[i] < dg.CUT) & (b.y == 1)).sum())}
                 for i in range(len(b.seeds))]
-    out_path = results_path("verdict_errors", args.out, args.seeds, args.first_seed)
     doc = {"command": "bench/verdict_errors.py " + " ".join(sys.argv[1:]), "records": b.n, "fold_seeds": args.seeds,
            "first_seed": args.first_seed, "fold_predictions": b.path.name,
            "rule": "served verdict + definition gate, outer-fold probability averaged over the fold seeds, cut at 1/6",

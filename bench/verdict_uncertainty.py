@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from definition_gates import load_bench, results_path, served_folds  # noqa: E402
+from definition_gates import served_folds  # noqa: E402
 from verdict_errors import served_probabilities  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 from models.calibration import ece  # noqa: E402
@@ -119,19 +118,15 @@ def paired(P: np.ndarray, P_ref: np.ndarray, y: np.ndarray, T: np.ndarray, n_dra
             "share_above_zero": float((diff > 0).mean()), "records_with_a_different_verdict": changed}
 
 
-def main() -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", help="records folder (default: the shared development data)")
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--first-seed", type=int, default=0)
+def _options(ap) -> None:
     ap.add_argument("--draws", type=int, default=2000)
     ap.add_argument("--new", type=int, default=249, help="size of an unseen set of alarms (default: the first wave's 249)")
-    ap.add_argument("--out", default=None)
-    args = ap.parse_args()
-    warnings.simplefilter("ignore")
-    b = load_bench(args.data, args.seeds, args.first_seed)
+
+
+def main() -> int:
+    from second_gate import args_and_bench
+
+    args, out_path, b = args_and_bench(__doc__, "verdict_uncertainty", _options)
     P = served_probabilities(b)
     P_shift = np.zeros_like(P)  # the served procedure without the definition gate
     for si, s in enumerate(b.seeds):
@@ -144,7 +139,6 @@ def main() -> int:
     here = bootstrap(P, b.y, b.T, b.n, args.draws, 1)
     new = bootstrap(P, b.y, b.T, args.new, args.draws, 2)
     gate = paired(P, P_shift, b.y, b.T, args.draws, 3)
-    out_path = results_path("verdict_uncertainty", args.out, args.seeds, args.first_seed)
     doc = {"command": "bench/verdict_uncertainty.py " + " ".join(sys.argv[1:]), "records": b.n, "fold_seeds": args.seeds,
            "first_seed": args.first_seed, "fold_predictions": b.path.name, "draws": args.draws,
            "rule": "served verdict + definition gate, nested outer-fold verdicts per fold seed, records drawn per alarm type",
