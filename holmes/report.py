@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .report_render import Section, html_page, markdown_page
-from .report_verdict import VERDICT_RUNS, verdict, verdict_errors, verdict_uncertainty
+from .report_verdict import VERDICT_RUNS, per_type, verdict, verdict_errors, verdict_uncertainty
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -247,20 +247,6 @@ def risk_curves(out_dir: Path, data=None, n: int = 4) -> Section:
                    f"{time.perf_counter() - t0:.1f} s. These records trained the registry: a picture of the path, not an accuracy figure.",
                    _save(fig, out_dir, "risk_curves"), f"`holmes replay --offline --records {' '.join(r.name for r in picks)} --start-s 180`, "
                    f"run by this report {_now()[:10]}")
-
-
-def per_type(sel: dict | None, date: str) -> Section:
-    if not sel:
-        return Section("Per alarm type", missing=["no nested rule comparison: run bench/selection_nested.py"])
-    rules = list(sel["summary"])
-    types = list(sel["summary"][rules[0]]["per_type_global_thr"])
-    rows = [["rule"] + [t.replace("Ventricular_", "V-") for t in types] + ["all", "AUROC", "ECE"]]
-    for r in rules:
-        s = sel["summary"][r]
-        rows.append([r] + [f"{s['per_type_global_thr'][t]['mean']:.1f}" for t in types] +
-                    [f"{s['score_global_thr']['mean']:.1f} +- {s['score_global_thr']['sd']:.1f}", f"{s['auroc']['mean']:.3f}", f"{s['ece']['mean']:.3f}"])
-    return Section("Per alarm type", f"Challenge score per alarm type, nested CV over {sel['seeds']} fold seeds (subset, calibration and "
-                   f"threshold chosen on inner folds). Winner: {sel['winner']['rule']}.", None, f"bench/selection_nested.py, {date}", rows)
 
 
 def capacity(out_dir: Path, sweep: dict | None, date: str, previous: dict | None = None) -> Section:

@@ -1,5 +1,5 @@
-"""The report's three sections on the served verdict: its nested accuracy, the alarms it gets wrong, and what its figure
-allows on other records.
+"""The report's sections on the verdict: the ensemble rules per alarm type, and on the served verdict its nested
+accuracy, the alarms it gets wrong, and what its figure allows on other records.
 
 Both take the benchmark JSON already read (``holmes.report`` reads and dates it) and the picture to copy beside the
 report, so they can be built from any results folder.
@@ -21,6 +21,21 @@ def _figure(png: Path, out_dir: Path, name: str) -> str | None:
         return None
     shutil.copy(png, out_dir / f"{name}.png")
     return name
+
+
+def per_type(sel: dict | None, date: str) -> Section:
+    """The ensemble rules' nested challenge score per alarm type (bench/selection_nested.py's JSON ``sel``)."""
+    if not sel:
+        return Section("Per alarm type", missing=["no nested rule comparison: run bench/selection_nested.py"])
+    rules = list(sel["summary"])
+    types = list(sel["summary"][rules[0]]["per_type_global_thr"])
+    rows = [["rule"] + [t.replace("Ventricular_", "V-") for t in types] + ["all", "AUROC", "ECE"]]
+    for r in rules:
+        s = sel["summary"][r]
+        rows.append([r] + [f"{s['per_type_global_thr'][t]['mean']:.1f}" for t in types] +
+                    [f"{s['score_global_thr']['mean']:.1f} +- {s['score_global_thr']['sd']:.1f}", f"{s['auroc']['mean']:.3f}", f"{s['ece']['mean']:.3f}"])
+    return Section("Per alarm type", f"Challenge score per alarm type, nested CV over {sel['seeds']} fold seeds (subset, calibration and "
+                   f"threshold chosen on inner folds). Winner: {sel['winner']['rule']}.", None, f"bench/selection_nested.py, {date}", rows)
 
 
 def verdict(out_dir: Path, runs: list[tuple[str, dict | None, str]], png: Path) -> Section:
