@@ -1,0 +1,162 @@
+"""The six VT gate readings together, as a soft re-scorer of the served VT verdict instead of six hard gates. Fitted on
+inner folds, scored on outer folds.
+
+    .venv/bin/python bench/vt_rescorer.py [--data DIR] [--seeds 5] [--first-seed 0]
+
+Each of the six VT readings tried as a gate (``bench/width_gate.py``, ``pulse_gate.py``, ``confirmed_gate.py``,
+``onset_gate.py``, ``ectopy_gate.py``, ``history_gate.py``) was never or seldom chosen: a hard cap must gate almost no
+true alarm, and none of them alone keeps clear of the true VT alarms. Together, weighed against the served probability,
+they might still move the false VT alarms that sit just over the cut (most of the 44 passed read 0.17-0.35).
+
+The plan, written on 2026-12-05 before the first run (nothing tuned after):
+
+Per outer fold (5 folds x each fold seed), after the served procedure and the served definition gate
+(``definition_gates.gated_folds``):
+
+1. the VT training records' inputs: logit of the gated inner out-of-fold probability (clipped to 1e-4 .. 1 - 1e-4) and
+   the six readings (widest QRS of the fastest run, s; pulse affected 0/1; confirmed-beat rate, bpm; onset ratio;
+   longest run of fast beats unlike the first 8 s; the same against the patient's beat before the window), each
+   centred on its median and scaled by its IQR over those training records, a missing reading 0 (the median);
+2. an L2 logistic regression (C = 1) on them against the labels (``sklearn.linear_model.LogisticRegression``);
+3. the outer VT records' verdicts replaced by its probability on their inputs (the outer gated probability's logit and
+   their readings, scaled as in 1); every other alarm type unchanged; the cut stays 1/6.
+
+Paired against the served verdict with its gate on the same folds. Kept (served) only if, on both fold-seed sets (0..4
+and 5..9), the paired difference is positive in the mean and on at least 4 of 5 fold seeds.
+
+Writes bench/results/vt_rescorer.json (the figures per rule and fold seed, the paired summary, the coefficients per
+outer fold) and vt_rescorer.png (the paired differences).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import second_gate  # noqa: E402
+from confirmed_gate import confirmed_rate  # noqa: E402
+from definition_gates import gated_folds  # noqa: E402
+from feature_sets import _row, paired_bars, print_rules, summarize_rules  # noqa: E402
+from history_gate import history_run  # noqa: E402
+from pulse_gate import pulse_reading  # noqa: E402
+from verdict_ideas import CONTEXT_NAMES, MORPH_NAMES, cache_path  # noqa: E402
+from width_gate import widths  # noqa: E402
+from models import definition_gate as dg  # noqa: E402
+
+VT = second_gate.VT
+SERVED_GATE = second_gate.SERVED_GATE
+RULE = "served gate + VT re-scorer on the six gate readings (fitted inside)"
+READINGS = ("width_s", "pulse_affected", "confirmed_bpm", "onset_ratio", "ectopy_run", "history_run")
+
+
+def _max_over(M: np.ndarray) -> np.ndarray:
+    """Row-wise max ignoring NaN; NaN where the whole row is."""
+    return np.where(np.isfinite(M).any(1), np.nanmax(np.where(np.isfinite(M), M, -np.inf), axis=1), np.nan)
+
+
+def readings(b) -> np.ndarray:
+    """[records, 6] the six VT readings as their gate benches compute them (NaN off VT records and where none)."""
+    vt = b.T == VT
+    path = cache_path(b.n).with_name(f"vt_readings_{b.n}.npy")
+    if path.is_file():
+        return np.load(path)
+    t0 = time.perf_counter()
+    R = np.full((b.n, len(READINGS)), np.nan)
+    R[:, 0] = np.where(vt, _max_over(widths(b.records)), np.nan)
+    hist = cache_path(b.n).parent / f"history_run_{b.n}.npy"
+    hist_run = np.load(hist) if hist.is_file() else None
+    for i in np.flatnonzero(vt):
+        r = b.records[i]
+        R[i, 1] = 1.0 - pulse_reading(r)["unaffected"]
+        R[i, 2] = confirmed_rate(r)
+        R[i, 5] = hist_run[i] if hist_run is not None else history_run(r)
+    C = b.F["context"][:, [CONTEXT_NAMES.index(f"{lead}_ctx_fast_rate_ratio") for lead in ("ECG1", "ECG2")]]
+    R[:, 3] = np.where(vt, _max_over(C), np.nan)
+    M = b.F["morph"]
+    beats = np.isfinite(M[:, [MORPH_NAMES.index(f"{lead}_corr_last_med") for lead in ("ECG1", "ECG2")]]).any(1)
+    run = M[:, MORPH_NAMES.index("run_fast_unlike")]
+    R[:, 4] = np.where(vt & beats & np.isfinite(run), run, np.nan)
+    np.save(path, R)
+    print(f"VT readings of {int(vt.sum())} records in {time.perf_counter() - t0:.0f} s (kept in {path})", flush=True)
+    return R
+
+
+def _inputs(p: np.ndarray, R: np.ndarray, med: np.ndarray, iqr: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-4, 1 - 1e-4)
+    Z = np.nan_to_num((R - med) / iqr, nan=0.0)
+    return np.column_stack([np.log(q / (1 - q)), Z])
+
+
+def rescore(p_inner: np.ndarray, y_inner: np.ndarray, R_inner: np.ndarray, p_out: np.ndarray, R_out: np.ndarray):
+    """The re-scorer fitted on the inner VT records, applied to the outer ones: (outer probabilities, coefficients)."""
+    from sklearn.linear_model import LogisticRegression
+
+    med = np.nanmedian(R_inner, axis=0)
+    iqr = np.nanpercentile(R_inner, 75, axis=0) - np.nanpercentile(R_inner, 25, axis=0)
+    med = np.where(np.isfinite(med), med, 0.0)
+    iqr = np.where(np.isfinite(iqr) & (iqr > 0), iqr, 1.0)
+    m = LogisticRegression(C=1.0, max_iter=1000).fit(_inputs(p_inner, R_inner, med, iqr), y_inner)
+    return m.predict_proba(_inputs(p_out, R_out, med, iqr))[:, 1], [round(float(c), 4) for c in [m.intercept_[0], *m.coef_[0]]]
+
+
+def main() -> int:
+    args, out_path, b = second_gate.args_and_bench(__doc__, "vt_rescorer")
+    T, y = b.T, b.y
+    R = readings(b)
+    per_seed: dict[str, list] = {}
+    per_fold = []
+    for s in b.seeds:
+        probs = {SERVED_GATE: np.zeros(b.n), RULE: np.zeros(b.n)}
+        for k, tr, te, p_inner, p_te in gated_folds(b, s):
+            probs[SERVED_GATE][te] = p_te
+            probs[RULE][te] = p_te
+            vi, vo = tr[T[tr] == VT], te[T[te] == VT]
+            mi, mo = T[tr] == VT, T[te] == VT
+            new, coef = rescore(p_inner[mi], y[vi], R[vi], p_te[mo], R[vo])
+            probs[RULE][vo] = new
+            old_pass, new_pass = p_te[mo] >= dg.CUT, new >= dg.CUT
+            per_fold.append({"seed": s, "fold": k, "coef": dict(zip(("intercept", "logit_served", *READINGS), coef)),
+                             "false_now_passed": int((~old_pass & new_pass & (y[vo] == 0)).sum()),
+                             "false_now_stopped": int((old_pass & ~new_pass & (y[vo] == 0)).sum()),
+                             "true_now_missed": int((old_pass & ~new_pass & (y[vo] == 1)).sum()),
+                             "true_now_caught": int((~old_pass & new_pass & (y[vo] == 1)).sum())})
+        for name, p in probs.items():
+            per_seed.setdefault(name, []).append(_row(y, p, T))
+    summary = summarize_rules(per_seed, SERVED_GATE, "minus_served")
+    moves = {k: int(sum(f[k] for f in per_fold)) for k in ("false_now_stopped", "false_now_passed", "true_now_missed", "true_now_caught")}
+    doc = {"command": "bench/vt_rescorer.py " + " ".join(sys.argv[1:]), "fold_seeds": len(b.seeds), "first_seed": b.seeds[0],
+           "records": b.n, "fold_predictions": b.path.name, "readings": list(READINGS),
+           "vt_readings_missing": {r: int((~np.isfinite(R[T == VT, j])).sum()) for j, r in enumerate(READINGS)},
+           "summary": summary, "outer_moves_over_folds": moves, "per_fold": per_fold, "per_seed": per_seed}
+    out_path.write_text(json.dumps(doc, indent=1))
+    _plot(summary, len(b.seeds), out_path.with_suffix(".png"))
+    print_rules(summary)
+    print("outer VT verdicts moved, summed over folds and seeds:", moves)
+    print(f"wrote {out_path} and {out_path.with_suffix('.png').name}")
+    return 0
+
+
+def _plot(summary: dict, fold_seeds: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3))
+    paired_bars(ax, summary, fold_seeds)
+    ax.set_title("VT re-scorer on the six gate readings: paired difference to the served verdict + gate")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
