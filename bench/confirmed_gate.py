@@ -76,11 +76,16 @@ def confirmed_rate(record) -> float:
     return best
 
 
+def confirmed_read(b) -> np.ndarray:
+    """[records] ``confirmed_rate`` on VT alarms, NaN elsewhere."""
+    return np.array([confirmed_rate(r) if t == VT else np.nan for r, t in zip(b.records, b.T)])
+
+
 def main() -> int:
     args, out_path, b = second_gate.args_and_bench(__doc__, "confirmed_gate")
     T, y = b.T, b.y
     vt = T == VT
-    conf = np.array([confirmed_rate(r) if t == VT else np.nan for r, t in zip(b.records, T)])
+    conf = confirmed_read(b)
     out = second_gate.run(b, RULE, VT, conf, CONFIRMED)
     extra = {"vt_reading_quantiles_bpm": {lab: np.round(np.nanpercentile(conf[vt & (y == v)], [5, 25, 50, 75, 95]), 1).tolist()
                                           for lab, v in (("true", 1), ("false", 0))},

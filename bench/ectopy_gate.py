@@ -52,15 +52,20 @@ RUN = dg.Reading(("n/a",), "max", True, 5.0, "beats", "longest run of fast beats
 RULE = "served gate + VT ectopy gate (consecutive fast unlike beats, chosen inside)"
 
 
-def main() -> int:
-    args, out_path, b = second_gate.args_and_bench(__doc__, "ectopy_gate")
-    T, y = b.T, b.y
-    vt = T == VT
+def ectopy_read(b) -> np.ndarray:
+    """[records] the longest run of fast unlike beats on VT alarms, NaN elsewhere and with no reading."""
     M = b.F["morph"]
     run = M[:, MORPH_NAMES.index("run_fast_unlike")]
     # a lead with under 4 beats has no median correlation (and adds nothing to the run): neither lead, no reading
     beats = np.isfinite(M[:, [MORPH_NAMES.index(f"{lead}_corr_last_med") for lead in ("ECG1", "ECG2")]]).any(1)
-    reading = np.where(vt & beats & np.isfinite(run), run, np.nan)
+    return np.where((b.T == VT) & beats & np.isfinite(run), run, np.nan)
+
+
+def main() -> int:
+    args, out_path, b = second_gate.args_and_bench(__doc__, "ectopy_gate")
+    T, y = b.T, b.y
+    vt = T == VT
+    reading = ectopy_read(b)
     out = second_gate.run(b, RULE, VT, reading, RUN)
     extra = second_gate.reading_figures(out, reading, vt, y, "run", under=4)
     second_gate.write("ectopy_gate.py", out, extra, out_path, "VT ectopy gate")

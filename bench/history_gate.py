@@ -75,20 +75,25 @@ def history_run(record) -> float:
     return best
 
 
-def main() -> int:
+def history_read(b) -> np.ndarray:
+    """[records] ``history_run`` on VT alarms, NaN elsewhere (kept in the cache folder)."""
     from tqdm import tqdm
 
+    cache = cache_path(b.n).parent / f"history_run_{b.n}.npy"
+    if cache.is_file():
+        return np.load(cache)
+    reading = np.full(b.n, np.nan)
+    for i in tqdm(np.flatnonzero(b.T == VT), desc="history readings", unit="record"):
+        reading[i] = history_run(b.records[i])
+    np.save(cache, reading)
+    return reading
+
+
+def main() -> int:
     args, out_path, b = second_gate.args_and_bench(__doc__, "history_gate")
     T, y = b.T, b.y
     vt = T == VT
-    cache = cache_path(b.n).parent / f"history_run_{b.n}.npy"
-    if cache.is_file():
-        reading = np.load(cache)
-    else:
-        reading = np.full(b.n, np.nan)
-        for i in tqdm(np.flatnonzero(vt), desc="history readings", unit="record"):
-            reading[i] = history_run(b.records[i])
-        np.save(cache, reading)
+    reading = history_read(b)
     out = second_gate.run(b, RULE, VT, reading, RUN)
     extra = second_gate.reading_figures(out, reading, vt, y, "run", under=4)
     second_gate.write("history_gate.py", out, extra, out_path, "VT history gate")

@@ -50,12 +50,17 @@ MARGINS = (0.2, 1 - 1.15 / 1.5, 1 - 1.10 / 1.5, 0.3)
 RULE = "served gate + VT onset gate (run vs the patient's baseline, chosen inside)"
 
 
+def onset_read(b) -> np.ndarray:
+    """[records] the faster ECG lead's fast-run rate over its baseline on VT alarms, NaN elsewhere and with none."""
+    R = b.F["context"][:, [CONTEXT_NAMES.index(f"{lead}_ctx_fast_rate_ratio") for lead in ("ECG1", "ECG2")]]
+    return np.where(b.T == VT, second_gate.row_max(R), np.nan)
+
+
 def main() -> int:
     args, out_path, b = second_gate.args_and_bench(__doc__, "onset_gate")
     T, y = b.T, b.y
     vt = T == VT
-    R = b.F["context"][:, [CONTEXT_NAMES.index(f"{lead}_ctx_fast_rate_ratio") for lead in ("ECG1", "ECG2")]]
-    ratio = np.where(vt & np.isfinite(R).any(1), np.nanmax(np.where(np.isfinite(R), R, -np.inf), axis=1), np.nan)
+    ratio = onset_read(b)
     out = second_gate.run(b, RULE, VT, ratio, ONSET, MARGINS)
     extra = second_gate.reading_figures(out, ratio, vt, y, "ratio")
     second_gate.write("onset_gate.py", out, extra, out_path, "VT onset gate")

@@ -96,13 +96,17 @@ def pulse_reading(record) -> dict:
     return {"unaffected": np.nan, "why": "no pulse source"}
 
 
+def pulse_read(b) -> np.ndarray:
+    """[records] on VT alarms 0 when the pulse goes on unaffected, 1 when affected (NaN elsewhere and with no reading):
+    the gate caps when the reading is below 1 * (1 - 0.5)."""
+    return np.array([1.0 - pulse_reading(r)["unaffected"] if t == VT else np.nan for r, t in zip(b.records, b.T)])
+
+
 def main() -> int:
     args, out_path, b = second_gate.args_and_bench(__doc__, "pulse_gate")
     T, y = b.T, b.y
     vt = T == VT
-    info = [pulse_reading(r) if t == VT else {"unaffected": np.nan} for r, t in zip(b.records, T)]
-    # the gate caps when the reading is below 1 * (1 - 0.5): "unaffected" reads 0, "affected" 1
-    un = np.array([1.0 - d["unaffected"] for d in info])
+    un = pulse_read(b)
     out = second_gate.run(b, PULSE_RULE, VT, un, UNAFFECTED, (0.5,))
     counts = {lab: {"unaffected": int(((un == 0) & vt & (y == v)).sum()), "affected": int(((un == 1) & vt & (y == v)).sum()),
                     "no reading": int((~np.isfinite(un) & vt & (y == v)).sum())} for lab, v in (("true", 1), ("false", 0))}

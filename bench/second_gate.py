@@ -42,6 +42,11 @@ def args_and_bench(doc: str, stem: str, more=None) -> tuple[argparse.Namespace, 
     return args, results_path(stem, args.out, args.seeds, args.first_seed), load_bench(args.data, args.seeds, args.first_seed)
 
 
+def row_max(M: np.ndarray) -> np.ndarray:
+    """Row-wise max ignoring NaN (e.g. over the two ECG leads); NaN where the whole row is."""
+    return np.where(np.isfinite(M).any(1), np.nanmax(np.where(np.isfinite(M), M, -np.inf), axis=1), np.nan)
+
+
 def run(b: Bench, rule: str, typ: str, reading: np.ndarray, definition: dg.Reading, margins=dg.MARGINS) -> dict:
     """The served gate, then a gate for alarm type ``typ`` on ``reading`` (NaN: never gated) with limits from
     ``definition`` and ``margins``, both chosen on inner folds. Returns the figures every such bench writes: per rule

@@ -111,13 +111,17 @@ def widths(records) -> np.ndarray:
     return out
 
 
+def width_read(b) -> np.ndarray:
+    """[records] the widest ECG lead's reading on VT alarms (NaN elsewhere and where neither lead gives one)."""
+    return np.where(b.T == VT, second_gate.row_max(widths(b.records)), np.nan)
+
+
 def main() -> int:
     args, out_path, b = second_gate.args_and_bench(__doc__, "width_gate")
     T, y = b.T, b.y
     t0 = time.perf_counter()
-    Wd = widths(b.records)
+    wread = width_read(b)
     width_s = round(time.perf_counter() - t0, 1)
-    wread = np.where(T == VT, np.where(np.isfinite(Wd).any(1), np.nanmax(np.where(np.isfinite(Wd), Wd, -np.inf), axis=1), np.nan), np.nan)
     out = second_gate.run(b, WIDTH_RULE, VT, wread, WIDTH)
     vt = T == VT
     extra = {"reading": WIDTH.words, "width_s": width_s,
