@@ -33,6 +33,10 @@ every type, VT 0.848 against the served 0.924, but correlates 0.68 with it there
 records by their challenge score at 1/6 (ties: the smaller w); other types keep the served verdict; step 4 as above.
 Same keep rule. The first rule's figures must come out as before.
 
+Its run (both fold-seed sets, 9 s each; the first rule's figures identical to the earlier run): **not kept**. Seeds
+0..4: 80.94 +/- 2.03, -0.36 +/- 0.43, better on 0/5 (w 0 chosen on 15 of 25 outer folds); seeds 5..9: 80.97 +/- 1.99,
+-0.05 +/- 0.23, 2/5 (w 0 on 14). On VT the CNN adds nothing the inner folds can find and the outer folds reward.
+
 Writes bench/results/cnn_served.json (per rule: score, AUROC, ECE, TPR, TNR, per type, mean and spread; the weights
 chosen) and cnn_served.png (the paired differences).
 """
