@@ -92,44 +92,60 @@ def rescore(p_inner: np.ndarray, y_inner: np.ndarray, R_inner: np.ndarray, p_out
     return m.predict_proba(_inputs(p_out, R_out, med, iqr))[:, 1], [round(float(c), 4) for c in [m.intercept_[0], *m.coef_[0]]]
 
 
-def main() -> int:
-    args, out_path, b = second_gate.args_and_bench(__doc__, "vt_rescorer")
+def compare(b, rules: dict[str, tuple[np.ndarray, tuple[str, ...]]]) -> dict:
+    """Per rule (name: readings [records, k] and their names), the served verdict + gate with its VT verdicts re-scored
+    (``rescore``, fitted on each outer fold's inner VT records), paired against the served verdict + gate on the same
+    folds: the summary, the outer VT verdicts each rule moved, and the per-fold weights."""
     T, y = b.T, b.y
-    R = readings(b)
     per_seed: dict[str, list] = {}
     per_fold = []
     for s in b.seeds:
-        probs = {SERVED_GATE: np.zeros(b.n), RULE: np.zeros(b.n)}
+        probs = {SERVED_GATE: np.zeros(b.n), **{rule: np.zeros(b.n) for rule in rules}}
         for k, tr, te, p_inner, p_te in gated_folds(b, s):
             probs[SERVED_GATE][te] = p_te
-            probs[RULE][te] = p_te
             vi, vo = tr[T[tr] == VT], te[T[te] == VT]
             mi, mo = T[tr] == VT, T[te] == VT
-            new, coef = rescore(p_inner[mi], y[vi], R[vi], p_te[mo], R[vo])
-            probs[RULE][vo] = new
-            old_pass, new_pass = p_te[mo] >= dg.CUT, new >= dg.CUT
-            per_fold.append({"seed": s, "fold": k, "coef": dict(zip(("intercept", "logit_served", *READINGS), coef)),
-                             "false_now_passed": int((~old_pass & new_pass & (y[vo] == 0)).sum()),
-                             "false_now_stopped": int((old_pass & ~new_pass & (y[vo] == 0)).sum()),
-                             "true_now_missed": int((old_pass & ~new_pass & (y[vo] == 1)).sum()),
-                             "true_now_caught": int((~old_pass & new_pass & (y[vo] == 1)).sum())})
+            for rule, (R, names) in rules.items():
+                probs[rule][te] = p_te
+                new, coef = rescore(p_inner[mi], y[vi], R[vi], p_te[mo], R[vo])
+                probs[rule][vo] = new
+                old_pass, new_pass = p_te[mo] >= dg.CUT, new >= dg.CUT
+                per_fold.append({"rule": rule, "seed": s, "fold": k, "coef": dict(zip(("intercept", "logit_served", *names), coef)),
+                                 "false_now_passed": int((~old_pass & new_pass & (y[vo] == 0)).sum()),
+                                 "false_now_stopped": int((old_pass & ~new_pass & (y[vo] == 0)).sum()),
+                                 "true_now_missed": int((old_pass & ~new_pass & (y[vo] == 1)).sum()),
+                                 "true_now_caught": int((~old_pass & new_pass & (y[vo] == 1)).sum())})
         for name, p in probs.items():
             per_seed.setdefault(name, []).append(_row(y, p, T))
-    summary = summarize_rules(per_seed, SERVED_GATE, "minus_served")
-    moves = {k: int(sum(f[k] for f in per_fold)) for k in ("false_now_stopped", "false_now_passed", "true_now_missed", "true_now_caught")}
-    doc = {"command": "bench/vt_rescorer.py " + " ".join(sys.argv[1:]), "fold_seeds": len(b.seeds), "first_seed": b.seeds[0],
-           "records": b.n, "fold_predictions": b.path.name, "readings": list(READINGS),
-           "vt_readings_missing": {r: int((~np.isfinite(R[T == VT, j])).sum()) for j, r in enumerate(READINGS)},
-           "summary": summary, "outer_moves_over_folds": moves, "per_fold": per_fold, "per_seed": per_seed}
+    keys = ("false_now_stopped", "false_now_passed", "true_now_missed", "true_now_caught")
+    moves = {rule: {k: int(sum(f[k] for f in per_fold if f["rule"] == rule)) for k in keys} for rule in rules}
+    return {"fold_seeds": len(b.seeds), "first_seed": b.seeds[0], "records": b.n, "fold_predictions": b.path.name,
+            "readings": {rule: list(names) for rule, (_, names) in rules.items()},
+            "vt_readings_missing": {rule: {r: int((~np.isfinite(R[T == VT, j])).sum()) for j, r in enumerate(names)}
+                                    for rule, (R, names) in rules.items()},
+            "summary": summarize_rules(per_seed, SERVED_GATE, "minus_served"), "outer_moves_over_folds": moves,
+            "per_fold": per_fold, "per_seed": per_seed}
+
+
+def write(script: str, out: dict, out_path: Path, title: str) -> None:
+    """The JSON (with the command line), the paired differences' picture, and the table on stdout."""
+    doc = {"command": f"bench/{script} " + " ".join(sys.argv[1:]), **out}
     out_path.write_text(json.dumps(doc, indent=1))
-    _plot(summary, len(b.seeds), out_path.with_suffix(".png"))
-    print_rules(summary)
-    print("outer VT verdicts moved, summed over folds and seeds:", moves)
+    _plot(out["summary"], out["fold_seeds"], out_path.with_suffix(".png"), title)
+    print_rules(out["summary"])
+    for rule, m in out["outer_moves_over_folds"].items():
+        print(f"outer VT verdicts moved by {rule!r}, summed over folds and seeds: {m}")
     print(f"wrote {out_path} and {out_path.with_suffix('.png').name}")
+
+
+def main() -> int:
+    args, out_path, b = second_gate.args_and_bench(__doc__, "vt_rescorer")
+    out = compare(b, {RULE: (readings(b), READINGS)})
+    write("vt_rescorer.py", out, out_path, "VT re-scorer on the six gate readings")
     return 0
 
 
-def _plot(summary: dict, fold_seeds: int, path: Path) -> None:
+def _plot(summary: dict, fold_seeds: int, path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -137,7 +153,7 @@ def _plot(summary: dict, fold_seeds: int, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 3))
     paired_bars(ax, summary, fold_seeds)
-    ax.set_title("VT re-scorer on the six gate readings: paired difference to the served verdict + gate")
+    ax.set_title(f"{title}: paired difference to the served verdict + gate")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
