@@ -32,6 +32,9 @@ folds, on IQR-scaled readings): served logit 1.17, intercept +0.38 (it lifts VT 
 ``bench/type_maps.py`` did), the readings -0.26 to +0.19 with fold-to-fold spreads as large: beside the served
 probability they carry little the 180 training VT records can weigh.
 
+Over record draws (``bench/verdict_uncertainty.py``'s paired bootstrap, added after this run): -1.02 (5-95 % -1.72 to
+-0.38) and -0.58 (-1.40 to +0.14). ``compare`` is also the harness of ``bench/vt_spectral.py``.
+
 Writes bench/results/vt_rescorer.json (the figures per rule and fold seed, the paired summary, the coefficients per
 outer fold) and vt_rescorer.png (the paired differences).
 """
@@ -96,11 +99,14 @@ def compare(b, rules: dict[str, tuple[np.ndarray, tuple[str, ...]]]) -> dict:
     """Per rule (name: readings [records, k] and their names), the served verdict + gate with its VT verdicts re-scored
     (``rescore``, fitted on each outer fold's inner VT records), paired against the served verdict + gate on the same
     folds: the summary, the outer VT verdicts each rule moved, and the per-fold weights."""
+    from verdict_uncertainty import paired
+
     T, y = b.T, b.y
     per_seed: dict[str, list] = {}
     per_fold = []
-    for s in b.seeds:
-        probs = {SERVED_GATE: np.zeros(b.n), **{rule: np.zeros(b.n) for rule in rules}}
+    outer = {name: np.zeros((len(b.seeds), b.n)) for name in (SERVED_GATE, *rules)}
+    for si, s in enumerate(b.seeds):
+        probs = {name: P[si] for name, P in outer.items()}
         for k, tr, te, p_inner, p_te in gated_folds(b, s):
             probs[SERVED_GATE][te] = p_te
             vi, vo = tr[T[tr] == VT], te[T[te] == VT]
@@ -124,6 +130,8 @@ def compare(b, rules: dict[str, tuple[np.ndarray, tuple[str, ...]]]) -> dict:
             "vt_readings_missing": {rule: {r: int((~np.isfinite(R[T == VT, j])).sum()) for j, r in enumerate(names)}
                                     for rule, (R, names) in rules.items()},
             "summary": summarize_rules(per_seed, SERVED_GATE, "minus_served"), "outer_moves_over_folds": moves,
+            # the paired difference over record draws (bench/verdict_uncertainty.py), fold seeds' verdicts held fixed
+            "paired_over_record_draws": {rule: paired(outer[rule], outer[SERVED_GATE], y, T, 2000, 3) for rule in rules},
             "per_fold": per_fold, "per_seed": per_seed}
 
 
@@ -134,7 +142,9 @@ def write(script: str, out: dict, out_path: Path, title: str) -> None:
     _plot(out["summary"], out["fold_seeds"], out_path.with_suffix(".png"), title)
     print_rules(out["summary"])
     for rule, m in out["outer_moves_over_folds"].items():
-        print(f"outer VT verdicts moved by {rule!r}, summed over folds and seeds: {m}")
+        d = out["paired_over_record_draws"][rule]
+        print(f"{rule!r}: outer VT verdicts moved, summed over folds and seeds: {m}; paired over record draws "
+              f"{d['point']:+.2f}, 5-95 % {d['p5']:+.2f} to {d['p95']:+.2f}, above 0 in {100 * d['share_above_zero']:.0f} %")
     print(f"wrote {out_path} and {out_path.with_suffix('.png').name}")
 
 

@@ -35,6 +35,15 @@ The candidate is kept (to be built into the served verdict: the readings in the 
 the verdict fit) only if, on both fold-seed sets (0..4 and 5..9), its paired difference to the served verdict + gate is
 positive in the mean and on at least 4 of 5 fold seeds.
 
+Result (one run per fold-seed set, seconds each): **the candidate is kept.** Seeds 0..4: 82.09 +/- 1.85 against
+81.30 +/- 2.15, **+0.79 +/- 1.11, better on 4/5**; VT 73.6 -> 75.3, ECE 0.036 -> 0.030, AUROC 0.962 -> 0.961; over
+the 25 outer folds it stops 42 false VT alarms the verdict passed, passes 21 it stopped, misses 4 true ones it caught
+and catches 4 it missed. Seeds 5..9: 82.22 +/- 1.34 against 81.02 +/- 2.13, **+1.20 +/- 1.22, 4/5**; VT 71.9 -> 74.4.
+Over record draws (``bench/verdict_uncertainty.py``'s paired bootstrap, the fold seeds' verdicts held fixed) the gain
+is +0.79 (5-95 % -0.43 to +1.94, above 0 in 86 % of draws) and +1.20 (+0.24 to +2.23, 98 %). The ablation, purity
+alone, reads +1.06 +/- 1.15 (4/5) and +1.20 +/- 1.28 (3/5): the high-band share adds nothing clear, but the plan named
+the pair, so the pair is what is served.
+
 Writes bench/results/vt_spectral.json and vt_spectral.png (paired differences); the readings are kept in
 ~/.cache/holmes-icu/vt_spectral_<n>.npy.
 """
