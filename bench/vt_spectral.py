@@ -7,7 +7,7 @@ Ventricular tachycardia on the ECG is a run of wide, alike complexes: over a few
 rate and its first harmonic, with little above 10 Hz. Narrow supraventricular beats spread power into the harmonics up
 to 30 Hz; artefact spreads it anywhere. The batch features read the spectrum once over the window's last 8 s
 (``spec_conc``: power within 0.5 Hz of the 1.5-10 Hz peak), where a run of a few seconds is diluted by the beats
-around it. The readings here, per ECG lead (``spectral_readings``):
+around it. The readings here, per ECG lead (``models.vt_spectral.readings``, written first in this bench):
 
 - ``purity``: over 3 s windows (Hann) every 0.5 s through the last 10 s before the alarm, the share of the 0.5-30 Hz
   power within 0.4 Hz of the 1.5-5 Hz peak f0 or of 2 f0; the highest over the windows, then over the two leads;
@@ -63,49 +63,25 @@ sys.path.insert(0, str(ROOT / "bench"))
 import second_gate  # noqa: E402
 from verdict_ideas import cache_path  # noqa: E402
 from vt_rescorer import compare, write  # noqa: E402
-from models.data import FS_HZ, alarm_window  # noqa: E402
+from models.data import alarm_window  # noqa: E402
+from models.vt_spectral import readings  # noqa: E402
 
 VT = second_gate.VT
-SPAN_S, WIN_S, HOP_S = 10.0, 3.0, 0.5
 CANDIDATE = "served gate + VT re-scorer on spectral purity and high-band share (fitted inside)"
 ABLATION = "served gate + VT re-scorer on spectral purity alone (ablation)"
 
 
-def lead_readings(x: np.ndarray, fs: int = FS_HZ) -> tuple[float, float]:
-    """(purity, high_share) of one ECG lead's last ``SPAN_S`` seconds (NaN, NaN when absent, gapped or flat)."""
-    if not np.isfinite(x).all() or np.std(x) == 0:
-        return np.nan, np.nan
-    n = int(WIN_S * fs)
-    f = np.fft.rfftfreq(n, 1.0 / fs)
-    tot, fund, high = (f >= 0.5) & (f <= 30), (f >= 1.5) & (f <= 5), (f >= 10) & (f <= 30)
-    starts = np.arange(0, len(x) - n + 1, int(HOP_S * fs))
-    seg = np.stack([x[s:s + n] for s in starts])
-    seg = seg - seg.mean(axis=1, keepdims=True)
-    sp = np.abs(np.fft.rfft(seg * np.hanning(n), axis=1)) ** 2
-    T = sp[:, tot].sum(1)
-    ok = T > 0
-    if not ok.any():
-        return np.nan, np.nan
-    f0 = f[np.argmax(np.where(fund, sp, 0.0), axis=1)]
-    near = (np.abs(f[None] - f0[:, None]) <= 0.4) | (np.abs(f[None] - 2 * f0[:, None]) <= 0.4)
-    purity = (sp * (near & tot[None])).sum(1)[ok] / T[ok]
-    return float(purity.max()), float((sp[:, high].sum(1)[ok] / T[ok]).min())
-
-
 def spectral_readings(b) -> np.ndarray:
-    """[records, 2] purity (max over the ECG leads) and high_share (min over them) on VT alarms, NaN elsewhere."""
+    """[records, 2] ``models.vt_spectral.readings`` of the VT alarm windows (purity, high_share), NaN elsewhere."""
     path = cache_path(b.n).with_name(f"vt_spectral_{b.n}.npy")
     if path.is_file():
         return np.load(path)
     t0 = time.perf_counter()
     R = np.full((b.n, 2), np.nan)
-    for i in np.flatnonzero(b.T == VT):
-        w = alarm_window(b.records[i], 16.0)[:, -int(SPAN_S * FS_HZ):]
-        lead = np.array([lead_readings(w[s]) for s in (0, 1)])
-        if np.isfinite(lead[:, 0]).any():
-            R[i] = np.nanmax(lead[:, 0]), np.nanmin(lead[:, 1])
+    vt = np.flatnonzero(b.T == VT)
+    R[vt] = readings(np.stack([alarm_window(b.records[i], 16.0) for i in vt]))
     np.save(path, R)
-    print(f"spectral readings of {int((b.T == VT).sum())} VT records in {time.perf_counter() - t0:.0f} s (kept in {path})", flush=True)
+    print(f"spectral readings of {len(vt)} VT records in {time.perf_counter() - t0:.0f} s (kept in {path})", flush=True)
     return R
 
 
