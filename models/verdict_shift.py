@@ -15,7 +15,9 @@ blend, calibrated on the other folds, scores best at the 1/6 cut; the map is fit
     .venv/bin/python -m models.verdict_shift [--data DIR] [--out artifacts/incremental/verdict-shift.json] [--jobs 2]
 
 It also fits the alarm definitions' gate (``models.definition_gate``) on that K's blend calibrated on the other folds, with
-the readings of the alarm window's batch features, and keeps it in the same file (``gate``).
+the readings of the alarm window's batch features, and keeps it in the same file (``gate``); then the VT re-scorer
+(``models.vt_spectral``) on those gated blends of the VT alarms and the spectral readings of their alarm windows
+(``vt_rescorer``), which replaces every VT verdict after the gate.
 
 The figures it writes are out-of-fold selection figures, not a nested estimate (``bench/shift_nested.py`` gives that).
 """
@@ -37,6 +39,9 @@ from .definition_gate import DefinitionGate, readings
 from .definition_gate import fit as fit_gate
 from .errors import InvalidFieldError
 from .incremental_model import DEFAULT_DIR, MODEL, stream_hops
+from .vt_spectral import VT, VTRescorer
+from .vt_spectral import fit as fit_vt_rescorer
+from .vt_spectral import readings as vt_readings
 
 NAME = "verdict-shift"
 DEFAULT_PATH = DEFAULT_DIR / f"{NAME}.json"
@@ -55,6 +60,7 @@ class VerdictShift:
     row: str | None = None  # the plan row whose answers the map was fitted on
     k_row: int | None = None  # None: k (files written before the row's side had its own K)
     gate: DefinitionGate | None = None  # the alarm definitions' gate fitted on the same out-of-fold blend (None: none)
+    vt_rescorer: VTRescorer | None = None  # re-scores every VT verdict after the gate (None: none)
 
     def __post_init__(self):
         if not (isinstance(self.k, int) and 0 <= self.k <= MAX_K):
@@ -76,7 +82,8 @@ def load(path: str | Path | None = None) -> VerdictShift:
         raise InvalidFieldError("stream.verdict_shift_path", f"must be a {NAME} JSON (python -m models.verdict_shift)", str(p))
     d = json.loads(p.read_text())
     gate = DefinitionGate.from_dict(d["gate"]) if d.get("gate") is not None else None
-    return VerdictShift(int(d.get("k", -1)), Calibrator.from_dict(d.get("calibration")), d.get("row"), d.get("k_row"), gate)
+    vt = VTRescorer.from_dict(d["vt_rescorer"]) if d.get("vt_rescorer") is not None else None
+    return VerdictShift(int(d.get("k", -1)), Calibrator.from_dict(d.get("calibration")), d.get("row"), d.get("k_row"), gate, vt)
 
 
 def default_cache(n_records: int) -> Path:
@@ -143,7 +150,8 @@ def served_probabilities(records, shift: VerdictShift, plan, registry_dir, gate:
     """What the verdict lane publishes for each record's alarm, computed in process: the plan row (``row``, default the
     one the shift was fitted on) on the windows ending 0..k_row s before the alarm, the incremental model on the record
     streamed as a bed from ``start_s`` on the windows ending 0..K s before it, averaged and mapped (``VerdictShift.blend``),
-    then (``gate``) the shift's definition gate on the alarm window's batch features. Returns (probabilities, gated)."""
+    then (``gate``) the shift's definition gate on the alarm window's batch features and its VT re-scorer on the alarm
+    window's spectral readings. Returns (probabilities, gated)."""
     from holmes.compose.plan import row_probabilities
 
     from .incremental_model import stream_probabilities
@@ -161,7 +169,10 @@ def served_probabilities(records, shift: VerdictShift, plan, registry_dir, gate:
     p = np.array([shift.blend([float(rp[i]) for rp in row_p], [inc[i][e] for e in ends if e in inc[i]]) for i in range(len(records))])
     if not gate or shift.gate is None:
         return p, np.zeros(len(records), dtype=bool)
-    return shift.gate.apply_windows(p, *cuts[0], types)
+    p, gated = shift.gate.apply_windows(p, *cuts[0], types)
+    if shift.vt_rescorer is not None:
+        p, _ = shift.vt_rescorer.apply_windows(p, *cuts[0], types)
+    return p, gated
 
 
 def averaged(row: np.ndarray, inc: np.ndarray, K: int, k_row: int | None = None) -> np.ndarray:
@@ -243,10 +254,15 @@ def fit(data=None, out: str | Path = DEFAULT_PATH, plan_path: str | Path | None 
     k, cal, figures = choose(row, inc, y, T, folds, k_row)
     p_oof, _ = nested_calibrate(averaged(row, inc, k, k_row), y, folds)  # the K's blend, calibrated on the other folds
     gate = fit_gate(p_oof, y, T, readings(X["batch@0"], T))
+    p_gated, _ = gate.apply(p_oof, readings(X["batch@0"], T), T)
+    vt = [i for i, t in enumerate(T) if t == VT]
+    R = np.full((len(records), 2), np.nan)
+    R[vt] = vt_readings(np.stack([alarm_window(records[i]) for i in vt]))
+    vt_rescorer = fit_vt_rescorer(p_gated, y, T, R)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     prof = {"name": NAME, "k": k, "k_row": k if k_row is None else min(k_row, k), "calibration": cal.to_dict(),
-            "row": floor.name, "row_members": list(floor.members), "gate": gate.to_dict(),
+            "row": floor.name, "row_members": list(floor.members), "gate": gate.to_dict(), "vt_rescorer": vt_rescorer.to_dict(),
             "records": len(records), "fold_seed": seed, "fit_s": round(time.perf_counter() - t0, 1),
             "out_of_fold_by_k": {str(a): f for a, f in figures.items()},
             "note": "out-of-fold figures of each K with its map fitted on the other folds: the selection's own figures, not a "
@@ -268,7 +284,9 @@ def main() -> int:
         raise InvalidFieldError("--row-k", "must be 0 or same", args.row_k)
     out = fit(args.data, args.out, args.plan, jobs=args.jobs, k_row=0 if args.row_k == "0" else None)
     prof = json.loads(out.read_text())
+    vt = prof["vt_rescorer"]
     print(f"{NAME}: K = {prof['k']}, row K = {prof['k_row']} ({prof['calibration']['method']} map), gate limits {prof['gate']['limits']}, "
+          f"VT re-scorer intercept {vt['intercept']:+.2f}, weights {dict(zip(vt['inputs'], (round(c, 2) for c in vt['coef'])))}, "
           f"{prof['records']} records, {prof['fit_s']:.0f} s; "
           f"out-of-fold by K: " + ", ".join(f"{a}: {f['score']:.2f}" for a, f in prof["out_of_fold_by_k"].items()) + f"; wrote {out}")
     return 0

@@ -132,10 +132,11 @@ class VTRescorer:
         if list(d.get("readings", [])) != list(READINGS):
             raise InvalidFieldError("vt_rescorer.readings", f"must be {list(READINGS)}", d.get("readings"))
         try:
-            return cls(tuple(float(v) for v in d["median"]), tuple(float(v) for v in d["iqr"]), float(d["intercept"]),
-                       tuple(float(v) for v in d["coef"]), tuple(int(v) for v in d.get("fit_counts", (0, 0))))
+            parts = (tuple(float(v) for v in d["median"]), tuple(float(v) for v in d["iqr"]), float(d["intercept"]),
+                     tuple(float(v) for v in d["coef"]), tuple(int(v) for v in d.get("fit_counts", (0, 0))))
         except (KeyError, TypeError, ValueError) as e:
             raise InvalidFieldError("vt_rescorer", "must carry numeric median, iqr, intercept and coef", str(e)) from None
+        return cls(*parts)  # its own checks name the field
 
 
 def fit(p, y, alarm_types, R) -> VTRescorer:

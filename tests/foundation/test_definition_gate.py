@@ -139,7 +139,9 @@ def test_the_committed_gate_caps_a_slow_vt_alarm_and_leaves_true_ones_on_real_re
 
 def test_served_probabilities_of_real_alarms_are_the_lane_offline_and_gate_the_slow_vt(vt_records):
     """``models.verdict_shift.served_probabilities`` (what ``holmes evaluate`` reports as ``served-verdict``): the
-    committed plan row, incremental model, shift and gate on v756s / v607l / v701l."""
+    committed plan row, incremental model, shift, gate and VT re-scorer on v756s / v607l / v701l."""
+    from models import vt_spectral as vs
+
     from deploy.holmes_config import HolmesConfig
     from holmes.compose.plan import Plan
     from models.verdict_shift import served_probabilities
@@ -151,5 +153,8 @@ def test_served_probabilities_of_real_alarms_are_the_lane_offline_and_gate_the_s
     p, g = served_probabilities(recs, shift, plan, registry)
     ungated, none = served_probabilities(recs, shift, plan, registry, gate=False)
     assert list(g) == [True, False, False] and not none.any()
-    assert p[0] == pytest.approx(shift.gate.caps[VT]) and p[0] < dg.CUT <= ungated[0]  # the models call v756s true; the gate does not
-    assert list(p[1:]) == list(ungated[1:]) and np.all(p[1:] >= dg.CUT)
+    assert p[0] < dg.CUT <= ungated[0]  # the models call v756s true; the gate does not, nor the re-scorer after it
+    # every VT verdict is then re-scored on its window's spectral readings: the gated one from the gate's cap
+    R = vs.readings(np.stack([alarm_window(r) for r in recs]), np.stack([r.mask for r in recs]))
+    expect, _ = shift.vt_rescorer.apply([shift.gate.caps[VT], *ungated[1:]], R, [VT] * 3)
+    assert p == pytest.approx(expect, abs=1e-9) and np.all(p[1:] >= dg.CUT)
