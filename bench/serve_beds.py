@@ -88,7 +88,8 @@ def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> di
     shifted one (``verdict-shift`` among its models) each side over the windows ending 0..K s before the alarm's that
     the replay had (starting at or after ``start_s``), through the shift's map (``models.verdict_shift``); then, with the
     shift's definition gate, capped where the gate reads the alarm window's batch features as missing the alarm's
-    definition (``gate_disagree``: verdicts where the service's gating and the offline gate's differ)."""
+    definition (``gate_disagree``: verdicts where the service's gating and the offline gate's differ); then, with the
+    shift's VT re-scorer, each VT verdict re-scored on its window's spectral readings (``rescore_disagree`` likewise)."""
     from holmes.compose.plan import Plan, row_probabilities
     from models.data import load_dataset, resolve_data_dir, window
     from models.incremental_model import NAME, stream_probabilities
@@ -126,23 +127,30 @@ def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> di
         for s, d in zip(blended, inc):
             inc_p = [d[e] for e in ends(s)]
             expected[id(s)] = shift.blend(row_p[id(s)], inc_p) if SHIFT in s.models else 0.5 * (row_p[id(s)][0] + inc_p[0])
-    gate_disagree = gated = 0
+    gate_disagree = gated = rescore_disagree = rescored = 0
     if shift is not None and shift.gate is not None:
         from models.definition_gate import NAME as GATE
+        from models.vt_spectral import NAME as RESCORER
 
         shifted = [s for s in verdicts if SHIFT in s.models]
         if shifted:
             w = np.stack([window(recs[rec_of[s.patient_id]], s.window_end_s, s.window_s) for s in shifted]).astype(np.float32)
             m = np.stack([recs[rec_of[s.patient_id]].mask for s in shifted]) & np.isfinite(w).any(axis=2)
-            p, g = shift.gate.apply_windows([expected[id(s)] for s in shifted], w, m, [s.alarm_type for s in shifted])
-            for s, q, hit in zip(shifted, p, g):
+            types = [s.alarm_type for s in shifted]
+            p, g = shift.gate.apply_windows([expected[id(s)] for s in shifted], w, m, types)
+            r = np.zeros(len(shifted), dtype=bool)
+            if shift.vt_rescorer is not None:
+                p, r = shift.vt_rescorer.apply_windows(p, w, m, types)
+            for s, q, hit, again in zip(shifted, p, g, r):
                 expected[id(s)] = float(q)
                 gate_disagree += bool(hit) != (GATE in s.models)
-            gated = int(g.sum())
+                rescore_disagree += bool(again) != (RESCORER in s.models)
+            gated, rescored = int(g.sum()), int(r.sum())
     diffs = [abs(expected[id(s)] - s.probability) for s in verdicts]
     return {"n": len(diffs), "blended": len(blended), "shifted": sum(SHIFT in s.models for s in verdicts), "shift_k": k, "shift_k_row": k_row,
             "shift_row_skipped": sum(any(SHIFT_ROW_SKIPPED in r for r in s.degraded_reasons) for s in verdicts),
-            "gated": gated, "gate_disagree": gate_disagree, "max_abs_diff": max(diffs) if diffs else None, "rows": sorted(by_row)}
+            "gated": gated, "gate_disagree": gate_disagree, "vt_rescored": rescored, "rescore_disagree": rescore_disagree,
+            "max_abs_diff": max(diffs) if diffs else None, "rows": sorted(by_row)}
 
 
 def offline_routine_check(routine, start_s: float, max_beds: int = 40) -> dict:
