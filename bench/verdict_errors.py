@@ -4,7 +4,8 @@ with the waveforms of the most confident mistakes.
     .venv/bin/python bench/verdict_errors.py [--data DIR] [--seeds 5] [--first-seed 0] [--show 6]
 
 Each record's probability is the served procedure's on the outer fold that holds it (``bench/definition_gates.py``:
-K and the map chosen inside, then the definition gate fitted inside), averaged over the fold seeds; a record is an
+K and the map chosen inside, then the definition gate fitted inside, then the VT re-scorer of ``bench/vt_spectral.py``
+fitted inside), averaged over the fold seeds; a record is an
 error when that mean is on the wrong side of 1/6. Chooses nothing: it reads the same fold predictions as the gate
 benches (``bench/shift_nested.py`` keeps them).
 
@@ -26,7 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from definition_gates import gated_folds  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 from models.data import ALARM_TYPES, FS_HZ, alarm_window  # noqa: E402
 
@@ -34,12 +34,10 @@ SHOWN_TYPES = ("Ventricular_Tachycardia", "Bradycardia")
 
 
 def served_probabilities(b) -> np.ndarray:
-    """[fold seeds, records]: the served, gated verdict of each record on the outer fold that holds it."""
-    P = np.zeros((len(b.seeds), b.n))
-    for si, s in enumerate(b.seeds):
-        for _, _, te, _, p_te in gated_folds(b, s):
-            P[si, te] = p_te
-    return P
+    """[fold seeds, records]: the served verdict (gated, VT re-scored) of each record on the outer fold that holds it."""
+    from vt_spectral import served_verdict
+
+    return served_verdict(b)[0]
 
 
 def error_lists(names, T, y, p) -> dict:
@@ -94,7 +92,7 @@ def main() -> int:
                 for i in range(len(b.seeds))]
     doc = {"command": "bench/verdict_errors.py " + " ".join(sys.argv[1:]), "records": b.n, "fold_seeds": args.seeds,
            "first_seed": args.first_seed, "fold_predictions": b.path.name,
-           "rule": "served verdict + definition gate, outer-fold probability averaged over the fold seeds, cut at 1/6",
+           "rule": "served verdict + definition gate + VT re-scorer, outer-fold probability averaged over the fold seeds, cut at 1/6",
            "per_seed_errors": per_seed, "per_type": errors}
     out_path.write_text(json.dumps(doc, indent=1))
     shown = [(n, f"{n}  {a}  false alarm passed, P = {q:.2f}") for a in SHOWN_TYPES for n, q in errors[a]["false_passed"][: args.show]]

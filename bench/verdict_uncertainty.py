@@ -3,33 +3,38 @@ bootstrap of the nested outer-fold verdicts.
 
     .venv/bin/python bench/verdict_uncertainty.py [--data DIR] [--seeds 5] [--first-seed 0] [--draws 2000] [--new 249]
 
-The nested figure (81.30 +/- 2.15 on fold seeds 0..4) carries a spread over fold seeds: how much the figure moves when
+The nested figure (82.09 +/- 1.85 on fold seeds 0..4) carries a spread over fold seeds: how much the figure moves when
 the same 501 records are dealt into other folds. It says nothing of the records themselves: another 501 alarms from
 the same monitors would score differently. This bench resamples the records.
 
-Each record's verdict is the served procedure's on the outer fold that holds it, per fold seed (``bench/verdict_errors.py``
-``served_probabilities``: K and the map chosen inside, then the definition gate fitted inside). Chooses nothing. A draw
+Each record's verdict is the served procedure's on the outer fold that holds it, per fold seed (``bench/vt_spectral.py``
+``served_verdict``: K and the map chosen inside, then the definition gate and the VT re-scorer fitted inside). Chooses
+nothing. A draw
 takes, per alarm type, as many records of that type as it holds (with replacement; the type mix stays the development
 folder's), and scores every fold seed's verdicts on the drawn records; the draw's figure is their mean, as the nested
 figure is. ``--new N``: the same for a set of N alarms (the type mix kept, each type's count rounded), the size of the
 set the first wave tried the registry on. Reported: the nested point figure; the 5-95 % and 2.5-97.5 % range of the
 draws for the score, AUROC and ECE (10 bins) at the development folder's size and at N; the share of draws at or above
 the goal (84) and at or above the published anchors (81.39, 83.08); per alarm type the score's 5-95 % range and the
-share of draws at or above 75; and, for a paired comparison, the served gate's gain over the served procedure without
-it (``bench/definition_gates.py``: +1.23 +/- 0.24 over fold seeds) drawn the same way, paired on the drawn records.
+share of draws at or above 75; and, for paired comparisons drawn the same way on the same records, the served gate's
+gain over the served procedure without it (``bench/definition_gates.py``: +1.23 +/- 0.24 over fold seeds) and the VT
+re-scorer's gain over the gated verdict (``bench/vt_spectral.py``).
 ECE over a draw reads high: drawn duplicates and fewer distinct records put fewer records in each bin, so the draws'
 ECE sits above the folder's own.
 
 What the draws cannot say: the fold predictions are held fixed, so a draw varies the records scored, not the records
 trained on; the spread over fold seeds is the other half and is of the same size.
 
-Latest runs (2,000 draws, 14 s each). Fold seeds 0..4: nested 81.30 (sd over fold seeds 2.15); on 501 records like
-these, 5-95 % of draws 77.7-84.7 (sd 2.07), >= 84 in 9.8 % of draws; on 249 new records 76.7-86.0 (sd 2.85), >= 84 in
-18.6 %; AUROC 0.946-0.978 on 249; bradycardia 56-88 and VT 65-82 on 249 (>= 75 in 44 % and 43 % of draws); the gate's
-gain +1.23, 5-95 % +0.56 to +2.00, above 0 in every draw. Fold seeds 5..9: 81.02; 77.5-84.5 on 501 (>= 84 in 7.4 %),
-76.4-85.8 on 249 (15.8 %); the gate +1.26, +0.57 to +2.00. So the served verdict's figure on one set of 249 unseen
-alarms can land anywhere within about 4.7 points of the nested figure, the goal of 84 included about one time in six;
-an idea worth +0.5 cannot be seen on one such set, and a figure on one such set says little about a rule by itself.
+Latest runs (2,000 draws, seconds each), the verdict as served since the VT re-scorer (``bench/vt_spectral.py``).
+Fold seeds 0..4: nested 82.09 (sd over fold seeds 1.85); on 501 records like these, 5-95 % of draws 78.5-85.4 (sd
+2.10), >= 84 in 18.2 % of draws; on 249 new records 77.5-86.6 (sd 2.87), >= 84 in 28.8 %; AUROC 0.942-0.979 on 249;
+bradycardia 56-88 and VT 67-83 on 249 (>= 75 in 44 % and 55 % of draws); paired, the gate's gain +1.23 (+0.56 to
++2.00, above 0 in every draw) and the re-scorer's +0.79 (-0.41 to +1.95, above 0 in 86 %). Fold seeds 5..9: 82.22;
+78.7-85.6 on 501 (>= 84 in 20.1 %), 77.5-86.8 on 249 (29.6 %); the gate +1.26 (+0.57 to +2.00), the re-scorer +1.20
+(+0.27 to +2.23, 99 %). Before the re-scorer (the verdict served until then): 81.30, 76.7-86.0 on 249 (>= 84 in 18.6 %)
+and 81.02, 76.4-85.8 (15.8 %). So the served verdict's figure on one set of 249 unseen alarms can land anywhere within
+about 4.6 points of the nested figure, the goal of 84 included about one time in three or four; an idea worth +0.5
+cannot be seen on one such set, and a figure on one such set says little about a rule by itself.
 
 Writes bench/results/verdict_uncertainty.json and verdict_uncertainty.png (the score's draws at both sizes against the
 goal and the anchors; per alarm type the range against 75).
@@ -48,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from definition_gates import served_folds  # noqa: E402
-from verdict_errors import served_probabilities  # noqa: E402
+from vt_spectral import served_verdict  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 from models.calibration import ece  # noqa: E402
 from models.data import ALARM_TYPES  # noqa: E402
@@ -127,7 +132,7 @@ def main() -> int:
     from second_gate import args_and_bench
 
     args, out_path, b = args_and_bench(__doc__, "verdict_uncertainty", _options)
-    P = served_probabilities(b)
+    P, P_gated = served_verdict(b)  # as served (gate, VT re-scorer), and before the re-scorer
     P_shift = np.zeros_like(P)  # the served procedure without the definition gate
     for si, s in enumerate(b.seeds):
         for _, _, te, _, _, p_te in served_folds(b, s):
@@ -138,13 +143,14 @@ def main() -> int:
              "score_sd_over_fold_seeds": float(scores(b.y[None], pred).std())}  # ddof 0, as the other benches state it
     here = bootstrap(P, b.y, b.T, b.n, args.draws, 1)
     new = bootstrap(P, b.y, b.T, args.new, args.draws, 2)
-    gate = paired(P, P_shift, b.y, b.T, args.draws, 3)
+    gate = paired(P_gated, P_shift, b.y, b.T, args.draws, 3)
+    vt = paired(P, P_gated, b.y, b.T, args.draws, 4)
     doc = {"command": "bench/verdict_uncertainty.py " + " ".join(sys.argv[1:]), "records": b.n, "fold_seeds": args.seeds,
            "first_seed": args.first_seed, "fold_predictions": b.path.name, "draws": args.draws,
            "rule": "served verdict + definition gate, nested outer-fold verdicts per fold seed, records drawn per alarm type",
            "point": point, "goal": GOAL, "anchors": ANCHORS,
            "development_size": {k: v for k, v in here.items() if k != "_draws"},
-           "new_set": {k: v for k, v in new.items() if k != "_draws"}, "gate_gain_paired": gate}
+           "new_set": {k: v for k, v in new.items() if k != "_draws"}, "gate_gain_paired": gate, "vt_rescorer_gain_paired": vt}
     out_path.write_text(json.dumps(doc, indent=1))
     _plot(point, here, new, out_path.with_suffix(".png"))
     print(f"nested point: score {point['score']:.2f} (sd over fold seeds {point['score_sd_over_fold_seeds']:.2f}), "
@@ -157,6 +163,8 @@ def main() -> int:
             f"{SHORT[a]} {t['p5']:.0f}-{t['p95']:.0f} ({100 * t['share_at_or_above_75']:.0f} %)" for a, t in r["per_type"].items()))
     print(f"the definition gate's gain, paired: {gate['point']:+.2f}, 5-95 % {gate['p5']:+.2f} to {gate['p95']:+.2f}, above 0 in "
           f"{100 * gate['share_above_zero']:.1f} % of draws ({gate['records_with_a_different_verdict']} records change verdict)")
+    print(f"the VT re-scorer's gain, paired: {vt['point']:+.2f}, 5-95 % {vt['p5']:+.2f} to {vt['p95']:+.2f}, above 0 in "
+          f"{100 * vt['share_above_zero']:.1f} % of draws ({vt['records_with_a_different_verdict']} records change verdict)")
     print(f"wrote {out_path} and {out_path.with_suffix('.png').name}")
     return 0
 

@@ -85,6 +85,22 @@ def spectral_readings(b) -> np.ndarray:
     return R
 
 
+def served_verdict(b) -> tuple[np.ndarray, np.ndarray]:
+    """[fold seeds, records] twice: the verdict as served now (the served procedure, the definition gate, then the VT
+    re-scorer on purity and high_share, each fitted on the outer fold's inner folds), and the same before the re-scorer."""
+    from definition_gates import gated_folds
+    from vt_rescorer import rescore
+
+    R = spectral_readings(b)
+    P, P_gated = np.zeros((len(b.seeds), b.n)), np.zeros((len(b.seeds), b.n))
+    for si, s in enumerate(b.seeds):
+        for _, tr, te, p_inner, p_te in gated_folds(b, s):
+            P_gated[si, te] = P[si, te] = p_te
+            mi, mo = b.T[tr] == VT, b.T[te] == VT
+            P[si, te[mo]], _ = rescore(p_inner[mi], b.y[tr][mi], R[tr][mi], p_te[mo], R[te][mo])
+    return P, P_gated
+
+
 def main() -> int:
     args, out_path, b = second_gate.args_and_bench(__doc__, "vt_spectral")
     R = spectral_readings(b)

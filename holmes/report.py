@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .report_render import Section, html_page, markdown_page
-from .report_verdict import VERDICT_RUNS, per_type, verdict, verdict_errors, verdict_uncertainty
+from .report_verdict import RESCORER_RUNS, VERDICT_RUNS, per_type, verdict, verdict_errors, verdict_uncertainty
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -380,7 +380,8 @@ def build(out_dir, registry=None, data=None, beds: int = 64, progress: bool = Tr
     sections = [pareto(out_dir, table, plan, cascade, serve, sdate, reg, served), slo(out_dir, serve, sdate, reg),
                 cascade_stages(out_dir, cascade, cdate, costs, kdate, vs_floor), calibration(out_dir, table, cascade),
                 risk_curves(out_dir, data), per_type(sel, seldate),
-                verdict(out_dir, [(label, *_json(name)) for name, label in VERDICT_RUNS], RESULTS / "definition_gates.png"),
+                verdict(out_dir, [(label, *_json(name)) for name, label in VERDICT_RUNS], RESULTS / "definition_gates.png",
+                        [(label, *_json(name)) for name, label in RESCORER_RUNS]),
                 verdict_errors(out_dir, *_json("verdict_errors"), RESULTS / "verdict_errors.png"),
                 verdict_uncertainty(out_dir, *_json("verdict_uncertainty"), RESULTS / "verdict_uncertainty.png"),
                 capacity(out_dir, sweep, swdate, previous)]

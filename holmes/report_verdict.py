@@ -13,6 +13,8 @@ from pathlib import Path
 from .report_render import Section
 
 VERDICT_RUNS = (("definition_gates", "fold seeds 0..4"), ("definition_gates_seeds5to9", "fold seeds 5..9"))
+RESCORER_RUNS = (("vt_spectral", "fold seeds 0..4"), ("vt_spectral_seeds5to9", "fold seeds 5..9"))
+RESCORED = "served gate + VT re-scorer on spectral purity and high-band share (fitted inside)"  # bench/vt_spectral.py's candidate
 SHORT = {"Ventricular_Tachycardia": "VT", "Ventricular_Flutter_Fib": "VF/flutter"}
 
 
@@ -38,9 +40,11 @@ def per_type(sel: dict | None, date: str) -> Section:
                    f"threshold chosen on inner folds). Winner: {sel['winner']['rule']}.", None, f"bench/selection_nested.py, {date}", rows)
 
 
-def verdict(out_dir: Path, runs: list[tuple[str, dict | None, str]], png: Path) -> Section:
-    """The verdict lane as served (plan row + incremental model, shifted and mapped, then the definition gate): its
-    nested figures per fold-seed set (``runs``: label, bench/definition_gates.py's JSON, its date), and that bench's
+def verdict(out_dir: Path, runs: list[tuple[str, dict | None, str]], png: Path,
+            rescored: list[tuple[str, dict | None, str]] = ()) -> Section:
+    """The verdict lane as served (plan row + incremental model, shifted and mapped, then the definition gate and the
+    VT re-scorer): its nested figures per fold-seed set (``runs``: label, bench/definition_gates.py's JSON, its date;
+    ``rescored``: the same of bench/vt_spectral.py, whose re-scorer row is the verdict as served), and the gate bench's
     picture ``png``."""
     title = "The served verdict: nested accuracy"
     runs = [(label, doc, date) for label, doc, date in runs if doc]
@@ -54,18 +58,27 @@ def verdict(out_dir: Path, runs: list[tuple[str, dict | None, str]], png: Path) 
             rows.append([rule, label, f"{sm['score']['mean']:.2f} +- {sm['score']['sd']:.2f}",
                          "" if d["mean"] == 0 and d["sd"] == 0 else f"{d['mean']:+.2f} +- {d['sd']:.2f} ({d['seeds_better']}/{doc['fold_seeds']})",
                          f"{sm['auroc']['mean']:.3f}", f"{sm['ece']['mean']:.3f}"] + [f"{sm['per_type'][t]['mean']:.1f}" for t in types])
+    rescored = [(label, doc, date) for label, doc, date in rescored if doc and RESCORED in doc["summary"]]
+    for label, doc, _ in rescored:
+        sm = doc["summary"][RESCORED]
+        d = sm["minus_served"]
+        rows.append([f"as served: {RESCORED}", label, f"{sm['score']['mean']:.2f} +- {sm['score']['sd']:.2f}",
+                     f"{d['mean']:+.2f} +- {d['sd']:.2f} ({d['seeds_better']}/{doc['fold_seeds']}) over the gate",
+                     f"{sm['auroc']['mean']:.3f}", f"{sm['ece']['mean']:.3f}"] + [f"{sm['per_type'][t]['mean']:.1f}" for t in types])
     served = [(label, doc["gated_outer"][next(iter(doc["margins"]))]) for label, doc, _ in runs]  # the first rule: the served gate
     gated = "; ".join(f"{label}: {g['windows']} outer windows gated, {g['true']} of them true alarms" for label, g in served)
     text = ("When a monitor raises an alarm, the service answers with the plan row on the alarm window averaged with the incremental "
             "model on the patient's last windows, through a calibration map, then capped below the 1/6 cut where the window misses "
             "the alarm's own definition by the fitted margin (a VT alarm whose fastest 5 ECG beats are under 80 bpm; an asystole alarm "
-            "with no 3.2 s pause all voting sources agree on). Nested, record-grouped CV: everything chosen on inner folds, scored on "
+            "with no 3.2 s pause all voting sources agree on); every VT verdict is then re-scored, weighed against the spectral "
+            "purity of the alarm window's last 10 s (a VT run gathers its power at one rate; the 'as served' rows, bench/vt_spectral.py). "
+            "Nested, record-grouped CV: everything chosen on inner folds, scored on "
             f"outer folds, 5 fold seeds per set; {gated}. The gate's 20 % margin floor was set after a first grid from 10 % gated "
             "true alarms; that grid's row is the figure with nothing chosen after looking. The two 'side maps' rows put each side "
             "through its own calibration map first, fitted on the inner folds, exactly as the service's fit does; the other rows "
             "average the two models' own probabilities. The picture: paired differences, and per alarm type the reading against the "
             "served probability with the limits chosen.")
-    return Section(title, text, _figure(png, out_dir, "verdict"), "; ".join(f"{doc['command']}, {date}" for _, doc, date in runs), rows)
+    return Section(title, text, _figure(png, out_dir, "verdict"), "; ".join(f"{doc['command']}, {date}" for _, doc, date in (*runs, *rescored)), rows)
 
 
 def verdict_errors(out_dir: Path, doc: dict | None, date: str, png: Path, names_shown: int = 4) -> Section:
