@@ -166,7 +166,9 @@ def _served_row(args, labelled, y, at, version, overlap):
     row = {"name": "served-verdict", "threshold": CUT, "registry_version": version, "in_sample_records": overlap,
            **summarize(y, prob, pred, at), "ece": ece(y, prob), "row": shift.row, "shift_k": shift.k, "shift_k_row": shift.k_row,
            "gate": shift.gate.limits() if shift.gate is not None and cfg.stream.verdict_gate else None, "gated": int(gated.sum()),
-           "gated_true": int(y[gated].sum()), "artifact": NAME}
+           "gated_true": int(y[gated].sum()), "artifact": NAME,
+           "vt_rescorer": (dict(zip(shift.vt_rescorer.to_dict()["inputs"], shift.vt_rescorer.coef))
+                           if shift.vt_rescorer is not None and shift.gate is not None and cfg.stream.verdict_gate else None)}
     return row, (prob, pred)
 
 

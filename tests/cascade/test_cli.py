@@ -103,4 +103,5 @@ class TestEvaluateRow:
         served = rows["served-verdict"]  # the verdict lane as served: plan row + incremental model + shift + definition gate
         assert served["n"] == len(names) and abs(served["threshold"] - 1 / 6) < 1e-12 and 0.0 <= served["ece"] <= 1.0
         assert served["gate"] == {"Asystole": 3.2, "Ventricular_Tachycardia": 80.0} and 0 <= served["gated_true"] <= served["gated"] < len(names)
+        assert served["vt_rescorer"]["purity"] > 0 and served["vt_rescorer"]["logit of the gated verdict"] > 0  # then VT re-scored
         assert abs(row["mean_ms"] * row["n"] - row["measured_total_ms"]) < 1e-6 * max(1.0, row["measured_total_ms"])
