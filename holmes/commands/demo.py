@@ -157,11 +157,13 @@ def _answered_by(models) -> str:
         from models.definition_gate import NAME as GATE
         from models.incremental_model import NAME
         from models.verdict_shift import NAME as SHIFT
+        from models.vt_spectral import NAME as RESCORER
 
-        # blended with the incremental model (VerdictBlend), shifted, capped by the alarm definition's gate
-        blend, shift, gate = NAME in models, SHIFT in models, GATE in models
-        return (f"{models[0][5:]} ({len(models) - 1 - blend - shift - gate} models)" + (f" + {NAME}" if blend else "")
-                + (f" over earlier windows ({SHIFT})" if shift else "") + (f", capped by the {GATE}" if gate else ""))
+        # blended with the incremental model (VerdictBlend), shifted, capped by the alarm definition's gate, VT re-scored
+        blend, shift, gate, again = NAME in models, SHIFT in models, GATE in models, RESCORER in models
+        return (f"{models[0][5:]} ({len(models) - 1 - blend - shift - gate - again} models)" + (f" + {NAME}" if blend else "")
+                + (f" over earlier windows ({SHIFT})" if shift else "") + (f", capped by the {GATE}" if gate else "")
+                + (f", re-scored by {RESCORER}" if again else ""))
     return "+".join(models)[:30]
 
 

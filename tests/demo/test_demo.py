@@ -89,3 +89,14 @@ def test_demo_runs_the_whole_service_path(tmp_path, capsys):
     assert all(0.0 <= s["probability"] <= 1.0 for s in scores)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["counters"]["verdicts"] == 4 and metrics["counters"].get("verdicts_late", 0) == 0
+
+
+def test_the_demo_table_says_what_answered_a_verdict():
+    from holmes.commands.demo import _answered_by
+
+    base = ["plan:budget_250ms", "features-typed", "features-typed-inc", "verdict-shift"]
+    assert _answered_by(base) == "budget_250ms (1 models) + features-typed-inc over earlier windows (verdict-shift)"
+    assert _answered_by(base + ["definition-gate", "vt-spectral"]) == (
+        "budget_250ms (1 models) + features-typed-inc over earlier windows (verdict-shift), capped by the definition-gate, "
+        "re-scored by vt-spectral")
+    assert _answered_by(["features-typed-inc"]) == "features-typed-inc"
