@@ -23,6 +23,9 @@ class InvalidFieldError(HolmesInputError):
             msg += f" (valid: {', '.join(map(str, self.options))})"
         super().__init__(msg)
 
+    def __reduce__(self):  # rebuilt from its fields, so it crosses a process pool as itself
+        return type(self), (self.field, self.rule, self.value, self.options)
+
 
 class RecordError(HolmesInputError):
     """A record that cannot be used: missing file, truncated, wrong sampling rate, unknown label."""
@@ -33,3 +36,6 @@ class RecordError(HolmesInputError):
         self.rule = rule
         self.value = value
         super().__init__(f"record {record}: {field} {rule}, got {value!r}")
+
+    def __reduce__(self):
+        return type(self), (self.record, self.field, self.rule, self.value)
