@@ -36,13 +36,6 @@ why every comparison re-runs its reference. **sym not kept**: features-typed 78.
 to the digit this time), features-typed-sym 76.74 +/- 1.28, paired -2.00 +/- 0.85, better on 0/5 seeds, lower on
 every alarm type (VT 71.6 -> 68.1): 52 more columns cost the small per-type heads more than the lead order did.
 
-Then, written on 2026-12-05 before its run, after the VT spectral re-scorer was kept (``bench/vt_spectral.py``):
-``--models features-typed features-typed+vt-spectral --out bench/results/typed_heads_vtspec.json``, features-typed on
-the batch features with ``models.vt_spectral``'s two readings of the alarm window (purity, high_share; NaN on other
-alarm types, imputed as the model imputes) appended: can the typed heads weigh them with the rest, instead of a
-re-scorer after the gate? Same keep rule as above (a screen: positive and at least 4/5 seeds before any served-verdict
-run, which would also need the readings among the incremental features).
-
 Writes bench/results/typed_heads.json and typed_heads.png (per-type scores, reliability curves).
 """
 
@@ -70,13 +63,10 @@ from models.zoo_eval import alarm_batch  # noqa: E402
 MODELS = ("features-vote", "features-typed")  # the default comparison; --models for others (the first is the reference)
 
 
-EXTRA = "+vt-spectral"  # a model name ending so: the same model on the features with models.vt_spectral's two readings appended
-
-
 def _fold(name: str, X, T, y, tr, te, seed: int):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = make_feature_model(name.removesuffix(EXTRA), seed=0).fit(X[tr], list(T[tr]), y[tr])
+        m = make_feature_model(name, seed=0).fit(X[tr], list(T[tr]), y[tr])
         p = m.proba_from_features(X[te], list(T[te]))
     return p, p >= m.threshold_
 
@@ -98,18 +88,12 @@ def main() -> int:
     windows, masks, types = alarm_batch(records, 16.0)
     X = extract_batch(windows, masks)
     T = np.array(types)
-    if any(n.endswith(EXTRA) for n in models):
-        from models.vt_spectral import VT, readings
-
-        R = np.full((len(T), 2), np.nan)
-        R[T == VT] = readings(windows[T == VT], masks[T == VT])
-        XR = np.hstack([X, R])
     y = np.array([int(r.label) for r in records])
     infos = [RecordInfo(r.name, r.alarm_type, int(r.label)) for r in records]
     jobs = [(name, s, k, cv_folds(infos, 5, seed=s)) for s in range(args.seeds) for name in models for k in range(5)]
     t0 = time.perf_counter()
     res = Parallel(n_jobs=args.jobs, return_as="generator")(
-        delayed(_fold)(name, XR if name.endswith(EXTRA) else X, T, y, outer != k, outer == k, s) for name, s, k, outer in jobs)
+        delayed(_fold)(name, X, T, y, outer != k, outer == k, s) for name, s, k, outer in jobs)
     prob = {(n, s): np.zeros(len(y)) for n in models for s in range(args.seeds)}
     pred = {(n, s): np.zeros(len(y), dtype=int) for n in models for s in range(args.seeds)}
     for (name, s, k, outer), (p, d) in tqdm(zip(jobs, res), total=len(jobs), desc="outer folds", unit="fit"):
