@@ -130,17 +130,14 @@ def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> di
     gate_disagree = gated = rescore_disagree = rescored = 0
     if shift is not None and shift.gate is not None:
         from models.definition_gate import NAME as GATE
-        from models.vt_spectral import NAME as RESCORER
+        from models.vt_spectral import NAME as RESCORER, gate_and_rescore
 
         shifted = [s for s in verdicts if SHIFT in s.models]
         if shifted:
             w = np.stack([window(recs[rec_of[s.patient_id]], s.window_end_s, s.window_s) for s in shifted]).astype(np.float32)
             m = np.stack([recs[rec_of[s.patient_id]].mask for s in shifted]) & np.isfinite(w).any(axis=2)
-            types = [s.alarm_type for s in shifted]
-            p, g = shift.gate.apply_windows([expected[id(s)] for s in shifted], w, m, types)
-            r = np.zeros(len(shifted), dtype=bool)
-            if shift.vt_rescorer is not None:
-                p, r = shift.vt_rescorer.apply_windows(p, w, m, types)
+            p, g, r = gate_and_rescore(shift.gate, shift.vt_rescorer, [expected[id(s)] for s in shifted], w, m,
+                                       [s.alarm_type for s in shifted])
             for s, q, hit, again in zip(shifted, p, g, r):
                 expected[id(s)] = float(q)
                 gate_disagree += bool(hit) != (GATE in s.models)

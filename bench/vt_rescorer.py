@@ -62,6 +62,7 @@ from onset_gate import onset_read  # noqa: E402
 from pulse_gate import pulse_read  # noqa: E402
 from width_gate import width_read  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
+from models.vt_spectral import fit as vt_fit  # noqa: E402
 
 VT = second_gate.VT
 SERVED_GATE = second_gate.SERVED_GATE
@@ -77,22 +78,11 @@ def readings(b) -> np.ndarray:
     return R
 
 
-def _inputs(p: np.ndarray, R: np.ndarray, med: np.ndarray, iqr: np.ndarray) -> np.ndarray:
-    q = np.clip(p, 1e-4, 1 - 1e-4)
-    Z = np.nan_to_num((R - med) / iqr, nan=0.0)
-    return np.column_stack([np.log(q / (1 - q)), Z])
-
-
 def rescore(p_inner: np.ndarray, y_inner: np.ndarray, R_inner: np.ndarray, p_out: np.ndarray, R_out: np.ndarray):
-    """The re-scorer fitted on the inner VT records, applied to the outer ones: (outer probabilities, coefficients)."""
-    from sklearn.linear_model import LogisticRegression
-
-    med = np.nanmedian(R_inner, axis=0)
-    iqr = np.nanpercentile(R_inner, 75, axis=0) - np.nanpercentile(R_inner, 25, axis=0)
-    med = np.where(np.isfinite(med), med, 0.0)
-    iqr = np.where(np.isfinite(iqr) & (iqr > 0), iqr, 1.0)
-    m = LogisticRegression(C=1.0, max_iter=1000).fit(_inputs(p_inner, R_inner, med, iqr), y_inner)
-    return m.predict_proba(_inputs(p_out, R_out, med, iqr))[:, 1], [round(float(c), 4) for c in [m.intercept_[0], *m.coef_[0]]]
+    """The re-scorer (``models.vt_spectral.fit``, here on any readings) fitted on the inner VT records, applied to the
+    outer ones: (outer probabilities, [intercept, weights])."""
+    r = vt_fit(p_inner, y_inner, [VT] * len(p_inner), R_inner)
+    return r.apply(p_out, R_out, [VT] * len(p_out))[0], [round(float(c), 4) for c in [r.intercept, *r.coef]]
 
 
 def compare(b, rules: dict[str, tuple[np.ndarray, tuple[str, ...]]]) -> dict:

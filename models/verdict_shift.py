@@ -39,7 +39,7 @@ from .definition_gate import DefinitionGate, readings
 from .definition_gate import fit as fit_gate
 from .errors import InvalidFieldError
 from .incremental_model import DEFAULT_DIR, MODEL, stream_hops
-from .vt_spectral import VT, VTRescorer
+from .vt_spectral import VT, VTRescorer, gate_and_rescore
 from .vt_spectral import fit as fit_vt_rescorer
 from .vt_spectral import readings as vt_readings
 
@@ -169,9 +169,7 @@ def served_probabilities(records, shift: VerdictShift, plan, registry_dir, gate:
     p = np.array([shift.blend([float(rp[i]) for rp in row_p], [inc[i][e] for e in ends if e in inc[i]]) for i in range(len(records))])
     if not gate or shift.gate is None:
         return p, np.zeros(len(records), dtype=bool)
-    p, gated = shift.gate.apply_windows(p, *cuts[0], types)
-    if shift.vt_rescorer is not None:
-        p, _ = shift.vt_rescorer.apply_windows(p, *cuts[0], types)
+    p, gated, _ = gate_and_rescore(shift.gate, shift.vt_rescorer, p, *cuts[0], types)
     return p, gated
 
 
@@ -253,8 +251,9 @@ def fit(data=None, out: str | Path = DEFAULT_PATH, plan_path: str | Path | None 
     inc = np.stack([inc_cal.transform(p) for p in oof["inc"]])
     k, cal, figures = choose(row, inc, y, T, folds, k_row)
     p_oof, _ = nested_calibrate(averaged(row, inc, k, k_row), y, folds)  # the K's blend, calibrated on the other folds
-    gate = fit_gate(p_oof, y, T, readings(X["batch@0"], T))
-    p_gated, _ = gate.apply(p_oof, readings(X["batch@0"], T), T)
+    rate = readings(X["batch@0"], T)
+    gate = fit_gate(p_oof, y, T, rate)
+    p_gated, _ = gate.apply(p_oof, rate, T)
     vt = [i for i, t in enumerate(T) if t == VT]
     R = np.full((len(records), 2), np.nan)
     R[vt] = vt_readings(np.stack([alarm_window(records[i]) for i in vt]))

@@ -89,7 +89,7 @@ class VTRescorer:
     fit_counts: tuple[int, int] = (0, 0)  # VT alarms the fit saw: false, true
 
     def __post_init__(self):
-        k = len(READINGS)
+        k = len(self.median)  # the served one reads READINGS; a bench may fit one on other readings
         for field, v, n in (("median", self.median, k), ("iqr", self.iqr, k), ("coef", self.coef, k + 1)):
             if len(v) != n or not np.all(np.isfinite(np.asarray(v, dtype=np.float64))):
                 raise InvalidFieldError(f"vt_rescorer.{field}", f"must be {n} finite numbers", list(v))
@@ -119,6 +119,10 @@ class VTRescorer:
         if idx:
             R[idx] = readings(np.asarray(windows)[idx], None if masks is None else np.asarray(masks)[idx])
         return self.apply(p, R, types)
+
+    def weights(self) -> dict[str, float]:
+        """Each input's weight, by name (the served readings)."""
+        return dict(zip(["logit of the gated verdict", *READINGS], self.coef))
 
     def to_dict(self) -> dict:
         return {"name": NAME, "readings": list(READINGS), "median": list(self.median), "iqr": list(self.iqr),
@@ -152,7 +156,21 @@ def fit(p, y, alarm_types, R) -> VTRescorer:
     iqr = np.nanpercentile(Rv, 75, axis=0) - np.nanpercentile(Rv, 25, axis=0)
     med = np.where(np.isfinite(med), med, 0.0)
     iqr = np.where(np.isfinite(iqr) & (iqr > 0), iqr, 1.0)
-    base = VTRescorer(tuple(med), tuple(iqr), 0.0, (1.0, 0.0, 0.0))
+    base = VTRescorer(tuple(med), tuple(iqr), 0.0, (1.0,) + (0.0,) * len(med))  # only its scaling is used
     m = LogisticRegression(C=1.0, max_iter=1000).fit(base._inputs(np.asarray(p)[vt], Rv), y)
     return VTRescorer(tuple(float(v) for v in med), tuple(float(v) for v in iqr), float(m.intercept_[0]),
                       tuple(float(c) for c in m.coef_[0]), (int((y == 0).sum()), int((y == 1).sum())))
+
+
+def gate_and_rescore(gate, rescorer, p, windows, masks, alarm_types, features=None):
+    """The verdict's last step, as served: the definition gate (``models.definition_gate``; ``features``: the windows'
+    batch features where the caller has them), then the VT re-scorer on the same windows. Either may be None.
+    Returns (probabilities, gated, re-scored)."""
+    types = list(alarm_types)
+    p = np.asarray(p, dtype=np.float64)
+    gated = rescored = np.zeros(len(types), dtype=bool)
+    if gate is not None:
+        p, gated = gate.apply_windows(p, windows, masks, types, features)
+    if rescorer is not None:
+        p, rescored = rescorer.apply_windows(p, windows, masks, types)
+    return p, gated, rescored

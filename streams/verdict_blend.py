@@ -113,14 +113,11 @@ class VerdictBlend:
         window's batch features (``models.features``; extracted here when the batch does not carry them), the same the
         gate was fitted on."""
         from models.definition_gate import NAME as GATE
-        from models.vt_spectral import NAME as RESCORER
+        from models.vt_spectral import NAME as RESCORER, gate_and_rescore
 
-        types = [batch.alarm_types[i] for i in blended]
-        p, g = self.gate.apply_windows([out[i].probability for i in blended], batch.windows[blended], batch.masks[blended], types,
-                                       None if batch.features is None else np.asarray(batch.features)[blended])
-        r = np.zeros(len(blended), dtype=bool)
-        if self.vt_rescorer is not None:
-            p, r = self.vt_rescorer.apply_windows(p, batch.windows[blended], batch.masks[blended], types)
+        p, g, r = gate_and_rescore(self.gate, self.vt_rescorer, [out[i].probability for i in blended], batch.windows[blended],
+                                   batch.masks[blended], [batch.alarm_types[i] for i in blended],
+                                   None if batch.features is None else np.asarray(batch.features)[blended])
         out = list(out)
         for i, q, hit, rescored in zip(blended, p, g, r):
             if hit or rescored:

@@ -167,7 +167,7 @@ def _served_row(args, labelled, y, at, version, overlap):
            **summarize(y, prob, pred, at), "ece": ece(y, prob), "row": shift.row, "shift_k": shift.k, "shift_k_row": shift.k_row,
            "gate": shift.gate.limits() if shift.gate is not None and cfg.stream.verdict_gate else None, "gated": int(gated.sum()),
            "gated_true": int(y[gated].sum()), "artifact": NAME,
-           "vt_rescorer": (dict(zip(shift.vt_rescorer.to_dict()["inputs"], shift.vt_rescorer.coef))
+           "vt_rescorer": (shift.vt_rescorer.weights()
                            if shift.vt_rescorer is not None and shift.gate is not None and cfg.stream.verdict_gate else None)}
     return row, (prob, pred)
 
