@@ -62,14 +62,7 @@ def ectopy_read(b) -> np.ndarray:
 
 
 def main() -> int:
-    args, out_path, b = second_gate.args_and_bench(__doc__, "ectopy_gate")
-    T, y = b.T, b.y
-    vt = T == VT
-    reading = ectopy_read(b)
-    out = second_gate.run(b, RULE, VT, reading, RUN)
-    extra = second_gate.reading_figures(out, reading, vt, y, "run", under=4)
-    second_gate.write("ectopy_gate.py", out, extra, out_path, "VT ectopy gate")
-    return 0
+    return second_gate.reading_main(__doc__, "ectopy_gate.py", ectopy_read, RULE, RUN, "VT ectopy gate", "run", under=4)
 
 
 if __name__ == "__main__":

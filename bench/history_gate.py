@@ -90,14 +90,7 @@ def history_read(b) -> np.ndarray:
 
 
 def main() -> int:
-    args, out_path, b = second_gate.args_and_bench(__doc__, "history_gate")
-    T, y = b.T, b.y
-    vt = T == VT
-    reading = history_read(b)
-    out = second_gate.run(b, RULE, VT, reading, RUN)
-    extra = second_gate.reading_figures(out, reading, vt, y, "run", under=4)
-    second_gate.write("history_gate.py", out, extra, out_path, "VT history gate")
-    return 0
+    return second_gate.reading_main(__doc__, "history_gate.py", history_read, RULE, RUN, "VT history gate", "run", under=4)
 
 
 if __name__ == "__main__":

@@ -57,14 +57,7 @@ def onset_read(b) -> np.ndarray:
 
 
 def main() -> int:
-    args, out_path, b = second_gate.args_and_bench(__doc__, "onset_gate")
-    T, y = b.T, b.y
-    vt = T == VT
-    ratio = onset_read(b)
-    out = second_gate.run(b, RULE, VT, ratio, ONSET, MARGINS)
-    extra = second_gate.reading_figures(out, ratio, vt, y, "ratio")
-    second_gate.write("onset_gate.py", out, extra, out_path, "VT onset gate")
-    return 0
+    return second_gate.reading_main(__doc__, "onset_gate.py", onset_read, RULE, ONSET, "VT onset gate", "ratio", MARGINS)
 
 
 if __name__ == "__main__":

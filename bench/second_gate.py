@@ -42,6 +42,17 @@ def args_and_bench(doc: str, stem: str, more=None) -> tuple[argparse.Namespace, 
     return args, results_path(stem, args.out, args.seeds, args.first_seed), load_bench(args.data, args.seeds, args.first_seed)
 
 
+def reading_main(doc: str, script: str, read, rule: str, definition: dg.Reading, title: str, key: str,
+                 margins=dg.MARGINS, under: float | None = None) -> int:
+    """The whole of a gate bench whose only figures beyond ``run``'s are ``reading_figures``: options, the reading
+    ``read(bench)``, the nested run, the JSON and picture."""
+    _, out_path, b = args_and_bench(doc, script.removesuffix(".py"))
+    reading = read(b)
+    out = run(b, rule, VT, reading, definition, margins)
+    write(script, out, reading_figures(out, reading, b.T == VT, b.y, key, under=under), out_path, title)
+    return 0
+
+
 def row_max(M: np.ndarray) -> np.ndarray:
     """Row-wise max ignoring NaN (e.g. over the two ECG leads); NaN where the whole row is."""
     return np.where(np.isfinite(M).any(1), np.nanmax(np.where(np.isfinite(M), M, -np.inf), axis=1), np.nan)
