@@ -66,6 +66,7 @@ from models.vt_spectral import fit as vt_fit  # noqa: E402
 
 VT = second_gate.VT
 SERVED_GATE = second_gate.SERVED_GATE
+SERVED = "served verdict (gate, then the VT re-scorer on purity and high_share; fitted inside)"
 RULE = "served gate + VT re-scorer on the six gate readings (fitted inside)"
 READINGS = ("width_s", "pulse_affected", "confirmed_bpm", "onset_ratio", "ectopy_run", "history_run")
 
@@ -85,22 +86,31 @@ def rescore(p_inner: np.ndarray, y_inner: np.ndarray, R_inner: np.ndarray, p_out
     return r.apply(p_out, R_out, [VT] * len(p_out))[0], [round(float(c), 4) for c in [r.intercept, *r.coef]]
 
 
-def compare(b, rules: dict[str, tuple[np.ndarray, tuple[str, ...]]]) -> dict:
-    """Per rule (name: readings [records, k] and their names), the served verdict + gate with its VT verdicts re-scored
-    (``rescore``, fitted on each outer fold's inner VT records), paired against the served verdict + gate on the same
-    folds: the summary, the outer VT verdicts each rule moved, and the per-fold weights."""
+def compare(b, rules: dict[str, tuple[np.ndarray, tuple[str, ...]]], alarm_type: str = VT, served_R=None) -> dict:
+    """Per rule (name: readings [records, k] and their names), the served verdict + gate with its ``alarm_type`` verdicts
+    re-scored (``rescore``, fitted on each outer fold's inner records of that type), paired against the served verdict +
+    gate on the same folds: the summary, the outer verdicts each rule moved, and the per-fold weights. ``served_R``
+    (another type than VT only): the served VT readings; the reference and every rule then first re-score the VT
+    verdicts with them, as served (``SERVED``)."""
     from verdict_uncertainty import paired
 
+    if served_R is not None and alarm_type == VT:
+        raise ValueError("served_R re-scores the VT verdicts first: the rules must re-score another alarm type")
+    ref = SERVED_GATE if served_R is None else SERVED
     T, y = b.T, b.y
     per_seed: dict[str, list] = {}
     per_fold = []
-    outer = {name: np.zeros((len(b.seeds), b.n)) for name in (SERVED_GATE, *rules)}
+    outer = {name: np.zeros((len(b.seeds), b.n)) for name in (ref, *rules)}
     for si, s in enumerate(b.seeds):
         probs = {name: P[si] for name, P in outer.items()}
         for k, tr, te, p_inner, p_te in gated_folds(b, s):
-            probs[SERVED_GATE][te] = p_te
-            vi, vo = tr[T[tr] == VT], te[T[te] == VT]
-            mi, mo = T[tr] == VT, T[te] == VT
+            if served_R is not None:
+                wi, wo = tr[T[tr] == VT], te[T[te] == VT]
+                p_te = p_te.copy()
+                p_te[T[te] == VT] = rescore(p_inner[T[tr] == VT], y[wi], served_R[wi], p_te[T[te] == VT], served_R[wo])[0]
+            probs[ref][te] = p_te
+            vi, vo = tr[T[tr] == alarm_type], te[T[te] == alarm_type]
+            mi, mo = T[tr] == alarm_type, T[te] == alarm_type
             for rule, (R, names) in rules.items():
                 probs[rule][te] = p_te
                 new, coef = rescore(p_inner[mi], y[vi], R[vi], p_te[mo], R[vo])
@@ -117,11 +127,12 @@ def compare(b, rules: dict[str, tuple[np.ndarray, tuple[str, ...]]]) -> dict:
     moves = {rule: {k: int(sum(f[k] for f in per_fold if f["rule"] == rule)) for k in keys} for rule in rules}
     return {"fold_seeds": len(b.seeds), "first_seed": b.seeds[0], "records": b.n, "fold_predictions": b.path.name,
             "readings": {rule: list(names) for rule, (_, names) in rules.items()},
-            "vt_readings_missing": {rule: {r: int((~np.isfinite(R[T == VT, j])).sum()) for j, r in enumerate(names)}
-                                    for rule, (R, names) in rules.items()},
-            "summary": summarize_rules(per_seed, SERVED_GATE, "minus_served"), "outer_moves_over_folds": moves,
+            "alarm_type": alarm_type, "reference": ref,
+            "readings_missing": {rule: {r: int((~np.isfinite(R[T == alarm_type, j])).sum()) for j, r in enumerate(names)}
+                                 for rule, (R, names) in rules.items()},
+            "summary": summarize_rules(per_seed, ref, "minus_served"), "outer_moves_over_folds": moves,
             # the paired difference over record draws (bench/verdict_uncertainty.py), fold seeds' verdicts held fixed
-            "paired_over_record_draws": {rule: paired(outer[rule], outer[SERVED_GATE], y, T, 2000, 3) for rule in rules},
+            "paired_over_record_draws": {rule: paired(outer[rule], outer[ref], y, T, 2000, 3) for rule in rules},
             "per_fold": per_fold, "per_seed": per_seed}
 
 
@@ -133,7 +144,7 @@ def write(script: str, out: dict, out_path: Path, title: str) -> None:
     print_rules(out["summary"])
     for rule, m in out["outer_moves_over_folds"].items():
         d = out["paired_over_record_draws"][rule]
-        print(f"{rule!r}: outer VT verdicts moved, summed over folds and seeds: {m}; paired over record draws "
+        print(f"{rule!r}: outer {out['alarm_type']} verdicts moved, summed over folds and seeds: {m}; paired over record draws "
               f"{d['point']:+.2f}, 5-95 % {d['p5']:+.2f} to {d['p95']:+.2f}, above 0 in {100 * d['share_above_zero']:.0f} %")
     print(f"wrote {out_path} and {out_path.with_suffix('.png').name}")
 
