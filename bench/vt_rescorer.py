@@ -86,16 +86,20 @@ def rescore(p_inner: np.ndarray, y_inner: np.ndarray, R_inner: np.ndarray, p_out
     return r.apply(p_out, R_out, [VT] * len(p_out))[0], [round(float(c), 4) for c in [r.intercept, *r.coef]]
 
 
-def compare(b, rules: dict[str, tuple[np.ndarray, tuple[str, ...]]], alarm_type: str = VT, served_R=None) -> dict:
+def compare(b, rules: dict[str, tuple[np.ndarray, tuple[str, ...]]], alarm_type: str = VT, served_R=None,
+            against: str | None = None) -> dict:
     """Per rule (name: readings [records, k] and their names), the served verdict + gate with its ``alarm_type`` verdicts
     re-scored (``rescore``, fitted on each outer fold's inner records of that type), paired against the served verdict +
     gate on the same folds: the summary, the outer verdicts each rule moved, and the per-fold weights. ``served_R``
     (another type than VT only): the served VT readings; the reference and every rule then first re-score the VT
-    verdicts with them, as served (``SERVED``)."""
+    verdicts with them, as served (``SERVED``). ``against``: one of the rules, the reference of the paired figures
+    instead (the moves stay counted against the verdict without a re-scorer)."""
     from verdict_uncertainty import paired
 
     if served_R is not None and alarm_type == VT:
         raise ValueError("served_R re-scores the VT verdicts first: the rules must re-score another alarm type")
+    if against is not None and against not in rules:
+        raise ValueError(f"against must name one of the rules, got {against!r}")
     ref = SERVED_GATE if served_R is None else SERVED
     T, y = b.T, b.y
     per_seed: dict[str, list] = {}
@@ -127,12 +131,13 @@ def compare(b, rules: dict[str, tuple[np.ndarray, tuple[str, ...]]], alarm_type:
     moves = {rule: {k: int(sum(f[k] for f in per_fold if f["rule"] == rule)) for k in keys} for rule in rules}
     return {"fold_seeds": len(b.seeds), "first_seed": b.seeds[0], "records": b.n, "fold_predictions": b.path.name,
             "readings": {rule: list(names) for rule, (_, names) in rules.items()},
-            "alarm_type": alarm_type, "reference": ref,
+            "alarm_type": alarm_type, "reference": against or ref,
             "readings_missing": {rule: {r: int((~np.isfinite(R[T == alarm_type, j])).sum()) for j, r in enumerate(names)}
                                  for rule, (R, names) in rules.items()},
-            "summary": summarize_rules(per_seed, ref, "minus_served"), "outer_moves_over_folds": moves,
+            "summary": summarize_rules(per_seed, against or ref, "minus_served"), "outer_moves_over_folds": moves,
             # the paired difference over record draws (bench/verdict_uncertainty.py), fold seeds' verdicts held fixed
-            "paired_over_record_draws": {rule: paired(outer[rule], outer[ref], y, T, 2000, 3) for rule in rules},
+            "paired_over_record_draws": {rule: paired(outer[rule], outer[against or ref], y, T, 2000, 3) for rule in rules
+                                         if rule != against},
             "per_fold": per_fold, "per_seed": per_seed}
 
 
@@ -143,6 +148,8 @@ def write(script: str, out: dict, out_path: Path, title: str) -> None:
     _plot(out["summary"], out["fold_seeds"], out_path.with_suffix(".png"), title)
     print_rules(out["summary"])
     for rule, m in out["outer_moves_over_folds"].items():
+        if rule not in out["paired_over_record_draws"]:
+            continue
         d = out["paired_over_record_draws"][rule]
         print(f"{rule!r}: outer {out['alarm_type']} verdicts moved, summed over folds and seeds: {m}; paired over record draws "
               f"{d['point']:+.2f}, 5-95 % {d['p5']:+.2f} to {d['p95']:+.2f}, above 0 in {100 * d['share_above_zero']:.0f} %")

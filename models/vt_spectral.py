@@ -41,10 +41,15 @@ ECG_SLOTS = (0, 1)
 def lead_readings(x: np.ndarray, fs: int = FS_HZ) -> tuple[float, float]:
     """(purity, high_share) of one ECG lead's samples (its last ``SPAN_S`` s are read; NaN, NaN when absent, gapped
     or flat)."""
+    return lead_detail(x, fs)[:2]
+
+
+def lead_detail(x: np.ndarray, fs: int = FS_HZ) -> tuple[float, float, float]:
+    """``lead_readings`` and the peak f0 (Hz) of the 3 s window whose purity is the highest (NaN with no reading)."""
     x = np.asarray(x)[-int(SPAN_S * fs):]
     n = int(WIN_S * fs)
     if len(x) < n or not np.isfinite(x).all() or np.std(x) == 0:
-        return np.nan, np.nan
+        return np.nan, np.nan, np.nan
     f = np.fft.rfftfreq(n, 1.0 / fs)
     tot, fund, high = (f >= 0.5) & (f <= 30), (f >= 1.5) & (f <= 5), (f >= 10) & (f <= 30)
     seg = np.stack([x[s:s + n] for s in range(0, len(x) - n + 1, int(HOP_S * fs))])
@@ -53,11 +58,11 @@ def lead_readings(x: np.ndarray, fs: int = FS_HZ) -> tuple[float, float]:
     total = sp[:, tot].sum(1)
     ok = total > 0
     if not ok.any():
-        return np.nan, np.nan
+        return np.nan, np.nan, np.nan
     f0 = f[np.argmax(np.where(fund, sp, 0.0), axis=1)]
     near = (np.abs(f[None] - f0[:, None]) <= 0.4) | (np.abs(f[None] - 2 * f0[:, None]) <= 0.4)
     purity = (sp * (near & tot[None])).sum(1)[ok] / total[ok]
-    return float(purity.max()), float((sp[:, high].sum(1)[ok] / total[ok]).min())
+    return float(purity.max()), float((sp[:, high].sum(1)[ok] / total[ok]).min()), float(f0[ok][np.argmax(purity)])
 
 
 def readings(windows, masks=None, fs: int = FS_HZ) -> np.ndarray:

@@ -1,0 +1,91 @@
+"""The rate of the VT alarm's purest stretch, as a third input to the served VT re-scorer. Fitted on inner folds, scored
+on outer folds.
+
+    .venv/bin/python bench/vt_purity_rate.py [--data DIR] [--seeds 5] [--first-seed 0]
+
+Why. The served VT re-scorer (``models.vt_spectral``) reads how pure the purest 3 s of the alarm window's last 10 s is
+on the ECG. Any regular rhythm is pure: a ventricular run, but also a regular supraventricular rhythm with wide
+complexes, one of the kinds of false VT alarm the verdict passes (``bench/verdict_errors.py``'s picture). What tells
+them apart is how fast the pure stretch beats, and the spectrum gives that rate whether or not each beat is detected.
+
+**The readings, and the plan (written on 2026-12-05 before either reading was computed; nothing tuned after).**
+Per ECG lead, ``models.vt_spectral.lead_detail`` (the served readings, and the 1.5-5 Hz peak f0 of the 3 s window whose
+purity is the highest):
+
+- ``purity_rate``: 60 f0 (bpm) of the lead whose purity is the higher (the lead the served ``purity`` is read from);
+- ``purity_both``: the lower of the two leads' purity, when both leads give one (a ventricular run is on every lead;
+  artefact is often on one); else none.
+
+A missing reading sits at the median, as in the served re-scorer.
+
+- **Reference**: the verdict as served (the served procedure, the definition gate, the VT re-scorer on purity and
+  high_share), every part fitted on the outer fold's inner folds.
+- **Candidate**: the re-scorer on purity, high_share and ``purity_rate``, fitted the same way (``bench/vt_rescorer.py``'s
+  harness). **Ablation, reported only**: purity, high_share and ``purity_both``.
+- **Kept** (served) only if, on both fold-seed sets (0..4 and 5..9), the candidate's paired difference to the reference
+  is positive in the mean and on at least 4 of 5 fold seeds.
+
+Writes bench/results/vt_purity_rate.json and .png; the readings are kept in ~/.cache/holmes-icu/vt_purity_rate_<n>.npy.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import second_gate  # noqa: E402
+from verdict_ideas import cache_path  # noqa: E402
+from vt_rescorer import SERVED, compare, write  # noqa: E402
+from vt_spectral import spectral_readings  # noqa: E402
+from models.data import alarm_window  # noqa: E402
+from models.vt_spectral import ECG_SLOTS, lead_detail  # noqa: E402
+
+VT = second_gate.VT
+CANDIDATE = "served gate + VT re-scorer on purity, high_share and the purest stretch's rate (fitted inside)"
+ABLATION = "served gate + VT re-scorer on purity, high_share and the purity of both leads (ablation)"
+
+
+def detail_readings(record) -> tuple[float, float]:
+    """(purity_rate, purity_both) of a record's alarm window (NaN where none)."""
+    W = alarm_window(record, 16.0)
+    lead = np.array([lead_detail(W[s]) if record.mask[s] else (np.nan,) * 3 for s in ECG_SLOTS])
+    ok = np.isfinite(lead[:, 0])
+    if not ok.any():
+        return np.nan, np.nan
+    best = int(np.nanargmax(lead[:, 0]))
+    return 60.0 * lead[best, 2], float(lead[:, 0].min()) if ok.all() else np.nan
+
+
+def rate_readings(b) -> np.ndarray:
+    """[records, 2] purity_rate and purity_both of the VT alarms (NaN elsewhere)."""
+    path = cache_path(b.n).with_name(f"vt_purity_rate_{b.n}.npy")
+    if path.is_file():
+        return np.load(path)
+    t0 = time.perf_counter()
+    R = np.full((b.n, 2), np.nan)
+    for i in np.flatnonzero(b.T == VT):
+        R[i] = detail_readings(b.records[i])
+    np.save(path, R)
+    print(f"purity rates of {int((b.T == VT).sum())} VT records in {time.perf_counter() - t0:.0f} s (kept in {path})", flush=True)
+    return R
+
+
+def main() -> int:
+    args, out_path, b = second_gate.args_and_bench(__doc__, "vt_purity_rate")
+    S, R = spectral_readings(b), rate_readings(b)
+    pair = ("purity", "high_share")
+    out = compare(b, {SERVED: (S, pair), CANDIDATE: (np.column_stack([S, R[:, 0]]), (*pair, "purity_rate")),
+                      ABLATION: (np.column_stack([S, R[:, 1]]), (*pair, "purity_both"))}, against=SERVED)
+    write("vt_purity_rate.py", out, out_path, "VT re-scorer with the purest stretch's rate")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
