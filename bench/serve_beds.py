@@ -89,19 +89,26 @@ def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> di
     the replay had (starting at or after ``start_s``), through the shift's map (``models.verdict_shift``); then, with the
     shift's definition gate, capped where the gate reads the alarm window's batch features as missing the alarm's
     definition (``gate_disagree``: verdicts where the service's gating and the offline gate's differ); then, with the
-    shift's VT re-scorer, each VT verdict re-scored on its window's spectral readings (``rescore_disagree`` likewise)."""
+    shift's VT re-scorer, each VT verdict re-scored on its window's spectral readings (``rescore_disagree`` likewise).
+    A verdict the bag published (``verdict-bag`` among its models) is checked against the bag in process
+    (``models.verdict_bag.served_probabilities``) on the bed's record streamed from ``start_s``."""
     from holmes.compose.plan import Plan, row_probabilities
     from models.data import load_dataset, resolve_data_dir, window
     from models.incremental_model import NAME, stream_probabilities
     from models.verdict_shift import NAME as SHIFT, load as load_shift
     from streams.verdict_blend import SHIFT_ROW_SKIPPED
 
+    from models.verdict_bag import NAME as BAG
+
     plan = Plan.load(plan_path)
+    bagged = [s for s in verdicts if BAG in s.models]
+    verdicts = [s for s in verdicts if BAG not in s.models]
     shift = load_shift() if any(SHIFT in s.models for s in verdicts) else None
     k = shift.k if shift is not None else 0
     k_row = shift.k_row if shift is not None else 0
-    rec_of = {s.patient_id: s.patient_id.split("-", 1)[1] for s in verdicts}
+    rec_of = {s.patient_id: s.patient_id.split("-", 1)[1] for s in verdicts + bagged}
     recs = {r.name: r for r in load_dataset(resolve_data_dir(), sorted(set(rec_of.values())))[0]}
+    bag_diffs = _bag_diffs(bagged, [recs[rec_of[s.patient_id]] for s in bagged], start_s)
 
     def ends(s, side: str = "inc") -> list[float]:  # the windows a verdict averages, alarm window first
         skipped = side == "row" and any(SHIFT_ROW_SKIPPED in r for r in s.degraded_reasons)
@@ -143,11 +150,21 @@ def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> di
                 gate_disagree += bool(hit) != (GATE in s.models)
                 rescore_disagree += bool(again) != (RESCORER in s.models)
             gated, rescored = int(g.sum()), int(r.sum())
-    diffs = [abs(expected[id(s)] - s.probability) for s in verdicts]
-    return {"n": len(diffs), "blended": len(blended), "shifted": sum(SHIFT in s.models for s in verdicts), "shift_k": k, "shift_k_row": k_row,
+    diffs = [abs(expected[id(s)] - s.probability) for s in verdicts] + bag_diffs
+    return {"n": len(diffs), "bagged": len(bagged), "blended": len(blended), "shifted": sum(SHIFT in s.models for s in verdicts), "shift_k": k, "shift_k_row": k_row,
             "shift_row_skipped": sum(any(SHIFT_ROW_SKIPPED in r for r in s.degraded_reasons) for s in verdicts),
             "gated": gated, "gate_disagree": gate_disagree, "vt_rescored": rescored, "rescore_disagree": rescore_disagree,
             "max_abs_diff": max(diffs) if diffs else None, "rows": sorted(by_row)}
+
+
+def _bag_diffs(bagged: list, records: list, start_s: float) -> list[float]:
+    """|published - offline| of the verdicts the bag published (``models.verdict_bag`` in process, same windows)."""
+    if not bagged:
+        return []
+    from models.verdict_bag import load as load_bag, served_probabilities as bag_probabilities
+
+    p, _ = bag_probabilities(records, load_bag(), start_s, [s.window_end_s for s in bagged])
+    return [abs(float(q) - s.probability) for s, q in zip(bagged, p)]
 
 
 def offline_routine_check(routine, start_s: float, max_beds: int = 40) -> dict:
@@ -353,7 +370,7 @@ def main() -> int:
         print("[bench] offline probability of the same ensemble on the same windows ...", flush=True)
         given = shlex.split(args.serve_args)  # the plan `holmes serve` was given, else the committed one
         plan_path = given[given.index("--plan") + 1] if "--plan" in given[:-1] else str(ROOT / "deploy" / "plan.json")
-        out["offline_check"] = offline_check([s for s in verdicts if s.models and s.models[0].startswith("plan:")],
+        out["offline_check"] = offline_check([s for s in verdicts if s.models and (s.models[0].startswith("plan:") or s.models[0] == "verdict-bag")],
                                              plan_path, str(ROOT / "artifacts" / "registry"), args.start_s)
     if not args.no_offline_check and ("--routine-scorer" not in args.serve_args or "incremental" in args.serve_args):  # the default
         print("[bench] offline probability of the incremental model on the same beds' streams ...", flush=True)

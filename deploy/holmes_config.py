@@ -105,6 +105,15 @@ class StreamConfig(_Strict):
         "bench/definition_gates.py). Applies when verdict_shift is on and its file has a gate"))
     verdict_shift_path: str | None = Field(None, description=(
         "the fitted shift (python -m models.verdict_shift); None: artifacts/incremental/verdict-shift.json"))
+    verdict_bag: bool = Field(True, description=(
+        "the published verdict is the mean of 5 whole verdict pipelines (both sides' models, K, map, gate, VT re-scorer), "
+        "each fitted on the records outside one of the registry's folds, computed in the verdict lane from the alarm "
+        "window's batch features and the patient's incremental state (models.verdict_bag; nested, bench/verdict_bag.py: "
+        "83.52 +/- 0.49 over the sets of 5 fold seeds, +1.36 +/- 0.56 over the single pipeline). The single pipeline "
+        "(the plan row's answer, shift and gate) still answers every alarm and is published when the bag fails. Applies "
+        "when verdict_blend is on"))
+    verdict_bag_path: str | None = Field(None, description=(
+        "the fitted bag's folder (python -m models.verdict_bag); None: artifacts/verdict-bag"))
     risk: RiskConfig = RiskConfig()
 
 

@@ -204,6 +204,7 @@ class IncrementalScorer:
         check_batch(batch.windows, batch.masks, batch.alarm_types)
         t0 = time.perf_counter()
         X = features(batch)
+        self.last_features = X  # the verdict lane's bag reads the alarm windows' rows (streams.verdict_blend)
         t1 = time.perf_counter()
         p = check_output(self.name, self.member.proba_from_features(X, batch.alarm_types), len(batch))
         t2 = time.perf_counter()

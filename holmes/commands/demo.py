@@ -151,8 +151,16 @@ def _report(args, records, scores, metrics, format_table) -> None:
 
 
 def _answered_by(models) -> str:
-    """The plan row (and its size) that answered, or the model / ensemble name."""
+    """The plan row (and its size) that answered, the verdict bag, or the model / ensemble name."""
     models = list(models)
+    from models.verdict_bag import NAME as BAG
+
+    if models and models[0] == BAG:  # the mean of the bag's pipelines (streams.verdict_blend, models.verdict_bag)
+        from models.definition_gate import NAME as GATE
+        from models.vt_spectral import NAME as RESCORER
+
+        return (f"{BAG} ({' + '.join(models[1:3])} pipelines)" + (f", capped by the {GATE} in some" if GATE in models else "")
+                + (f", re-scored by {RESCORER}" if RESCORER in models else ""))
     if models and models[0].startswith("plan:"):
         from models.definition_gate import NAME as GATE
         from models.incremental_model import NAME

@@ -130,10 +130,9 @@ def _holdout(args, labelled):
             row.update(ece_calibrated=ece(y, cal[name]), calibration=maps[name].to_dict())
         rows.append(row)
         out_probs[name] = (prob, pred)
-    served = _served_row(args, labelled, y, at, version, overlap)
-    if served is not None:
-        rows.append(served[0])
-        out_probs["served-verdict"] = served[1]
+    for row, probs in _served_rows(args, labelled, y, at, version, overlap):
+        rows.append(row)
+        out_probs[row["name"]] = probs
     from unfold.heldout import cascade_row
 
     cascade = cascade_row(labelled)  # the fitted cascade ($HOLMES_CASCADE or artifacts/cascade), when there is one
@@ -143,10 +142,39 @@ def _holdout(args, labelled):
     return rows, out_probs, cal
 
 
-def _served_row(args, labelled, y, at, version, overlap):
-    """The verdict lane as served (``models.verdict_shift.served_probabilities``: the plan row, the incremental model on
-    each record streamed from its start, the shift's map and the definition gate), cut at 1/6; None when the
-    configured plan or shift is missing."""
+def _served_rows(args, labelled, y, at, version, overlap) -> list:
+    """The verdict lane as served, cut at 1/6: ``served-verdict``, what it publishes (the bag, ``models.verdict_bag``,
+    when ``stream.verdict_bag`` is on; else the single pipeline), and ``single-pipeline-verdict`` (the plan row, the
+    incremental model on each record streamed from its start, the shift's map, the definition gate and the VT
+    re-scorer: what the lane publishes when the bag fails). Rows whose artifacts are missing are left out."""
+    from deploy.holmes_config import HolmesConfig
+    from models.calibration import ece
+    from models.metrics import summarize
+
+    single = _single_row(args, labelled, y, at, version, overlap)
+    cfg = HolmesConfig.load(None, {})
+    if not cfg.stream.verdict_bag:
+        return [] if single is None else [({**single[0], "name": "served-verdict"}, single[1])]
+    from models.verdict_bag import CUT, NAME, load, served_probabilities
+
+    try:
+        bag = load(cfg.resolved(cfg.stream.verdict_bag_path) if cfg.stream.verdict_bag_path else None)
+    except Exception as e:  # a checkout without the bag still scores the single pipeline
+        log.warning("no bag row: %s", e)
+        return [] if single is None else [single]
+    prob, parts = served_probabilities(labelled, bag)
+    pred = prob >= CUT
+    row = {"name": "served-verdict", "threshold": CUT, "registry_version": version, "in_sample_records": overlap,
+           **summarize(y, prob, pred, at), "ece": ece(y, prob), "artifact": NAME, "members": len(bag.members),
+           "member_k": [m.shift.k for m in bag.members], "gated_by_any_member": int(parts["gated"].any(0).sum()),
+           "vt_rescored": int(parts["rescored"].any(0).sum())}
+    return [(row, (prob, pred))] + ([] if single is None else [single])
+
+
+def _single_row(args, labelled, y, at, version, overlap):
+    """The single pipeline as the lane serves it (``models.verdict_shift.served_probabilities``: the plan row, the
+    incremental model on each record streamed from its start, the shift's map, the definition gate and the VT
+    re-scorer), cut at 1/6; None when the configured plan or shift is missing."""
     from deploy.holmes_config import HolmesConfig
     from holmes.compose.plan import Plan
     from models.calibration import ece
@@ -163,7 +191,7 @@ def _served_row(args, labelled, y, at, version, overlap):
     registry = args.registry or cfg.resolved(cfg.service.registry_dir)
     prob, gated = served_probabilities(labelled, shift, plan, registry, gate=cfg.stream.verdict_gate)
     pred = prob >= CUT
-    row = {"name": "served-verdict", "threshold": CUT, "registry_version": version, "in_sample_records": overlap,
+    row = {"name": "single-pipeline-verdict", "threshold": CUT, "registry_version": version, "in_sample_records": overlap,
            **summarize(y, prob, pred, at), "ece": ece(y, prob), "row": shift.row, "shift_k": shift.k, "shift_k_row": shift.k_row,
            "gate": shift.gate.limits() if shift.gate is not None and cfg.stream.verdict_gate else None, "gated": int(gated.sum()),
            "gated_true": int(y[gated].sum()), "artifact": NAME,

@@ -63,6 +63,8 @@ def register(sub) -> None:
                    "patient's streamed state (overrides stream.verdict_blend; default on with --routine-scorer incremental)")
     p.add_argument("--verdict-shift", choices=("on", "off"), help="blended verdicts averaged over the windows 1..K s before "
                    "the alarm too, through the fitted map (overrides stream.verdict_shift; default on)")
+    p.add_argument("--verdict-bag", choices=("on", "off"), help="the verdict is the mean of the bag's 5 pipelines, each fitted on "
+                   "80 %% of the records (overrides stream.verdict_bag; default on; the single pipeline answers when it fails)")
     p.add_argument("--verdict-gate", choices=("on", "off"), help="shifted verdicts capped below the cut where the alarm window "
                    "misses its alarm's definition by the fitted margin (overrides stream.verdict_gate; default on)")
     p.add_argument("--consumer-only", action="store_true",
@@ -84,7 +86,8 @@ def load_config(args):
             "stream.consumers": args.consumers, "stream.fetch_min_bytes": args.fetch_min_bytes,
             "stream.verdict_blend": None if args.verdict_blend is None else args.verdict_blend == "on",
             "stream.verdict_shift": None if args.verdict_shift is None else args.verdict_shift == "on",
-            "stream.verdict_gate": None if args.verdict_gate is None else args.verdict_gate == "on"}
+            "stream.verdict_gate": None if args.verdict_gate is None else args.verdict_gate == "on",
+            "stream.verdict_bag": None if args.verdict_bag is None else args.verdict_bag == "on"}
     return HolmesConfig.load(args.config, over)
 
 
@@ -150,7 +153,12 @@ def stream_scorers(cfg, handle, plan=None):
             if plan is not None and shift.row is not None and shift.row != floor:
                 log.warning("verdict shift: fitted on plan row %r, the served floor row is %r; its map may be off", shift.row, floor)
         gate = shift.gate if shift is not None and s.verdict_gate else None
-        return routine, VerdictBlend(verdicts, routine, shift=shift, gate=gate)
+        bag = None
+        if s.verdict_bag:
+            from models.verdict_bag import load as load_bag
+
+            bag = load_bag(cfg.resolved(s.verdict_bag_path) if s.verdict_bag_path else None)
+        return routine, VerdictBlend(verdicts, routine, shift=shift, gate=gate, bag=bag)
     if s.routine_scorer == "features":
         import streams.feature_scorer  # noqa: F401  (registers "features")
         from streams.scorer import make_scorer

@@ -100,7 +100,9 @@ class TestEvaluateRow:
         assert rel.stat().st_size > 20_000
         row = rows["cascade"]
         assert row["n"] == len(names) and 0.0 <= row["tpr"] <= 1.0 and row["cascade_version"]
-        served = rows["served-verdict"]  # the verdict lane as served: plan row + incremental model + shift + definition gate
+        bag = rows["served-verdict"]  # what the verdict lane publishes: the mean of the bag's 5 pipelines
+        assert bag["artifact"] == "verdict-bag" and bag["members"] == 5 and bag["n"] == len(names) and 0.0 <= bag["ece"] <= 1.0
+        served = rows["single-pipeline-verdict"]  # its fallback: plan row + incremental model + shift + definition gate
         assert served["n"] == len(names) and abs(served["threshold"] - 1 / 6) < 1e-12 and 0.0 <= served["ece"] <= 1.0
         assert served["gate"] == {"Asystole": 3.2, "Ventricular_Tachycardia": 80.0} and 0 <= served["gated_true"] <= served["gated"] < len(names)
         assert served["vt_rescorer"]["purity"] > 0 and served["vt_rescorer"]["logit of the gated verdict"] > 0  # then VT re-scored

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 
 from holmes.cli import main
 
@@ -42,14 +41,13 @@ def test_demo_runs_the_whole_service_path(tmp_path, capsys):
     printed = capsys.readouterr().out
     floor_plan = Plan.load(REPO / "deploy" / "plan.json")
     floor = floor_plan.floor()
-    assert "answered by" in printed and floor.name in printed and "/4 correct" in printed
+    assert "answered by" in printed and "verdict-bag (features-typed + features-typed-inc pipelines" in printed and "/4 correct" in printed
     scores = json.loads((out / "scores.json").read_text())
     verdicts = [s for s in scores if s["verdict"] is not None]
-    # every alarm answered by the service's verdict lane with the floor row (the most accurate on nested CV), blended
-    # with features-typed-inc on the patient's streamed state (streams.verdict_blend.VerdictBlend), in time
-    # and averaged over the windows ending 1..K s before the alarm (models.verdict_shift) that the replay had
-    assert len(verdicts) == 4 and all(s["models"][0] == f"plan:{floor.name}" and s["models"][-2:] == ["features-typed-inc", "verdict-shift"]
-                                      and set(s["models"][1:-2]) == set(floor.members) for s in verdicts)
+    # every alarm answered by the verdict lane with the bag (models.verdict_bag: the mean of 5 whole pipelines, each the
+    # served procedure fitted on 80 % of the records), in time; the service's floor row answered too (the fallback)
+    assert len(verdicts) == 4 and all(s["models"][:3] == ["verdict-bag", "features-typed", "features-typed-inc"] for s in verdicts)
+    assert floor.members == ("features-typed",)
     assert all(not s["degraded"] and s["e2e_ms"] < 1000 for s in verdicts)
     routine = [s for s in scores if s["verdict"] is None]
     assert routine and all(s["models"] == ["features-typed-inc"] for s in routine)  # in process, no service call
@@ -65,26 +63,17 @@ def test_demo_runs_the_whole_service_path(tmp_path, capsys):
     offline = stream_probabilities([recs[n] for n in names], 281.0, wanted)
     got = {(s["patient"], s["window_end_s"]): s["probability"] for s in routine}
     assert all(abs(offline[i][e] - got[(n, e)]) < 1e-9 for i, n in enumerate(names) for e in wanted[i])
-    # each verdict: the shift's map of the mean of the floor row offline and the incremental model on the same stream
-    # (the alarm window advanced the bed's state like any window), each averaged over the alarm window and the windows
-    # ending 1..K s (the row: 1..k_row s) before it that the replay (from 281 s) had, "true" at >= 1/6
-    from holmes.compose.plan import row_probabilities
-    from models.data import window
-    from models.verdict_shift import load as load_shift
+    # each verdict: the bag offline on the same stream (the alarm window advanced the bed's state like any window): per
+    # member, its row model on the alarm window's batch features and its incremental model over the alarm window and
+    # the windows ending 1..K s before it that the replay (from 281 s) had, its map, gate and VT re-scorer; the mean of
+    # the members, "true" at >= 1/6
+    from models.verdict_bag import load as load_bag, served_probabilities as bag_probabilities
 
-    shift = load_shift()
     vrec = [recs.get(s["patient"]) or load_dataset(resolve_data_dir(None), [s["patient"]])[0][0] for s in verdicts]
-    ends = [[s["window_end_s"] - o for o in range(shift.k + 1) if s["window_end_s"] - o - 16.0 >= 281.0] for s in verdicts]
-    assert all(e[0] == 300.0 and len(e) == min(shift.k, 3) + 1 for e in ends)
-    row_ends = [es[: shift.k_row + 1] for es in ends]
-    cut = [(r, s, e) for r, s, es in zip(vrec, verdicts, row_ends) for e in es]
-    w = np.stack([window(r, e, 16.0) for r, _, e in cut]).astype(np.float32)
-    m = np.stack([r.mask for r, _, _ in cut]) & np.isfinite(w).any(axis=2)
-    row = iter(row_probabilities(floor_plan, floor.name, REPO / "artifacts" / "registry", w, m, [s["alarm_type"] for _, s, _ in cut]))
-    inc = stream_probabilities(vrec, 281.0, [{e: s["alarm_type"] for e in es} for s, es in zip(verdicts, ends)])
-    for s, es, res, b in zip(verdicts, ends, row_ends, inc):
-        want = shift.blend([next(row) for _ in res], [b[e] for e in es])
-        assert abs(s["probability"] - want) < 1e-9
+    assert all(s["window_end_s"] == 300.0 for s in verdicts)
+    want, _ = bag_probabilities(vrec, load_bag(), 281.0, [s["window_end_s"] for s in verdicts])
+    for s, w in zip(verdicts, want):
+        assert abs(s["probability"] - w) < 1e-9
         assert s["verdict"] == (s["probability"] >= 1.0 / 6.0)
     assert all(0.0 <= s["probability"] <= 1.0 for s in scores)
     metrics = json.loads((out / "metrics.json").read_text())
@@ -100,3 +89,5 @@ def test_the_demo_table_says_what_answered_a_verdict():
         "budget_250ms (1 models) + features-typed-inc over earlier windows (verdict-shift), capped by the definition-gate, "
         "re-scored by vt-spectral")
     assert _answered_by(["features-typed-inc"]) == "features-typed-inc"
+    assert _answered_by(["verdict-bag", "features-typed", "features-typed-inc", "vt-spectral"]) == (
+        "verdict-bag (features-typed + features-typed-inc pipelines), re-scored by vt-spectral")
