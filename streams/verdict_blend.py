@@ -90,6 +90,8 @@ class VerdictBlend:
         self.earlier_windows = shift.k_row if shift is not None else 0
         self.inc_earlier = shift.k if shift is not None else 0
         self.bag = bag  # models.verdict_bag.VerdictBag: publishes the mean of its pipelines where it answers
+        if bag is not None and hasattr(bag, "warm"):
+            bag.warm()  # compiled forests now, not on the first alarm
         self.bagged = 0  # verdicts the bag published
         self.bag_failures = 0
         self.row_failures = 0  # calls of the row the bag answered without
