@@ -108,7 +108,7 @@ def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> di
     k_row = shift.k_row if shift is not None else 0
     rec_of = {s.patient_id: s.patient_id.split("-", 1)[1] for s in verdicts + bagged}
     recs = {r.name: r for r in load_dataset(resolve_data_dir(), sorted(set(rec_of.values())))[0]}
-    bag_diffs = _bag_diffs(bagged, [recs[rec_of[s.patient_id]] for s in bagged], start_s)
+    bag_diffs, bag_counts = _bag_diffs(bagged, [recs[rec_of[s.patient_id]] for s in bagged], start_s)
 
     def ends(s, side: str = "inc") -> list[float]:  # the windows a verdict averages, alarm window first
         skipped = side == "row" and any(SHIFT_ROW_SKIPPED in r for r in s.degraded_reasons)
@@ -151,20 +151,26 @@ def offline_check(verdicts, plan_path: str, registry: str, start_s: float) -> di
                 rescore_disagree += bool(again) != (RESCORER in s.models)
             gated, rescored = int(g.sum()), int(r.sum())
     diffs = [abs(expected[id(s)] - s.probability) for s in verdicts] + bag_diffs
-    return {"n": len(diffs), "bagged": len(bagged), "blended": len(blended), "shifted": sum(SHIFT in s.models for s in verdicts), "shift_k": k, "shift_k_row": k_row,
+    return {"n": len(diffs), "bagged": len(bagged), **bag_counts, "blended": len(blended), "shifted": sum(SHIFT in s.models for s in verdicts), "shift_k": k, "shift_k_row": k_row,
             "shift_row_skipped": sum(any(SHIFT_ROW_SKIPPED in r for r in s.degraded_reasons) for s in verdicts),
             "gated": gated, "gate_disagree": gate_disagree, "vt_rescored": rescored, "rescore_disagree": rescore_disagree,
             "max_abs_diff": max(diffs) if diffs else None, "rows": sorted(by_row)}
 
 
-def _bag_diffs(bagged: list, records: list, start_s: float) -> list[float]:
-    """|published - offline| of the verdicts the bag published (``models.verdict_bag`` in process, same windows)."""
+def _bag_diffs(bagged: list, records: list, start_s: float) -> tuple[list[float], dict]:
+    """|published - offline| of the verdicts the bag published (``models.verdict_bag`` in process, same windows), and
+    how many any member gated / VT re-scored offline, with the verdicts whose models say otherwise."""
     if not bagged:
-        return []
+        return [], {}
+    from models.definition_gate import NAME as GATE
     from models.verdict_bag import load as load_bag, served_probabilities as bag_probabilities
+    from models.vt_spectral import NAME as RESCORER
 
-    p, _ = bag_probabilities(records, load_bag(), start_s, [s.window_end_s for s in bagged])
-    return [abs(float(q) - s.probability) for s, q in zip(bagged, p)]
+    p, parts = bag_probabilities(records, load_bag(), start_s, [s.window_end_s for s in bagged])
+    g, r = parts["gated"].any(0), parts["rescored"].any(0)
+    counts = {"bag_gated": int(g.sum()), "bag_gate_disagree": int(sum(bool(a) != (GATE in s.models) for s, a in zip(bagged, g))),
+              "bag_vt_rescored": int(r.sum()), "bag_rescore_disagree": int(sum(bool(a) != (RESCORER in s.models) for s, a in zip(bagged, r)))}
+    return [abs(float(q) - s.probability) for s, q in zip(bagged, p)], counts
 
 
 def offline_routine_check(routine, start_s: float, max_beds: int = 40) -> dict:
