@@ -111,15 +111,32 @@ class VerdictBag:
         if not self.members:
             raise InvalidFieldError("verdict_bag.members", "must hold at least one pipeline", 0)
 
+    cost_fixed_ms: float = 0.0  # ``warm`` measures the cost of a call: fixed + per window
+    cost_per_window_ms: float = 0.0
+
     def warm(self) -> None:
         """One verdict per alarm type on rows of zeros, so each member's forests are flattened for ``models.fast_forest``
-        now (~0.5 s for the 5 members), not on the first alarm."""
+        now (~0.5 s for the 5 members), not on the first alarm; then the cost of a call of 1 and of 40 windows (median
+        of 3), kept as ``cost_fixed_ms`` + ``cost_per_window_ms`` per window (``cost_ms``)."""
+        import time
+
         from .data import ALARM_TYPES, FS_HZ
         from .features import N_FEATURES
 
-        n = len(ALARM_TYPES)
-        self.probabilities(np.zeros((n, N_FEATURES)), [np.zeros((1, N_FEATURES))] * n, list(ALARM_TYPES),
-                           np.zeros((n, 5, 16 * FS_HZ), dtype=np.float32), np.ones((n, 5), dtype=bool))
+        def call(n: int) -> float:
+            types = [ALARM_TYPES[i % len(ALARM_TYPES)] for i in range(n)]
+            t0 = time.perf_counter()
+            self.probabilities(np.zeros((n, N_FEATURES)), [np.zeros((1, N_FEATURES))] * n, types,
+                               np.zeros((n, 5, 16 * FS_HZ), dtype=np.float32), np.ones((n, 5), dtype=bool))
+            return (time.perf_counter() - t0) * 1e3
+
+        call(len(ALARM_TYPES))
+        one, many = float(np.median([call(1) for _ in range(3)])), float(np.median([call(40) for _ in range(3)]))
+        self.cost_fixed_ms, self.cost_per_window_ms = one, max(many - one, 0.0) / 39
+
+    def cost_ms(self, n: int) -> float:
+        """The cost of a call of ``n`` windows as ``warm`` measured it (0 before)."""
+        return self.cost_fixed_ms + self.cost_per_window_ms * n
 
     @property
     def max_k(self) -> int:

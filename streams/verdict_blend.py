@@ -27,6 +27,8 @@ SHIFT_ROW_SKIPPED = "verdict_shift_row_skipped: deadline"  # the row answered th
 # per window is a moving average over calls, fixed costs included, so it overestimates large calls: 0.5 skipped 45 of 50
 # verdicts in a 1,000-bed burst, bench/results/serve_beds_shift_1000_burst_share05.json)
 SHIFT_BUDGET_SHARE = 1.0
+BAG_SKIPPED = "verdict_bag_skipped: deadline"  # the single pipeline's verdict went out: the bag would have been late
+BAG_BUDGET_SHARE = 1.0  # the bag may take at most this share of the time left to the earliest deadline (predicted)
 BLEND_CUT = 1.0 / 6.0  # a calibrated probability's cost-optimal cut for the challenge's 5:1 cost of a missed true alarm
 
 
@@ -69,7 +71,9 @@ class VerdictBlend:
     re-scorer where any member applied them (nested, ``bench/verdict_bag.py``: +1.36 +/- 0.56 over the single
     pipeline, better in 250 of 252 sets of 5 fold seeds). The single pipeline above still answers every alarm: if the
     bag fails its verdicts go out instead (``bag_failures``); if the row fails and the bag answers, the bag's go out
-    without waiting for the consumer's retry (``bag_row_failures``).
+    without waiting for the consumer's retry (``bag_row_failures``). When the bag's call, at its cost measured at start
+    (``VerdictBag.warm``) times the ratio of its recent calls' measured to predicted cost, would end after the earliest
+    deadline of the batch, the single pipeline's verdicts go out, marked ``BAG_SKIPPED`` (degraded; ``bag_skipped_deadline``).
 
     The incremental part runs first, so a service that fails (raises) still leaves each patient's state advanced; the
     consumer's retry then finds the same windows and reads the state as it is. If the incremental part fails, the
@@ -93,6 +97,8 @@ class VerdictBlend:
         if bag is not None and hasattr(bag, "warm"):
             bag.warm()  # compiled forests now, not on the first alarm
         self.bagged = 0  # verdicts the bag published
+        self.bag_skipped = 0  # verdicts the bag left to the single pipeline to keep the deadline
+        self._bag_ratio = 1.0  # measured / predicted cost of the bag's recent calls (this machine's load now)
         self.bag_failures = 0
         self.row_failures = 0  # calls of the row the bag answered without
         need = max(self.inc_earlier, bag.max_k if bag is not None else 0)
@@ -109,7 +115,8 @@ class VerdictBlend:
     def stats(self) -> dict:
         return {"blend_aside": self.aside, "blend_failures": self.failures, "shift_row_skipped": self.shift_row_skipped,
                 "verdicts_gated": self.gated, "gate_failures": self.gate_failures, "verdicts_vt_rescored": self.rescored,
-                "verdicts_bagged": self.bagged, "bag_failures": self.bag_failures, "bag_row_failures": self.row_failures}
+                "verdicts_bagged": self.bagged, "bag_failures": self.bag_failures, "bag_row_failures": self.row_failures,
+                "bag_skipped_deadline": self.bag_skipped}
 
     def _gated(self, batch: WindowBatch, out: list[ScoreOut], blended: list[int], features=None) -> list[ScoreOut]:
         """``_gate`` on the ``blended`` verdicts (both sides answered: the probability the gate was fitted on; a row's
@@ -288,6 +295,17 @@ class VerdictBlend:
         idx = [i for i in range(len(batch)) if np.isfinite(X[i]).any()]
         if not idx:
             return out
+        cost = getattr(self.bag, "cost_ms", None)
+        predicted = self._bag_ratio * cost(len(idx)) if cost is not None else 0.0
+        left_ms = (float(np.min(np.asarray(batch.deadline_unix_s)[idx])) - time.time()) * 1e3
+        if predicted > 0 and predicted > BAG_BUDGET_SHARE * left_ms:  # late: the single pipeline's verdicts go out, marked
+            self.bag_skipped += len(idx)
+            out = list(out)
+            for i in idx:
+                s = out[i]
+                out[i] = ScoreOut(s.probability, s.positive, s.stage, s.models, "; ".join(r for r in (s.degraded_reason, BAG_SKIPPED) if r),
+                                  s.timings_ms)
+            return out
         t0 = time.perf_counter()
         try:
             rows = [np.vstack([X[i][None], inc.earlier_features(batch.patient_ids[i], float(batch.window_end_s[i]), self.bag.max_k)])
@@ -300,6 +318,8 @@ class VerdictBlend:
                         len(idx), type(e).__name__, e)
             return out
         ms = (time.perf_counter() - t0) * 1e3
+        if cost is not None and cost(len(idx)) > 0:
+            self._bag_ratio = 0.7 * self._bag_ratio + 0.3 * min(max(ms / cost(len(idx)), 0.25), 8.0)
         out = list(out)
         for j, i in enumerate(idx):
             s = out[i]

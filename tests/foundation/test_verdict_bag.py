@@ -3,6 +3,7 @@ the verdict lane publishing it (and what it does when the bag or the row fails).
 
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -140,6 +141,21 @@ def test_the_lane_publishes_the_bag_as_computed_offline_and_falls_back(bag, reco
     got = fallback.score(_lane_batch(records, [alarm] * len(records)))
     assert [s.probability for s in got] == [s.probability for s in single] and vb.NAME not in got[0].models
     assert fallback.stats()["bag_failures"] == 1 and fallback.stats()["verdicts_bagged"] == 0
+
+    class Slow:  # the real bag, at a cost that cannot meet a deadline 1 s away
+        max_k = bag.max_k
+        probabilities = bag.probabilities
+
+        def cost_ms(self, n):
+            return 5000.0
+
+    late = lane(Row(), Slow())
+    b = _lane_batch(records, [alarm] * len(records))
+    b.deadline_unix_s[:] = time.time() + 1.0
+    got = late.score(b)
+    assert [s.probability for s in got] == [s.probability for s in single] and vb.NAME not in got[0].models
+    assert all(s.degraded_reason == "verdict_bag_skipped: deadline" for s in got) and late.stats()["bag_skipped_deadline"] == 4
+    assert bag.cost_fixed_ms > 0 and bag.cost_ms(40) > bag.cost_ms(1)  # measured when the first lane was built
 
     alone = lane(Down(), bag)
     got = alone.score(_lane_batch(records, [alarm] * len(records)))
