@@ -20,7 +20,7 @@ records, two of them sharing 60 %), fixed before this bench was run, not read of
 
 Writes bench/results/verdict_bag.json (per B: the bag's score, AUROC, ECE, per type; its paired gain over its members;
 the two disjoint 5-bags 0..4 and 5..9; the gain over record draws, ``bench/verdict_uncertainty.py``'s paired
-bootstrap) and verdict_bag.png (score against B).
+bootstrap, and the bag's range on a new set of 249 alarms, its bootstrap) and verdict_bag.png (score against B).
 """
 
 from __future__ import annotations
@@ -38,11 +38,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from definition_gates import load_bench  # noqa: E402
 from feature_sets import _row  # noqa: E402
-from verdict_uncertainty import paired  # noqa: E402
+from verdict_uncertainty import bootstrap, paired  # noqa: E402
 from vt_spectral import served_verdict  # noqa: E402
 from models.data import ALARM_TYPES  # noqa: E402
 
 GOAL = 84.0
+NEW_SET = 249  # alarms in a new set, the size of the first wave's outside set
 
 
 def fold_seed_verdicts(data: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
@@ -97,7 +98,10 @@ def main() -> int:
         r = _row(y, P[idx].mean(0), T)
         halves[name] = {"bag": {k: (round(v, 4) if isinstance(v, float) else {a: round(x, 2) for a, x in v.items()}) for k, v in r.items()},
                         "single_mean_score": round(float(np.mean([_row(y, p, T)["score"] for p in P[idx]])), 3),
-                        "paired_over_record_draws": paired(P[idx].mean(0)[None], P[idx], y, T, args.draws, 3)}
+                        "paired_over_record_draws": paired(P[idx].mean(0)[None], P[idx], y, T, args.draws, 3),
+                        # what the bag's figure allows on a new set of 249 alarms (bench/verdict_uncertainty.py's draws)
+                        "new_set_249": {k: v for k, v in bootstrap(P[idx].mean(0)[None], y, T, NEW_SET, args.draws, 2).items()
+                                        if k != "_draws"}}
     out = {"command": "bench/verdict_bag.py " + " ".join(sys.argv[1:]), "records": len(y), "fold_seeds": 10,
            "by_bag_size": sizes, "disjoint_five_bags": halves, "goal": GOAL}
     path = Path(args.out)
@@ -115,6 +119,9 @@ def main() -> int:
         print(f"{name}: bag of 5 {h['bag']['score']:.2f} (AUROC {h['bag']['auroc']:.3f}, ECE {h['bag']['ece']:.3f}) against "
               f"{h['single_mean_score']:.2f} single; over record draws {d['point']:+.2f}, 5-95 % {d['p5']:+.2f} to {d['p95']:+.2f}, "
               f"above 0 in {100 * d['share_above_zero']:.0f} %")
+        nb = h["new_set_249"]
+        print(f"  on {NEW_SET} new alarms: {nb['score']['p5']:.1f}-{nb['score']['p95']:.1f} (5-95 %), >= {GOAL:g} in "
+              f"{100 * nb['share_at_or_above_goal']:.0f} % of draws")
     print(f"wrote {path} and {path.with_suffix('.png').name}")
     return 0
 

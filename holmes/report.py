@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from .report_render import Section, html_page, markdown_page
-from .report_verdict import RESCORER_RUNS, VERDICT_RUNS, per_type, verdict, verdict_errors, verdict_uncertainty
+from .report_verdict import RESCORER_RUNS, VERDICT_RUNS, per_type, verdict, verdict_bag, verdict_errors, verdict_uncertainty
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-FIGURES = ("pareto", "slo", "cascade_stages", "calibration", "risk_curves", "verdict", "verdict_errors", "verdict_uncertainty", "capacity")
+FIGURES = ("pareto", "slo", "cascade_stages", "calibration", "risk_curves", "verdict", "verdict_bag", "verdict_errors", "verdict_uncertainty",
+           "capacity")
 # The results that describe the served default (deploy/holmes.yaml: plan v0004, whose floor row is features-typed alone;
 # routine windows scored by features-typed-inc on incremental features, 2 consumers) and the ones of earlier defaults
 # (selection: plan v0002's; sweep: features-typed on each whole window, one consumer), which the report names as such.
@@ -382,6 +383,7 @@ def build(out_dir, registry=None, data=None, beds: int = 64, progress: bool = Tr
                 risk_curves(out_dir, data), per_type(sel, seldate),
                 verdict(out_dir, [(label, *_json(name)) for name, label in VERDICT_RUNS], RESULTS / "definition_gates.png",
                         [(label, *_json(name)) for name, label in RESCORER_RUNS]),
+                verdict_bag(out_dir, *_json("verdict_bag"), RESULTS / "verdict_bag.png"),
                 verdict_errors(out_dir, *_json("verdict_errors"), RESULTS / "verdict_errors.png"),
                 verdict_uncertainty(out_dir, *_json("verdict_uncertainty"), RESULTS / "verdict_uncertainty.png"),
                 capacity(out_dir, sweep, swdate, previous)]

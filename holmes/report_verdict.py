@@ -127,3 +127,32 @@ def verdict_uncertainty(out_dir: Path, doc: dict | None, date: str, png: Path) -
             f"{g['point']:+.2f}, stays between {g['p5']:+.2f} and {g['p95']:+.2f} over the same draws. The draws vary the records "
             "scored, not those trained on; the spread over fold seeds is that other half.")
     return Section(title, text, _figure(png, out_dir, "verdict_uncertainty"), f"{doc['command']}, {date}", rows)
+
+
+def verdict_bag(out_dir: Path, doc: dict | None, date: str, png: Path) -> Section:
+    """The published verdict as a bag of whole pipelines (bench/verdict_bag.py's JSON ``doc``): its nested figure against
+    the number of pipelines averaged, the two disjoint bags of 5, what they allow on a new set, and the picture ``png``."""
+    title = "The served verdict: a bag of five pipelines"
+    if not doc:
+        return Section(title, missing=["no bag figures: run bench/verdict_bag.py (seconds, after bench/shift_nested.py for fold seeds 0..9)"])
+    sizes = doc["by_bag_size"]
+    types = list(sizes["1"]["per_type"])
+    rows = [["pipelines averaged", "sets of fold seeds", "score", "gain over its members", "AUROC", "ECE"] + [SHORT.get(t, t) for t in types]]
+    for B, r in sizes.items():
+        g = r["gain_over_members"]
+        rows.append([B, str(r["sets"]), f"{r['score']['mean']:.2f} +- {r['score']['sd']:.2f}",
+                     "" if B == "1" else f"{g['mean']:+.2f} +- {g['sd']:.2f} (better in {g['sets_better']})",
+                     f"{r['auroc']['mean']:.3f}", f"{r['ece']['mean']:.3f}"] + [f"{r['per_type'][t]['mean']:.1f}" for t in types])
+    halves = "; ".join(
+        f"{name}: {h['bag']['score']:.2f} against {h['single_mean_score']:.2f} for the single pipeline "
+        f"(+{h['paired_over_record_draws']['point']:.2f}, 5-95 % over record draws {h['paired_over_record_draws']['p5']:+.2f} to "
+        f"{h['paired_over_record_draws']['p95']:+.2f}), on {h['new_set_249']['records']} new alarms "
+        f"{h['new_set_249']['score']['p5']:.1f}-{h['new_set_249']['score']['p95']:.1f}, the goal of {doc['goal']:.0f} in "
+        f"{100 * h['new_set_249']['share_at_or_above_goal']:.0f} % of draws" for name, h in doc["disjoint_five_bags"].items())
+    text = ("The service publishes the mean of five whole verdict pipelines (the procedure above, step for step), each fitted on "
+            "the records outside one of the registry's five folds; the single pipeline answers when the bag fails or would be late. "
+            "Nested: a record's verdicts of 10 fold seeds come from 10 pipelines that never saw it, each fitted on a different "
+            "~400 of the other records, and their mean over B of the seeds is what a bag of B such pipelines publishes. The table "
+            "gives every B over every set of B fold seeds; the served bag has B = 5. The two disjoint bags of five: " + halves + ".")
+    return Section(title, text, _figure(png, out_dir, "verdict_bag"), f"{doc['command']}, {date}", rows)
+
