@@ -54,7 +54,6 @@ Writes bench/results/brady_rate.json and brady_rate.png (paired differences); th
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +63,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import second_gate  # noqa: E402
-from verdict_ideas import cache_path  # noqa: E402
 from vt_rescorer import compare, write  # noqa: E402
 from vt_spectral import spectral_readings  # noqa: E402
 from models.beats import ECG_FLAT_MV, filtered, percentiles_rows  # noqa: E402
@@ -120,18 +118,12 @@ def acf_rate(W: np.ndarray, mask, slots=ECG + PULSE, fs: int = FS_HZ) -> float:
 
 def brady_readings(b) -> np.ndarray:
     """[records, 2] the reading over all sources and over the ECG leads only, on bradycardia alarms (NaN elsewhere)."""
-    path = cache_path(b.n).with_name(f"brady_acf_{b.n}.npy")
-    if path.is_file():
-        return np.load(path)
-    t0 = time.perf_counter()
-    R = np.full((b.n, 2), np.nan)
-    for i in np.flatnonzero(b.T == BRADY):
+
+    def read(i: int) -> tuple[float, float]:
         W = alarm_window(b.records[i], 16.0)
-        R[i] = acf_rate(W, b.records[i].mask), acf_rate(W, b.records[i].mask, ECG)
-    np.save(path, R)
-    print(f"autocorrelation rates of {int((b.T == BRADY).sum())} bradycardia records in {time.perf_counter() - t0:.0f} s "
-          f"(kept in {path})", flush=True)
-    return R
+        return acf_rate(W, b.records[i].mask), acf_rate(W, b.records[i].mask, ECG)
+
+    return second_gate.cached_readings(b, "brady_acf", 2, BRADY, lambda idx: [read(i) for i in idx], "autocorrelation rates")
 
 
 def main() -> int:

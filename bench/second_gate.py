@@ -27,6 +27,25 @@ SERVED_GATE = "served + definition gate (rate / pause)"
 VT = "Ventricular_Tachycardia"  # the alarm type the gate benches read
 
 
+def cached_readings(b: Bench, stem: str, columns: int, alarm_type: str, read, what: str) -> np.ndarray:
+    """[records, columns] readings of the ``alarm_type`` records (NaN elsewhere): ``read(indices)`` gives them [m, columns];
+    kept in ~/.cache/holmes-icu/<stem>_<records>.npy and read from there while it is."""
+    import time
+
+    from verdict_ideas import cache_path
+
+    path = cache_path(b.n).with_name(f"{stem}_{b.n}.npy")
+    if path.is_file():
+        return np.load(path)
+    t0 = time.perf_counter()
+    R = np.full((b.n, columns), np.nan)
+    idx = np.flatnonzero(b.T == alarm_type)
+    R[idx] = read(idx)
+    np.save(path, R)
+    print(f"{what} of {len(idx)} records in {time.perf_counter() - t0:.0f} s (kept in {path})", flush=True)
+    return R
+
+
 def args_and_bench(doc: str, stem: str, more=None) -> tuple[argparse.Namespace, Path, Bench]:
     """The benches' common options (--data, --seeds, --first-seed, --out; ``more(parser)`` adds a bench's own), where the
     results go, and the ``Bench``."""

@@ -42,7 +42,6 @@ Writes bench/results/vt_purity_rate.json and .png; the readings are kept in ~/.c
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +51,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import second_gate  # noqa: E402
-from verdict_ideas import cache_path  # noqa: E402
 from vt_rescorer import SERVED, compare, write  # noqa: E402
 from vt_spectral import spectral_readings  # noqa: E402
 from models.data import alarm_window  # noqa: E402
@@ -76,16 +74,8 @@ def detail_readings(record) -> tuple[float, float]:
 
 def rate_readings(b) -> np.ndarray:
     """[records, 2] purity_rate and purity_both of the VT alarms (NaN elsewhere)."""
-    path = cache_path(b.n).with_name(f"vt_purity_rate_{b.n}.npy")
-    if path.is_file():
-        return np.load(path)
-    t0 = time.perf_counter()
-    R = np.full((b.n, 2), np.nan)
-    for i in np.flatnonzero(b.T == VT):
-        R[i] = detail_readings(b.records[i])
-    np.save(path, R)
-    print(f"purity rates of {int((b.T == VT).sum())} VT records in {time.perf_counter() - t0:.0f} s (kept in {path})", flush=True)
-    return R
+    return second_gate.cached_readings(b, "vt_purity_rate", 2, VT, lambda idx: [detail_readings(b.records[i]) for i in idx],
+                                       "purity rates")
 
 
 def main() -> int:

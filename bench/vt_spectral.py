@@ -51,7 +51,6 @@ Writes bench/results/vt_spectral.json and vt_spectral.png (paired differences); 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +60,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import second_gate  # noqa: E402
-from verdict_ideas import cache_path  # noqa: E402
 from vt_rescorer import compare, write  # noqa: E402
 from models.data import alarm_window  # noqa: E402
 from models.vt_spectral import readings  # noqa: E402
@@ -73,16 +71,8 @@ ABLATION = "served gate + VT re-scorer on spectral purity alone (ablation)"
 
 def spectral_readings(b) -> np.ndarray:
     """[records, 2] ``models.vt_spectral.readings`` of the VT alarm windows (purity, high_share), NaN elsewhere."""
-    path = cache_path(b.n).with_name(f"vt_spectral_{b.n}.npy")
-    if path.is_file():
-        return np.load(path)
-    t0 = time.perf_counter()
-    R = np.full((b.n, 2), np.nan)
-    vt = np.flatnonzero(b.T == VT)
-    R[vt] = readings(np.stack([alarm_window(b.records[i], 16.0) for i in vt]))
-    np.save(path, R)
-    print(f"spectral readings of {len(vt)} VT records in {time.perf_counter() - t0:.0f} s (kept in {path})", flush=True)
-    return R
+    return second_gate.cached_readings(b, "vt_spectral", 2, VT, lambda idx: readings(np.stack([alarm_window(b.records[i], 16.0) for i in idx])),
+                                       "spectral readings")
 
 
 def served_verdict(b) -> tuple[np.ndarray, np.ndarray]:

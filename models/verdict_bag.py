@@ -115,6 +115,12 @@ class VerdictBag:
     cost_per_window_ms: float = 0.0
 
     def warm(self) -> None:
+        """``_warm`` once per bag (a bag read once serves every lane of the process)."""
+        if self.cost_fixed_ms > 0:
+            return
+        self._warm()
+
+    def _warm(self) -> None:
         """One verdict per alarm type on rows of zeros, so each member's forests are flattened for ``models.fast_forest``
         now (~0.5 s for the 5 members), not on the first alarm; then the cost of a call of 1 and of 40 windows (median
         of 3), kept as ``cost_fixed_ms`` + ``cost_per_window_ms`` per window (``cost_ms``)."""
@@ -164,9 +170,12 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+_LOADED: dict = {}  # (folder, bag.json's and the members' checksums) -> the bag read from them (read-only models)
+
+
 def load(path: str | Path | None = None) -> VerdictBag:
     """The bag in folder ``path`` (default ``artifacts/verdict-bag``); a missing, altered or malformed file is a typed
-    error naming it."""
+    error naming it. The files are checked on every call; models already read from the same files are not read again."""
     import joblib
 
     d = Path(path) if path else DEFAULT_DIR
@@ -179,24 +188,32 @@ def load(path: str | Path | None = None) -> VerdictBag:
         raise InvalidFieldError("verdict_bag", f"bag.json must be JSON ({e.msg} at line {e.lineno})", str(f)) from None
     if not isinstance(spec, dict) or spec.get("name") != NAME or not isinstance(spec.get("members"), list):
         raise InvalidFieldError("verdict_bag", f"bag.json must be a mapping named {NAME!r} with a list of members", str(f))
-    members = []
+    files = []
     for j, m in enumerate(spec["members"]):
         try:
             wf = d / m["file"]
             want = m["sha256"]
-            shift = m["shift"]
+            m["shift"]
         except (KeyError, TypeError):
             raise InvalidFieldError(f"verdict_bag.members[{j}]", "must name its file, sha256 and shift", m) from None
         if not wf.is_file():
             raise InvalidFieldError(f"verdict_bag.members[{j}].file", "must exist", str(wf))
         if _sha(wf) != want:
             raise InvalidFieldError(f"verdict_bag.members[{j}].sha256", "must match the file (altered or truncated)", str(wf))
+        files.append(wf)
+    key = (str(d.resolve()), _sha(f))
+    if key in _LOADED:
+        return _LOADED[key]
+    members = []
+    for m, wf in zip(spec["members"], files):
+        shift = m["shift"]
         models = joblib.load(wf)
         gate = DefinitionGate.from_dict(shift["gate"]) if shift.get("gate") is not None else None
         vt = VTRescorer.from_dict(shift["vt_rescorer"]) if shift.get("vt_rescorer") is not None else None
         members.append(BagMember(models["row"], models["inc"], VerdictShift(int(shift.get("k", -1)), Calibrator.from_dict(shift.get("calibration")),
                                                                              None, 0, gate, vt), int(m.get("records", 0))))
-    return VerdictBag(members, str(d))
+    _LOADED[key] = VerdictBag(members, str(d))
+    return _LOADED[key]
 
 
 def _task(X: dict, T: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray, part: str, shifts) -> tuple:

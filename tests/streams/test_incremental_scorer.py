@@ -160,7 +160,8 @@ def test_verdict_blend_scores_out_of_order_alarm_windows_aside(records, scorer_p
     assert both[1].probability == pytest.approx(0.5 * (0.1 + aside(*wins[6])), abs=1e-12)  # the second: aside
     assert routine.counts == {**counts, "hop": counts["hop"] + 1}  # 104 went on; 102 and 106 did not
     assert blend.stats() == {"blend_aside": 2, "blend_failures": 0, "shift_row_skipped": 0, "verdicts_gated": 0, "gate_failures": 0,
-                            "verdicts_vt_rescored": 0, "verdicts_bagged": 0, "bag_failures": 0, "bag_row_failures": 0}
+                            "verdicts_vt_rescored": 0, "verdicts_bagged": 0, "bag_failures": 0, "bag_row_failures": 0,
+                            "bag_skipped_deadline": 0}
     nxt = routine.score(batch([(r.name, wins[5][0], wins[5][1], r.mask)]))[0].probability
     assert routine.counts["hop"] == counts["hop"] + 2  # 105 follows 104: the state was never restarted
     ref = IncrementalScorer(member, cal)

@@ -86,7 +86,14 @@ def test_verdict_blend_is_on_with_the_incremental_scorer_and_refused_without_it(
     routine, verdicts = stream_scorers(HolmesConfig.load(None, {}), _NoHandle())  # deploy/holmes.yaml: incremental, blend null
     assert isinstance(verdicts, VerdictBlend) and verdicts.incremental is routine and isinstance(verdicts.verdicts, ServeScorer)
     # the committed shift: the consumer attaches K earlier windows, the routine scorer keeps K windows' features
-    assert verdicts.shift is not None and verdicts.earlier_windows == verdicts.shift.k_row and routine.history == verdicts.shift.k >= 1
+    assert verdicts.shift is not None and verdicts.earlier_windows == verdicts.shift.k_row and verdicts.shift.k >= 1
+    # the committed bag is on by default: the routine scorer keeps the most earlier windows any of its pipelines reads
+    assert verdicts.bag is not None and len(verdicts.bag.members) == 5 and routine.history == max(verdicts.shift.k, verdicts.bag.max_k)
+    routine_nobag, nobag = stream_scorers(HolmesConfig.load(None, {"stream.verdict_bag": False}), _NoHandle())
+    assert nobag.bag is None and routine_nobag.history == nobag.shift.k
+    with pytest.raises(InvalidFieldError) as e:
+        stream_scorers(HolmesConfig.load(None, {"stream.verdict_bag_path": "/nonexistent/bag"}), _NoHandle())
+    assert e.value.field == "stream.verdict_bag_path" and e.value.value == "/nonexistent/bag"
     _, unshifted = stream_scorers(HolmesConfig.load(None, {"stream.verdict_shift": False}), _NoHandle())
     assert unshifted.shift is None and unshifted.earlier_windows == 0 and unshifted.gate is None
     # the committed shift's definition gate is on by default, off on request
