@@ -104,7 +104,7 @@ class VerdictBlend:
         need = max(self.inc_earlier, bag.max_k if bag is not None else 0)
         if need > incremental.history:
             incremental.keep_history(need)
-        self.name = f"{verdicts.name}+{incremental.name}"
+        self.name = f"{verdicts.name}+{incremental.name}" + ("+verdict-bag" if bag is not None else "")
         self.row_ms_per_window: float | None = None  # the row's recent cost per window sent (moving average)
         self.shift_row_skipped = 0  # alarm windows whose row answered without their earlier windows (deadline)
         self.failures = 0

@@ -129,6 +129,7 @@ def test_the_lane_publishes_the_bag_as_computed_offline_and_falls_back(bag, reco
     assert [vb.NAME in s.models for s in out] == [True] * 4 and all(s.degraded_reason is None for s in out)
     assert all(("vt-spectral" in s.models) == (r.alarm_type == VT) for s, r in zip(out, records))
     assert blend.stats()["verdicts_bagged"] == 4 and blend.stats()["bag_failures"] == 0
+    assert blend.name == "serve:holmes:verdicts+features-typed-inc+verdict-bag"  # what the demo's header names
 
     class Broken:
         max_k = 2
