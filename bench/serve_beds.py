@@ -166,7 +166,7 @@ def _bag_diffs(bagged: list, records: list, start_s: float) -> tuple[list[float]
     from models.verdict_bag import load as load_bag, served_probabilities as bag_probabilities
     from models.vt_spectral import NAME as RESCORER
 
-    p, parts = bag_probabilities(records, load_bag(), start_s, [s.window_end_s for s in bagged])
+    p, parts = bag_probabilities(records, load_bag(), start_s, [s.window_end_s for s in bagged], [s.alarm_type for s in bagged])
     g, r = parts["gated"].any(0), parts["rescored"].any(0)
     counts = {"bag_gated": int(g.sum()), "bag_gate_disagree": int(sum(bool(a) != (GATE in s.models) for s, a in zip(bagged, g))),
               "bag_vt_rescored": int(r.sum()), "bag_rescore_disagree": int(sum(bool(a) != (RESCORER in s.models) for s, a in zip(bagged, r)))}

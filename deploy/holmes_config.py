@@ -105,16 +105,24 @@ class StreamConfig(_Strict):
         "bench/definition_gates.py). Applies when verdict_shift is on and its file has a gate"))
     verdict_shift_path: str | None = Field(None, description=(
         "the fitted shift (python -m models.verdict_shift); None: artifacts/incremental/verdict-shift.json"))
-    verdict_bag: bool = Field(True, description=(
+    verdict_bag: bool | None = Field(None, description=(
         "the published verdict is the mean of 5 whole verdict pipelines (both sides' models, K, map, gate, VT re-scorer), "
         "each fitted on the records outside one of the registry's folds, computed in the verdict lane from the alarm "
         "window's batch features and the patient's incremental state (models.verdict_bag; nested, bench/verdict_bag.py: "
         "83.52 +/- 0.49 over the sets of 5 fold seeds, +1.36 +/- 0.56 over the single pipeline). The single pipeline "
-        "(the plan row's answer, shift and gate) still answers every alarm and is published when the bag fails. Applies "
-        "when verdict_blend is on"))
+        "(the plan row's answer, shift and gate) still answers every alarm and is published when the bag fails or would "
+        "be late. None: on when verdict_blend, verdict_shift and verdict_gate are on (each member is that shifted, gated "
+        "procedure, fitted on 16 s windows 1 s apart); true with any of them off, or other windows, is refused"))
     verdict_bag_path: str | None = Field(None, description=(
         "the fitted bag's folder (python -m models.verdict_bag); None: artifacts/verdict-bag"))
     risk: RiskConfig = RiskConfig()
+
+    def bag_on(self) -> bool:
+        """Whether the verdict lane publishes the bag: ``verdict_bag``, or when None, the shifted, gated blend is on with
+        16 s windows 1 s apart (``holmes serve`` refuses true without them)."""
+        if self.verdict_bag is not None:
+            return bool(self.verdict_bag)
+        return self.verdict_blend is not False and self.verdict_shift and self.verdict_gate and self.window_s == 16.0 and self.hop_s == 1.0
 
 
 class HolmesConfig(_Strict):

@@ -19,7 +19,8 @@ of 5 scores 83.52 +/- 0.49 over the 252 sets of 5 of the 10 fold seeds, +1.36 +/
 
     .venv/bin/python -m models.verdict_bag [--data DIR] [--out artifacts/verdict-bag] [--jobs 2]
 
-writes ``bag.json`` (per member: its K, map, gate, VT re-scorer, training records, the checksum of its models' file)
+writes ``bag.json`` (per member: its K, map, gate, VT re-scorer, the records it was fitted on, the checksum of its
+models' file)
 and ``member-<j>.joblib`` (the two fitted models, compressed).
 """
 
@@ -81,6 +82,7 @@ class BagMember:
     inc: object
     shift: VerdictShift
     records: int = 0
+    record_names: tuple = ()  # the records it was fitted on (holmes evaluate says which scored records are among them)
 
     def probabilities(self, Xb, inc_rows, alarm_types, R_vt, windows, masks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(published probabilities, gated, re-scored) of alarm windows: ``Xb`` their batch features, ``inc_rows`` per
@@ -132,7 +134,7 @@ class VerdictBag:
         def call(n: int) -> float:
             types = [ALARM_TYPES[i % len(ALARM_TYPES)] for i in range(n)]
             t0 = time.perf_counter()
-            self.probabilities(np.zeros((n, N_FEATURES)), [np.zeros((1, N_FEATURES))] * n, types,
+            self.probabilities(np.zeros((n, N_FEATURES)), [np.zeros((self.max_k + 1, N_FEATURES))] * n, types,
                                np.zeros((n, 5, 16 * FS_HZ), dtype=np.float32), np.ones((n, 5), dtype=bool))
             return (time.perf_counter() - t0) * 1e3
 
@@ -205,13 +207,20 @@ def load(path: str | Path | None = None) -> VerdictBag:
     if key in _LOADED:
         return _LOADED[key]
     members = []
-    for m, wf in zip(spec["members"], files):
-        shift = m["shift"]
-        models = joblib.load(wf)
-        gate = DefinitionGate.from_dict(shift["gate"]) if shift.get("gate") is not None else None
-        vt = VTRescorer.from_dict(shift["vt_rescorer"]) if shift.get("vt_rescorer") is not None else None
-        members.append(BagMember(models["row"], models["inc"], VerdictShift(int(shift.get("k", -1)), Calibrator.from_dict(shift.get("calibration")),
-                                                                             None, 0, gate, vt), int(m.get("records", 0))))
+    for j, (m, wf) in enumerate(zip(spec["members"], files)):
+        field = f"verdict_bag.members[{j}]"
+        try:
+            shift, models = m["shift"], joblib.load(wf)
+            gate = DefinitionGate.from_dict(shift["gate"]) if shift.get("gate") is not None else None
+            vt = VTRescorer.from_dict(shift["vt_rescorer"]) if shift.get("vt_rescorer") is not None else None
+            members.append(BagMember(models["row"], models["inc"], VerdictShift(int(shift.get("k", -1)), Calibrator.from_dict(shift.get("calibration")),
+                                                                                 None, 0, gate, vt),
+                                     int(m.get("records", 0)), tuple(m.get("record_names", ()))))
+        except InvalidFieldError as e:
+            raise InvalidFieldError(f"{field}.{e.field}", e.rule, e.value, e.options) from None
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise InvalidFieldError(field, "must hold a shift mapping (k, calibration, gate, vt_rescorer) and a file of the "
+                                    "row and incremental models", f"{type(e).__name__}: {e}") from None
     _LOADED[key] = VerdictBag(members, str(d))
     return _LOADED[key]
 
@@ -280,6 +289,7 @@ def fit(data=None, out: str | Path = DEFAULT_DIR, jobs: int = 2, progress: bool 
         joblib.dump({"row": member.row, "inc": member.inc}, wf, compress=("lzma", 3))  # as the registry packs forests
         s = member.shift
         spec["members"].append({"file": wf.name, "sha256": _sha(wf), "records": len(tr), "held_out_fold": j,
+                                "record_names": [records[i].name for i in tr],
                                 "shift": {"k": s.k, "k_row": 0, "calibration": s.calibrator.to_dict(), "gate": s.gate.to_dict(),
                                           "vt_rescorer": s.vt_rescorer.to_dict()}, **figures})
         if progress:
@@ -312,15 +322,16 @@ def alarm_inputs(records, max_k: int, start_s: float = 0.0, ends=None) -> tuple[
             for i, f in zip(hit, F):
                 rows[i][want[i][end]] = f
     if any(0 not in r for r in rows):
-        raise InvalidFieldError("ends", f"must each end a whole window after start_s ({start_s:g} s)", ends)
+        raise InvalidFieldError("ends", f"must each end a whole window after start_s ({start_s:g} s), on its 1 s hops", ends)
     inc_rows = [np.stack([r[o] for o in range(max_k + 1) if o in r and all(q in r for q in range(o))]) for r in rows]
     return Xb, inc_rows, W, M
 
 
-def served_probabilities(records, bag: VerdictBag, start_s: float = 0.0, ends=None) -> tuple[np.ndarray, dict]:
-    """What the verdict lane publishes with the bag for each record's alarm window (``alarm_inputs``), in process."""
+def served_probabilities(records, bag: VerdictBag, start_s: float = 0.0, ends=None, alarm_types=None) -> tuple[np.ndarray, dict]:
+    """What the verdict lane publishes with the bag for each record's alarm window (``alarm_inputs``), in process;
+    ``alarm_types``: the alarms' types where they are not the records' own."""
     Xb, inc_rows, W, M = alarm_inputs(records, bag.max_k, start_s, ends)
-    return bag.probabilities(Xb, inc_rows, [r.alarm_type for r in records], W, M)
+    return bag.probabilities(Xb, inc_rows, list(alarm_types) if alarm_types is not None else [r.alarm_type for r in records], W, M)
 
 
 def main() -> int:

@@ -27,6 +27,7 @@ SHIFT_ROW_SKIPPED = "verdict_shift_row_skipped: deadline"  # the row answered th
 # per window is a moving average over calls, fixed costs included, so it overestimates large calls: 0.5 skipped 45 of 50
 # verdicts in a 1,000-bed burst, bench/results/serve_beds_shift_1000_burst_share05.json)
 SHIFT_BUDGET_SHARE = 1.0
+ROW_FAILED = "verdict_row_failed"  # the plan row raised; the bag answered (only ever on a verdict the bag replaced)
 BAG_SKIPPED = "verdict_bag_skipped: deadline"  # the single pipeline's verdict went out: the bag would have been late
 BAG_BUDGET_SHARE = 1.0  # the bag may take at most this share of the time left to the earliest deadline (predicted)
 BLEND_CUT = 1.0 / 6.0  # a calibrated probability's cost-optimal cut for the challenge's 5:1 cost of a missed true alarm
@@ -240,7 +241,7 @@ class VerdictBlend:
             if self.bag is None or inc is None:
                 raise
             row_error = e  # the bag may answer without the row: the alarm's verdict need not wait for the consumer's retry
-            rows, row_earlier, skipped = [ScoreOut(None, None, 1, (), "row_failed")] * len(batch), [[] for _ in batch.patient_ids], False
+            rows, row_earlier, skipped = [ScoreOut(None, None, 1, (), ROW_FAILED)] * len(batch), [[] for _ in batch.patient_ids], False
         if inc is None:
             return rows
         out, blended = [], []
@@ -258,18 +259,43 @@ class VerdictBlend:
                 if skipped and batch.earlier[i] is not None and len(batch.earlier[i][0]):
                     reason = "; ".join(r for r in (reason, SHIFT_ROW_SKIPPED) if r)
             out.append(ScoreOut(p, bool(p >= self.cut), a.stage, models, reason, {**a.timings_ms, "blend_ms": ms}))
-        features = self._batch_features(batch) if self.bag is not None else None
+        plan = self._bag_plan(batch) if self.bag is not None else None
+        features = None
+        if plan is not None and not plan[1]:  # the bag will run: the batch features, extracted once for it and the gate
+            try:
+                features = self._batch_features(batch)
+            except Exception as e:  # the gate extracts what it needs itself; the bag counts a failure
+                log.warning("verdict blend: batch features failed on %d alarm windows (%s: %s)", len(batch), type(e).__name__, e)
         out = self._gated(batch, out, blended, features)
-        if self.bag is None:
+        if plan is None:
+            if row_error is not None:
+                raise row_error
             return out
-        out = self._bagged(batch, out, features)
+        out, counts = self._bagged(batch, out, features, *plan)
+        if row_error is not None and any(s.probability is None for s in out):
+            raise row_error  # neither answered every window: the consumer retries, as without the bag (nothing counted)
+        for name, n in counts.items():
+            setattr(self, name, getattr(self, name) + n)
         if row_error is not None:
-            if any(s.probability is None for s in out):
-                raise row_error  # neither answered every window: the consumer retries, as without the bag
             self.row_failures += 1
             log.warning("verdict blend: the plan row failed on %d alarm windows (%s: %s); the bag answered alone",
                         len(batch), type(row_error).__name__, row_error)
         return out
+
+    def _bag_plan(self, batch: WindowBatch):
+        """(the positions of the alarm windows whose incremental features the lane holds, whether the bag's call on them
+        would end after their earliest deadline: its cost measured at start times the ratio of its recent calls'
+        measured to predicted cost), or None when there are none."""
+        X = self._inc_X
+        if X is None:
+            return None
+        idx = [i for i in range(len(batch)) if np.isfinite(X[i]).any()]
+        if not idx:
+            return None
+        cost = getattr(self.bag, "cost_ms", None)
+        predicted = self._bag_ratio * cost(len(idx)) if cost is not None else 0.0
+        left_ms = (float(np.min(np.asarray(batch.deadline_unix_s)[idx])) - time.time()) * 1e3
+        return idx, bool(predicted > 0 and predicted > BAG_BUDGET_SHARE * left_ms)
 
     def _batch_features(self, batch: WindowBatch):
         """The alarm windows' ``models.features`` rows (the batch's own when it carries them): read by the gate and the
@@ -280,50 +306,44 @@ class VerdictBlend:
 
         return extract_batch(batch.windows, batch.masks)
 
-    def _bagged(self, batch: WindowBatch, out: list[ScoreOut], features) -> list[ScoreOut]:
-        """``out`` with every verdict whose incremental features the lane holds replaced by the bag's (its models then
-        name the bag, the two sides' model, and the gate or the VT re-scorer where any member applied them); if the bag
-        fails, ``out`` goes out as it is (counted, logged)."""
+    def _bagged(self, batch: WindowBatch, out: list[ScoreOut], features, idx: list[int], late: bool) -> tuple[list[ScoreOut], dict]:
+        """(``out`` with the verdicts at ``idx`` replaced by the bag's, the counters to add). The bag's verdicts' models
+        name the bag, the two sides' model, and the gate or the VT re-scorer where any member applied them; they keep
+        the row's reasons but those about the row's own answer (its earlier windows skipped, its failure). ``late``: the
+        single pipeline's verdicts go out, marked ``BAG_SKIPPED``; if the bag fails they go out as they are (logged)."""
         from models.definition_gate import NAME as GATE
         from models.incremental_model import MODEL
         from models.verdict_bag import NAME as BAG
         from models.vt_spectral import NAME as RESCORER
 
-        X, inc = self._inc_X, self.incremental
-        if X is None:
-            return out
-        idx = [i for i in range(len(batch)) if np.isfinite(X[i]).any()]
-        if not idx:
-            return out
-        cost = getattr(self.bag, "cost_ms", None)
-        predicted = self._bag_ratio * cost(len(idx)) if cost is not None else 0.0
-        left_ms = (float(np.min(np.asarray(batch.deadline_unix_s)[idx])) - time.time()) * 1e3
-        if predicted > 0 and predicted > BAG_BUDGET_SHARE * left_ms:  # late: the single pipeline's verdicts go out, marked
-            self.bag_skipped += len(idx)
-            out = list(out)
+        out = list(out)
+        if late:
+            self._bag_ratio = 0.7 * self._bag_ratio + 0.3  # unmeasured while skipped: drifts back to the start's cost
             for i in idx:
                 s = out[i]
                 out[i] = ScoreOut(s.probability, s.positive, s.stage, s.models, "; ".join(r for r in (s.degraded_reason, BAG_SKIPPED) if r),
                                   s.timings_ms)
-            return out
+            return out, {"bag_skipped": len(idx)}
+        inc = self.incremental
         t0 = time.perf_counter()
         try:
-            rows = [np.vstack([X[i][None], inc.earlier_features(batch.patient_ids[i], float(batch.window_end_s[i]), self.bag.max_k)])
+            if features is None:
+                features = self._batch_features(batch)
+            rows = [np.vstack([self._inc_X[i][None], inc.earlier_features(batch.patient_ids[i], float(batch.window_end_s[i]), self.bag.max_k)])
                     for i in idx]
             p, parts = self.bag.probabilities(np.asarray(features)[idx], rows, [batch.alarm_types[i] for i in idx],
                                               batch.windows[idx], batch.masks[idx])
         except Exception as e:
-            self.bag_failures += 1
             log.warning("verdict blend: the bag failed on %d alarm windows (%s: %s); the single pipeline's verdicts go out",
                         len(idx), type(e).__name__, e)
-            return out
+            return out, {"bag_failures": 1}
         ms = (time.perf_counter() - t0) * 1e3
+        cost = getattr(self.bag, "cost_ms", None)
         if cost is not None and cost(len(idx)) > 0:
             self._bag_ratio = 0.7 * self._bag_ratio + 0.3 * min(max(ms / cost(len(idx)), 0.25), 8.0)
-        out = list(out)
         for j, i in enumerate(idx):
             s = out[i]
             names = (BAG, MODEL, inc.name) + ((GATE,) if parts["gated"][:, j].any() else ()) + ((RESCORER,) if parts["rescored"][:, j].any() else ())
-            out[i] = ScoreOut(float(p[j]), bool(p[j] >= self.cut), s.stage, names, None, {**s.timings_ms, "bag_ms": ms})
-        self.bagged += len(idx)
-        return out
+            kept = [r for r in (s.degraded_reason or "").split("; ") if r and r not in (SHIFT_ROW_SKIPPED, ROW_FAILED)]
+            out[i] = ScoreOut(float(p[j]), bool(p[j] >= self.cut), s.stage, names, "; ".join(kept) or None, {**s.timings_ms, "bag_ms": ms})
+        return out, {"bagged": len(idx)}

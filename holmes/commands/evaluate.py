@@ -153,7 +153,7 @@ def _served_rows(args, labelled, y, at, version, overlap) -> list:
 
     single = _single_row(args, labelled, y, at, version, overlap)
     cfg = HolmesConfig.load(None, {})
-    if not cfg.stream.verdict_bag:
+    if not cfg.stream.bag_on():
         return [] if single is None else [({**single[0], "name": "served-verdict"}, single[1])]
     from models.verdict_bag import CUT, NAME, load, served_probabilities
 
@@ -164,7 +164,9 @@ def _served_rows(args, labelled, y, at, version, overlap) -> list:
         return [] if single is None else [single]
     prob, parts = served_probabilities(labelled, bag)
     pred = prob >= CUT
-    row = {"name": "served-verdict", "threshold": CUT, "registry_version": version, "in_sample_records": overlap,
+    fitted_on = set().union(*(m.record_names for m in bag.members))  # a record here that some member was fitted on
+    row = {"name": "served-verdict", "threshold": CUT, "registry_version": version,
+           "in_sample_records": sum(r.name in fitted_on for r in labelled),
            **summarize(y, prob, pred, at), "ece": ece(y, prob), "artifact": NAME, "members": len(bag.members),
            "member_k": [m.shift.k for m in bag.members], "gated_by_any_member": int(parts["gated"].any(0).sum()),
            "vt_rescored": int(parts["rescored"].any(0).sum())}

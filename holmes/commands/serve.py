@@ -120,7 +120,14 @@ def check_stream(cfg):
     if s.verdict_blend and s.routine_scorer != "incremental":
         raise InvalidFieldError("stream.verdict_blend", "needs routine_scorer incremental (it holds the patients' streamed state)",
                                 f"true with routine_scorer {s.routine_scorer}")
+    if s.verdict_bag:
+        off = [k for k in ("verdict_shift", "verdict_gate") if not getattr(s, k)] + (["verdict_blend"] if s.verdict_blend is False else [])
+        if off or s.window_s != 16.0 or s.hop_s != 1.0:
+            raise InvalidFieldError("stream.verdict_bag", "needs verdict_blend, verdict_shift and verdict_gate on and 16 s windows "
+                                    "1 s apart (each member is that procedure, fitted so)",
+                                    f"true with {', '.join(k + ' off' for k in off) or f'window_s {s.window_s:g}, hop_s {s.hop_s:g}'}")
     return cfg
+
 
 
 def stream_scorers(cfg, handle, plan=None):
@@ -154,7 +161,7 @@ def stream_scorers(cfg, handle, plan=None):
                 log.warning("verdict shift: fitted on plan row %r, the served floor row is %r; its map may be off", shift.row, floor)
         gate = shift.gate if shift is not None and s.verdict_gate else None
         bag = None
-        if s.verdict_bag:
+        if s.bag_on() and shift is not None and gate is not None:
             from models.verdict_bag import load as load_bag
 
             bag = load_bag(cfg.resolved(s.verdict_bag_path) if s.verdict_bag_path else None)

@@ -61,6 +61,29 @@ def test_a_missing_altered_or_malformed_bag_is_a_typed_error(tmp_path):
     (d / "bag.json").write_text(json.dumps({**spec, "name": "other"}))
     with pytest.raises(InvalidFieldError):
         vb.load(d)
+    shutil.copy(vb.DEFAULT_DIR / spec["members"][2]["file"], d / spec["members"][2]["file"])
+    (d / spec["members"][4]["file"]).unlink()
+    (d / "bag.json").write_text(json.dumps(spec))
+    with pytest.raises(InvalidFieldError) as e:
+        vb.load(d)
+    assert e.value.field == "verdict_bag.members[4].file"
+    broken = json.loads(json.dumps(spec))
+    broken["members"][1]["shift"]["k"] = 9
+    shutil.copy(vb.DEFAULT_DIR / spec["members"][4]["file"], d / spec["members"][4]["file"])
+    (d / "bag.json").write_text(json.dumps(broken))
+    with pytest.raises(InvalidFieldError) as e:
+        vb.load(d)
+    assert e.value.field == "verdict_bag.members[1].verdict_shift.k" and e.value.value == 9
+
+
+def test_a_bag_is_read_once_per_process_and_again_when_its_files_change(tmp_path):
+    assert vb.load() is vb.load()  # the committed bag: read once, its files checked on every load
+    d = tmp_path / "bag"
+    shutil.copytree(vb.DEFAULT_DIR, d)
+    first = vb.load(d)
+    assert first is vb.load(d) and first is not vb.load()
+    (d / "bag.json").write_text((d / "bag.json").read_text() + "\n")  # a new bag.json: read again
+    assert vb.load(d) is not first
 
 
 def test_the_bag_verdict_is_the_mean_of_its_pipelines_on_real_alarms(bag, records):
@@ -72,14 +95,21 @@ def test_the_bag_verdict_is_the_mean_of_its_pipelines_on_real_alarms(bag, record
     assert types[:2] == [VT, VT] and parts["rescored"][:, :2].all() and not parts["rescored"][:, 2:].any()
     assert p[0] > p[1]  # the true VT alarm reads truer than the false one
     assert (p >= vb.CUT).tolist()[:2] == [bool(r.label) for r in records[:2]]
-    # one member by hand: its row model on the batch features, its incremental model over its K windows, its map,
-    # gate and re-scorer
+    # each member by hand: its row model on the batch features, its incremental model averaged over its K + 1 windows,
+    # its map, then its gate on the batch features' readings and its re-scorer on the spectral readings
+    from models import definition_gate as dg
+
     Xb, inc_rows, W, M = vb.alarm_inputs(records, bag.max_k, 240.0)
-    m = bag.members[0]
+    assert all(len(r) == bag.max_k + 1 for r in inc_rows)  # the window's own features and those of the 4 before it
     R = np.full((len(records), 2), np.nan)
     R[:2] = vb.vt_readings(W[:2], M[:2])
-    q, _, _ = m.probabilities(Xb, inc_rows, types, R, W, M)
-    assert np.allclose(q, P[0], atol=1e-15)
+    for j, m in enumerate(bag.members):
+        row = vb._est_proba(m.row, Xb, types)
+        inc = [vb._est_proba(m.inc, r[: m.shift.k + 1], [t] * (m.shift.k + 1)) for r, t in zip(inc_rows, types)]
+        q = m.shift.calibrator.transform([0.5 * (a + b.mean()) for a, b in zip(row, inc)])
+        q, _ = m.shift.gate.apply(q, dg.readings(Xb, types, m.shift.gate.table), types)
+        q, _ = m.shift.vt_rescorer.apply(q, R, types)
+        assert np.allclose(q, P[j], atol=1e-12)
 
 
 def _lane_batch(records, ends):
@@ -161,6 +191,7 @@ def test_the_lane_publishes_the_bag_as_computed_offline_and_falls_back(bag, reco
     alone = lane(Down(), bag)
     got = alone.score(_lane_batch(records, [alarm] * len(records)))
     assert np.allclose([s.probability for s in got], expect, atol=1e-12) and alone.stats()["bag_row_failures"] == 1
+    assert all(s.positive == (s.probability >= 1 / 6) and s.degraded_reason is None and s.models[0] == vb.NAME for s in got)
     with pytest.raises(ConnectionError):  # neither answers: the consumer retries, as without a bag
         lane(Down(), Broken()).score(_lane_batch(records, [alarm] * len(records)))
     with pytest.raises(ConnectionError):

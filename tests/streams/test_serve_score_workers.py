@@ -99,7 +99,10 @@ def test_verdict_blend_is_on_with_the_incremental_scorer_and_refused_without_it(
     # the committed shift's definition gate is on by default, off on request
     assert verdicts.gate is not None and verdicts.gate is verdicts.shift.gate and "Ventricular_Tachycardia" in verdicts.gate.margins
     _, ungated = stream_scorers(HolmesConfig.load(None, {"stream.verdict_gate": False}), _NoHandle())
-    assert ungated.gate is None and ungated.shift is not None
+    assert ungated.gate is None and ungated.shift is not None and ungated.bag is None  # the bag's members are gated
+    with pytest.raises(InvalidFieldError) as e:
+        stream_scorers(HolmesConfig.load(None, {"stream.verdict_gate": False, "stream.verdict_bag": True}), _NoHandle())
+    assert e.value.field == "stream.verdict_bag" and "verdict_gate off" in str(e.value.value)
     with pytest.raises(InvalidFieldError) as e:
         stream_scorers(HolmesConfig.load(None, {"stream.verdict_shift_path": "/nonexistent/shift.json"}), _NoHandle())
     assert e.value.field == "stream.verdict_shift_path" and e.value.value == "/nonexistent/shift.json"
