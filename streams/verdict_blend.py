@@ -29,7 +29,8 @@ SHIFT_ROW_SKIPPED = "verdict_shift_row_skipped: deadline"  # the row answered th
 SHIFT_BUDGET_SHARE = 1.0
 ROW_FAILED = "verdict_row_failed"  # the plan row raised; the bag answered (only ever on a verdict the bag replaced)
 BAG_SKIPPED = "verdict_bag_skipped: deadline"  # the single pipeline's verdict went out: the bag would have been late
-BAG_BUDGET_SHARE = 1.0  # the bag may take at most this share of the time left to the earliest deadline (predicted)
+BAG_BUDGET_SHARE = 1.0  # the bag may take at most this share of the time left to the earliest deadline (predicted) ...
+BAG_MARGIN_S = 0.2  # ... less this margin: a bagged verdict predicted to land within 200 ms of its deadline is not worth it
 BLEND_CUT = 1.0 / 6.0  # a calibrated probability's cost-optimal cut for the challenge's 5:1 cost of a missed true alarm
 
 
@@ -73,8 +74,9 @@ class VerdictBlend:
     pipeline, better in 250 of 252 sets of 5 fold seeds). The single pipeline above still answers every alarm: if the
     bag fails its verdicts go out instead (``bag_failures``); if the row fails and the bag answers, the bag's go out
     without waiting for the consumer's retry (``bag_row_failures``). When the bag's call, at its cost measured at start
-    (``VerdictBag.warm``) times the ratio of its recent calls' measured to predicted cost, would end after the earliest
-    deadline of the batch, the single pipeline's verdicts go out, marked ``BAG_SKIPPED`` (degraded; ``bag_skipped_deadline``).
+    (``VerdictBag.warm``) times the ratio of its recent calls' measured to predicted cost, would end less than
+    ``BAG_MARGIN_S`` before the earliest deadline of the batch, the single pipeline's verdicts go out, marked
+    ``BAG_SKIPPED`` (degraded; ``bag_skipped_deadline``).
 
     The incremental part runs first, so a service that fails (raises) still leaves each patient's state advanced; the
     consumer's retry then finds the same windows and reads the state as it is. If the incremental part fails, the
@@ -294,7 +296,7 @@ class VerdictBlend:
             return None
         cost = getattr(self.bag, "cost_ms", None)
         predicted = self._bag_ratio * cost(len(idx)) if cost is not None else 0.0
-        left_ms = (float(np.min(np.asarray(batch.deadline_unix_s)[idx])) - time.time()) * 1e3
+        left_ms = (float(np.min(np.asarray(batch.deadline_unix_s)[idx])) - time.time() - BAG_MARGIN_S) * 1e3
         return idx, bool(predicted > 0 and predicted > BAG_BUDGET_SHARE * left_ms)
 
     def _batch_features(self, batch: WindowBatch):

@@ -187,6 +187,11 @@ def test_the_lane_publishes_the_bag_as_computed_offline_and_falls_back(bag, reco
     assert [s.probability for s in got] == [s.probability for s in single] and vb.NAME not in got[0].models
     assert all(s.degraded_reason == "verdict_bag_skipped: deadline" for s in got) and late.stats()["bag_skipped_deadline"] == 4
     assert bag.cost_fixed_ms > 0 and bag.cost_ms(40) > bag.cost_ms(1)  # measured when the first lane was built
+    close = lane(Row(), bag)  # the real bag, 150 ms before the deadline: inside the margin the bag keeps (200 ms)
+    b = _lane_batch(records, [alarm] * len(records))
+    b.deadline_unix_s[:] = time.time() + 0.15
+    got = close.score(b)
+    assert close.stats()["bag_skipped_deadline"] == 4 and all(vb.NAME not in s.models for s in got)
 
     alone = lane(Down(), bag)
     got = alone.score(_lane_batch(records, [alarm] * len(records)))
