@@ -42,7 +42,7 @@ from .definition_gate import DefinitionGate, MARGINS, readings
 from .definition_gate import fit as fit_gate
 from .errors import InvalidFieldError
 from .verdict_shift import CUT, MAX_K, VerdictShift, averaged, best_k, candidates, default_cache, shift_features
-from .vt_spectral import VT, VTRescorer
+from .vt_spectral import VT, VTRescorer, gate_and_rescore, vt_alarm_readings
 from .vt_spectral import fit as fit_vt_rescorer
 from .vt_spectral import readings as vt_readings
 
@@ -96,12 +96,7 @@ class BagMember:
         inc = _est_proba(self.inc, flat, [t for r, t in zip(rows, types) for _ in range(len(r))])
         at = np.cumsum([0] + [len(r) for r in rows])
         p = np.array([self.shift.blend([row[i]], list(inc[at[i]:at[i + 1]])) for i in range(len(types))])
-        gated = rescored = np.zeros(len(types), dtype=bool)
-        if self.shift.gate is not None:
-            p, gated = self.shift.gate.apply_windows(p, windows, masks, types, Xb)
-        if self.shift.vt_rescorer is not None:
-            p, rescored = self.shift.vt_rescorer.apply(p, R_vt, types)
-        return p, gated, rescored
+        return gate_and_rescore(self.shift.gate, self.shift.vt_rescorer, p, windows, masks, types, Xb, R_vt)
 
 
 @dataclass
@@ -159,10 +154,7 @@ class VerdictBag:
         if len(inc_rows) != len(types) or any(len(r) == 0 for r in inc_rows):
             raise InvalidFieldError("inc_rows", "must give each alarm window at least its own incremental features",
                                     [len(r) for r in inc_rows])
-        vt = [i for i, t in enumerate(types) if t == VT]
-        R = np.full((len(types), 2), np.nan)
-        if vt:
-            R[vt] = vt_readings(np.asarray(windows)[vt], None if masks is None else np.asarray(masks)[vt])
+        R = vt_alarm_readings(windows, masks, types)  # once for every member
         parts = [m.probabilities(Xb, inc_rows, types, R, windows, masks) for m in self.members]
         P = np.stack([p for p, _, _ in parts])
         return P.mean(0), {"members": P, "gated": np.stack([g for _, g, _ in parts]), "rescored": np.stack([r for _, _, r in parts])}

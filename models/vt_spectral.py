@@ -77,6 +77,16 @@ def readings(windows, masks=None, fs: int = FS_HZ) -> np.ndarray:
     return out
 
 
+def vt_alarm_readings(windows, masks, alarm_types, fs: int = FS_HZ) -> np.ndarray:
+    """[B, 2] ``readings`` of the VT alarms' windows among raw windows [B, 5, n] (NaN on the other rows)."""
+    types = list(alarm_types)
+    R = np.full((len(types), 2), np.nan)
+    idx = [i for i, t in enumerate(types) if t == VT]
+    if idx:
+        R[idx] = readings(np.asarray(windows)[idx], None if masks is None else np.asarray(masks)[idx], fs)
+    return R
+
+
 def _logit(p) -> np.ndarray:
     q = np.clip(np.asarray(p, dtype=np.float64), 1e-4, 1 - 1e-4)
     return np.log(q / (1 - q))
@@ -118,12 +128,7 @@ class VTRescorer:
 
     def apply_windows(self, p, windows, masks, alarm_types) -> tuple[np.ndarray, np.ndarray]:
         """``apply`` with the readings of raw windows [B, 5, n], computed for the VT alarms only."""
-        types = list(alarm_types)
-        R = np.full((len(types), 2), np.nan)
-        idx = [i for i, t in enumerate(types) if t == VT]
-        if idx:
-            R[idx] = readings(np.asarray(windows)[idx], None if masks is None else np.asarray(masks)[idx])
-        return self.apply(p, R, types)
+        return self.apply(p, vt_alarm_readings(windows, masks, alarm_types), alarm_types)
 
     def weights(self) -> dict[str, float]:
         """Each input's weight, by name (the served readings)."""
@@ -167,15 +172,16 @@ def fit(p, y, alarm_types, R) -> VTRescorer:
                       tuple(float(c) for c in m.coef_[0]), (int((y == 0).sum()), int((y == 1).sum())))
 
 
-def gate_and_rescore(gate, rescorer, p, windows, masks, alarm_types, features=None):
+def gate_and_rescore(gate, rescorer, p, windows, masks, alarm_types, features=None, vt_readings=None):
     """The verdict's last step, as served: the definition gate (``models.definition_gate``; ``features``: the windows'
-    batch features where the caller has them), then the VT re-scorer on the same windows. Either may be None.
-    Returns (probabilities, gated, re-scored)."""
+    batch features where the caller has them), then the VT re-scorer on the same windows (``vt_readings``: their
+    ``vt_alarm_readings`` where the caller has them). Either may be None. Returns (probabilities, gated, re-scored)."""
     types = list(alarm_types)
     p = np.asarray(p, dtype=np.float64)
     gated = rescored = np.zeros(len(types), dtype=bool)
     if gate is not None:
         p, gated = gate.apply_windows(p, windows, masks, types, features)
     if rescorer is not None:
-        p, rescored = rescorer.apply_windows(p, windows, masks, types)
+        R = vt_alarm_readings(windows, masks, types) if vt_readings is None else vt_readings
+        p, rescored = rescorer.apply(p, R, types)
     return p, gated, rescored
