@@ -87,13 +87,14 @@ def rescore(p_inner: np.ndarray, y_inner: np.ndarray, R_inner: np.ndarray, p_out
 
 
 def compare(b, rules: dict[str, tuple[np.ndarray, tuple[str, ...]]], alarm_type: str = VT, served_R=None,
-            against: str | None = None) -> dict:
+            against: str | None = None, outer_out: dict | None = None) -> dict:
     """Per rule (name: readings [records, k] and their names), the served verdict + gate with its ``alarm_type`` verdicts
     re-scored (``rescore``, fitted on each outer fold's inner records of that type), paired against the served verdict +
     gate on the same folds: the summary, the outer verdicts each rule moved, and the per-fold weights. ``served_R``
     (another type than VT only): the served VT readings; the reference and every rule then first re-score the VT
     verdicts with them, as served (``SERVED``). ``against``: one of the rules, the reference of the paired figures
-    instead (the moves stay counted against the verdict without a re-scorer)."""
+    instead (the moves stay counted against the verdict without a re-scorer). ``outer_out``: a dict filled with each
+    rule's outer verdicts [fold seeds, records] (and the reference's)."""
     from verdict_uncertainty import paired
 
     if served_R is not None and alarm_type == VT:
@@ -127,6 +128,8 @@ def compare(b, rules: dict[str, tuple[np.ndarray, tuple[str, ...]]], alarm_type:
                                  "true_now_caught": int((~old_pass & new_pass & (y[vo] == 1)).sum())})
         for name, p in probs.items():
             per_seed.setdefault(name, []).append(_row(y, p, T))
+    if outer_out is not None:
+        outer_out.update(outer)
     keys = ("false_now_stopped", "false_now_passed", "true_now_missed", "true_now_caught")
     moves = {rule: {k: int(sum(f[k] for f in per_fold if f["rule"] == rule)) for k in keys} for rule in rules}
     return {"fold_seeds": len(b.seeds), "first_seed": b.seeds[0], "records": b.n, "fold_predictions": b.path.name,
