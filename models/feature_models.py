@@ -19,7 +19,7 @@ import numpy as np
 
 from .data import ALARM_TYPES, FS_HZ, RecordInfo, cv_folds
 from .errors import InvalidFieldError
-from .fast_forest import fast_forests
+from .fast_predict import fast_proba
 from .features import FEATURE_NAMES, alarm_onehot, extract_batch
 from .member import check_batch, check_output
 from .metrics import best_threshold
@@ -146,9 +146,9 @@ class FeatureModel:
                 len(getattr(self, "feature_names_", ()) or ()),
             )
         X = design_matrix(features, alarm_types)
-        with warnings.catch_warnings(), fast_forests(self.estimator_):
+        with warnings.catch_warnings():  # the same values without scikit-learn's per-call checks (models.fast_predict)
             warnings.simplefilter("ignore", RuntimeWarning)
-            return self.estimator_.predict_proba(X)[:, 1]
+            return fast_proba(self.estimator_, X)[:, 1]
 
     def predict_proba(self, windows: np.ndarray, masks: np.ndarray, alarm_types: Sequence[str]) -> np.ndarray:
         check_batch(windows, masks, alarm_types)

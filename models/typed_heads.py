@@ -84,16 +84,18 @@ class TypedHeads:
                     heads[k] = self._new().fit(X[m], y[m])
         return glob, heads
 
-    def _parts(self, glob, heads, X, t) -> tuple[np.ndarray, np.ndarray]:
-        """(global probability, head probability) of each row; the head's is the global one where its type has none."""
+    def _parts(self, glob, heads, X, t, proba=None) -> tuple[np.ndarray, np.ndarray]:
+        """(global probability, head probability) of each row; the head's is the global one where its type has none.
+        ``proba(model, X)``: how a part's probabilities are computed (its ``predict_proba`` by default)."""
+        proba = proba or (lambda m, Z: m.predict_proba(Z))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            pg = glob.predict_proba(X)[:, 1]
+            pg = proba(glob, X)[:, 1]
             ph = pg.copy()
             for k, head in heads.items():
                 m = t == k
                 if m.any():
-                    ph[m] = head.predict_proba(X[m])[:, 1]
+                    ph[m] = proba(head, X[m])[:, 1]
         return pg, ph
 
     def _trainable(self, y_type: np.ndarray) -> bool:
@@ -105,8 +107,8 @@ class TypedHeads:
         mixes = getattr(self, "mixes_", None) or {k: self.mix for k in range(N_TYPES)}
         return np.array([float(mixes[k]) for k in range(N_TYPES)])[t]
 
-    def _mixed(self, glob, heads, X, t) -> np.ndarray:
-        pg, ph = self._parts(glob, heads, X, t)
+    def _mixed(self, glob, heads, X, t, proba=None) -> np.ndarray:
+        pg, ph = self._parts(glob, heads, X, t, proba)
         w = self._weights(t)
         return w * ph + (1.0 - w) * pg
 
@@ -167,10 +169,12 @@ class TypedHeads:
         """The fitted global model and heads (``models.fast_forest`` walks them)."""
         return [self.global_, *self.heads_.values()] if hasattr(self, "global_") else []
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X, proba=None) -> np.ndarray:
+        """[1 - p, p] per design-matrix row; ``proba(model, X)``: how the global model's and heads' probabilities are
+        computed (``models.fast_predict.fast_proba`` gives their values without scikit-learn's per-call checks)."""
         X = np.asarray(X, dtype=np.float64)
         t = types_of(X)
-        z = _logit(self._mixed(self.global_, self.heads_, X, t))
+        z = _logit(self._mixed(self.global_, self.heads_, X, t, proba))
         a = np.array([self.maps_[k][0] for k in range(N_TYPES)])[t]
         b = np.array([self.maps_[k][1] for k in range(N_TYPES)])[t]
         p = 1.0 / (1.0 + np.exp(-(a * z + b)))

@@ -65,13 +65,13 @@ def _est_fit(X: np.ndarray, T: list, y: np.ndarray, groups: np.ndarray):
 def _est_proba(est, X: np.ndarray, T: list) -> np.ndarray:
     from .feature_models import design_matrix
 
-    from .fast_forest import fast_forests
+    from .fast_predict import fast_proba
 
     if len(X) == 0:
         return np.zeros(0)
-    with warnings.catch_warnings(), fast_forests(est):  # the same values without scikit-learn's per-tree dispatch
+    with warnings.catch_warnings():  # the same values without scikit-learn's per-call checks and per-tree dispatch
         warnings.simplefilter("ignore")
-        return est.predict_proba(design_matrix(np.asarray(X, dtype=np.float64), list(T)))[:, 1]
+        return fast_proba(est, design_matrix(np.asarray(X, dtype=np.float64), list(T)))[:, 1]
 
 
 @dataclass

@@ -186,7 +186,7 @@ class LeadModel:
         return self
 
     def proba_from_features(self, features: np.ndarray, alarm_types: Sequence[str]) -> np.ndarray:
-        from models.fast_forest import fast_forests
+        from models.fast_predict import fast_proba
 
         if not hasattr(self, "estimator_"):
             raise RuntimeError(f"{self.name} is not fitted: call fit() first")
@@ -195,9 +195,9 @@ class LeadModel:
                                     "(refit the cascade)", len(getattr(self, "feature_names_", ()) or ()))
         if len(features) == 0:
             return np.zeros(0)
-        with warnings.catch_warnings(), fast_forests(self.estimator_):
+        with warnings.catch_warnings():  # the same values without scikit-learn's per-call checks (models.fast_predict)
             warnings.simplefilter("ignore", RuntimeWarning)
-            return self.estimator_.predict_proba(np.hstack([features, alarm_onehot(alarm_types)]))[:, 1]
+            return fast_proba(self.estimator_, np.hstack([features, alarm_onehot(alarm_types)]))[:, 1]
 
     def predict_proba(self, windows: np.ndarray, masks: np.ndarray, alarm_types: Sequence[str]) -> np.ndarray:
         check_batch(windows, masks, alarm_types)

@@ -68,6 +68,16 @@ def test_forests_inside_the_heads_predict_bit_identically_through_fast_forests(d
     assert np.array_equal(pickle.loads(pickle.dumps(fitted)).predict_proba(X[:64]), expected)
 
 
+def test_fast_predict_gives_the_heads_values_with_its_arithmetic(design, fitted):
+    """models.fast_predict.fast_proba on typed heads: the heads' own probabilities, bit for bit, NaN rows included."""
+    from models.fast_predict import _entry, fast_proba
+
+    X, _, _ = design
+    assert np.isnan(X[:200]).any()
+    assert np.array_equal(fast_proba(fitted, X[:200]), fitted.predict_proba(X[:200]))
+    assert all(_entry(m) is not None for m in fitted.sub_estimators())  # each part planned as plain arithmetic
+
+
 def test_bad_settings_and_rows_name_the_field(design):
     X, y, _ = design
     with pytest.raises(InvalidFieldError, match=r"mix must be within \[0, 1\] or 'auto' .*, got 1.5"):
