@@ -25,6 +25,13 @@ outer fold's inner records): ``SERVED`` (purity, high_share: what the served bag
   3. for both disjoint bags, the paired difference over record draws (``bench/verdict_uncertainty.paired``, 2000
      draws) is above 0 in at least 90 % of draws.
 
+Result (one run, 40 s): **not kept**, none of the three holds. The served bag reproduces (83.52 +/- 0.49); the candidate
+bag reads 83.29 +/- 0.46, **-0.22 +/- 0.52, better in 70 and worse in 162 of the 252 sets**; VT 76.4 -> 76.0, the other
+types unchanged. Disjoint bags: 83.95 -> 83.49 (over record draws -0.45, 5-95 % -2.10 to +0.97, above 0 in 32 %) and
+84.33 -> 83.11 (-1.22, -2.98 to +0.19, 6 %). What the single pipeline gained from the rate was mostly the variance a bag
+already removes: on single fold seeds it lifted the worst seeds most (+2.36 on seed 0), and the bag's mean is already
+above those seeds.
+
 Writes bench/results/verdict_bag_rate.json and .png (per set of 5 fold seeds: the served bag's score against the
 candidate's).
 """
