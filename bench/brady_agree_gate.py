@@ -99,7 +99,7 @@ def main() -> int:
         b = load_bench(args.data, 5, first)
         if ref is not None and b.names != ref.names:
             raise SystemExit("the two fold-seed sets read different records")
-        Ps = served_verdict(b)[0]
+        Ps = served_verdict(b, agree=False)[0]  # the verdict as served before this gate
         Pc, f = candidate_verdicts(b, Ps)
         S.append(Ps), C.append(Pc), folds.extend(f)
         ref = b

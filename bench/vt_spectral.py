@@ -61,6 +61,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import second_gate  # noqa: E402
 from vt_rescorer import compare, write  # noqa: E402
+from models import definition_gate as dg  # noqa: E402
 from models.data import alarm_window  # noqa: E402
 from models.vt_spectral import readings  # noqa: E402
 
@@ -75,16 +76,22 @@ def spectral_readings(b) -> np.ndarray:
                                        "spectral readings")
 
 
-def served_verdict(b) -> tuple[np.ndarray, np.ndarray]:
-    """[fold seeds, records] twice: the verdict as served now (the served procedure, the definition gate, then the VT
-    re-scorer on purity and high_share, each fitted on the outer fold's inner folds), and the same before the re-scorer."""
+def served_verdict(b, agree: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """[fold seeds, records] twice: the verdict as served now (the served procedure, the definition gate and its second
+    gate on the fastest source's bradycardia rate, then the VT re-scorer on purity and high_share, each fitted on the
+    outer fold's inner folds), and the same before the re-scorer. ``agree`` False: without the second gate (the verdict
+    as served before ``bench/brady_agree_gate.py``)."""
     from definition_gates import gated_folds
     from vt_rescorer import rescore
 
     R = spectral_readings(b)
+    second = dg.readings(b.F["batch@0"], b.T, dg.AGREE_READINGS)
     P, P_gated = np.zeros((len(b.seeds), b.n)), np.zeros((len(b.seeds), b.n))
     for si, s in enumerate(b.seeds):
         for _, tr, te, p_inner, p_te in gated_folds(b, s):
+            if agree:  # fitted on the inner verdicts after the first gate, as models.definition_gate.fit_served does
+                g2 = dg.fit(p_inner, b.y[tr], b.T[tr], second[tr], dg.MARGINS, table=dg.AGREE_READINGS)
+                p_inner, p_te = g2.apply(p_inner, second[tr], b.T[tr])[0], g2.apply(p_te, second[te], b.T[te])[0]
             P_gated[si, te] = P[si, te] = p_te
             mi, mo = b.T[tr] == VT, b.T[te] == VT
             P[si, te[mo]], _ = rescore(p_inner[mi], b.y[tr][mi], R[tr][mi], p_te[mo], R[te][mo])

@@ -35,8 +35,8 @@ import numpy as np
 
 from .calibration import Calibrator, ece, fit_on_oof, nested_calibrate
 from .data import ALARM_S, RecordInfo, alarm_window, cv_folds, load_dataset, resolve_data_dir
-from .definition_gate import DefinitionGate, readings
-from .definition_gate import fit as fit_gate
+from .definition_gate import DefinitionGate
+from .definition_gate import fit_served as fit_served_gate
 from .errors import InvalidFieldError
 from .incremental_model import DEFAULT_DIR, MODEL, stream_hops
 from .vt_spectral import VT, VTRescorer, gate_and_rescore
@@ -251,9 +251,7 @@ def fit(data=None, out: str | Path = DEFAULT_PATH, plan_path: str | Path | None 
     inc = np.stack([inc_cal.transform(p) for p in oof["inc"]])
     k, cal, figures = choose(row, inc, y, T, folds, k_row)
     p_oof, _ = nested_calibrate(averaged(row, inc, k, k_row), y, folds)  # the K's blend, calibrated on the other folds
-    rate = readings(X["batch@0"], T)
-    gate = fit_gate(p_oof, y, T, rate)
-    p_gated, _ = gate.apply(p_oof, rate, T)
+    gate, p_gated = fit_served_gate(p_oof, y, T, X["batch@0"])  # the definition gate and its second gate
     vt = [i for i, t in enumerate(T) if t == VT]
     R = np.full((len(records), 2), np.nan)
     R[vt] = vt_readings(np.stack([alarm_window(records[i]) for i in vt]))

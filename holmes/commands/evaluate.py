@@ -195,7 +195,9 @@ def _single_row(args, labelled, y, at, version, overlap):
     pred = prob >= CUT
     row = {"name": "single-pipeline-verdict", "threshold": CUT, "registry_version": version, "in_sample_records": overlap,
            **summarize(y, prob, pred, at), "ece": ece(y, prob), "row": shift.row, "shift_k": shift.k, "shift_k_row": shift.k_row,
-           "gate": shift.gate.limits() if shift.gate is not None and cfg.stream.verdict_gate else None, "gated": int(gated.sum()),
+           "gate": shift.gate.limits() if shift.gate is not None and cfg.stream.verdict_gate else None,
+           "second_gate": (shift.gate.then.limits() if shift.gate is not None and shift.gate.then is not None and cfg.stream.verdict_gate
+                           else None), "gated": int(gated.sum()),
            "gated_true": int(y[gated].sum()), "artifact": NAME,
            "vt_rescorer": (shift.vt_rescorer.weights()
                            if shift.vt_rescorer is not None and shift.gate is not None and cfg.stream.verdict_gate else None)}

@@ -116,6 +116,63 @@ def test_a_gate_fitted_on_other_definitions_takes_its_limits_from_them():
     assert gate.to_dict()["readings"][VT]["definition"] == 0.12 and dg.fit(np.full(30, 0.5), y, [VT] * 30, reading).margins == {}
 
 
+def test_the_second_gate_reads_the_fastest_source_and_caps_after_the_first():
+    """``then``: a bradycardia window where one source beats on at 70 bpm while another reads slow (missed beats) passes
+    the served reading (the slowest source) and is capped by the second one (the fastest source); a window where every
+    source is slow is not; both gates round-trip through their dict."""
+    X = _rows(ECG1_min_hr5_bpm=[10.0, 35.0, 0.0], ECG2_min_hr5_bpm=[12.0, 36.0, 0.0], PPG_min_hr5_bpm=[70.0, 34.0, np.nan])
+    assert list(dg.readings(X, [BRADY] * 3)) == [10.0, 34.0, 0.0]  # the served reading: the slowest source
+    assert list(dg.readings(X, [BRADY] * 3, dg.AGREE_READINGS)) == [70.0, 36.0, 0.0]  # the second: the fastest source
+    second = dg.DefinitionGate({BRADY: 0.2}, {BRADY: 0.03}, {BRADY: [10, 0]}, dg.AGREE_READINGS)
+    assert second.limits() == {BRADY: 48.0}
+    gate = dg.DefinitionGate({VT: 0.2}, {VT: 0.01}, {VT: [30, 0]}, None, second)
+    p, g = gate.apply_windows([0.9, 0.9, 0.9], None, None, [BRADY] * 3, features=X)
+    assert g.tolist() == [True, False, False] and p.tolist() == [0.03, 0.9, 0.9]
+    again = dg.DefinitionGate.from_dict(gate.to_dict())
+    assert again == gate and again.then.table is dg.AGREE_READINGS and again.then.limits() == {BRADY: 48.0}
+    assert gate.to_dict()["then"]["readings"][BRADY]["words"] == "the fastest source's slowest 5-beat rate"
+    with pytest.raises(InvalidFieldError) as e:
+        dg.DefinitionGate({VT: 0.2}, {VT: 0.01}, then=dg.DefinitionGate({BRADY: 0.2}, {BRADY: 0.03}))  # not on AGREE_READINGS
+    assert e.value.field == "definition_gate.then"
+    bad = gate.to_dict()
+    bad["then"]["caps"][BRADY] = 0.5
+    with pytest.raises(InvalidFieldError) as e:
+        dg.DefinitionGate.from_dict(bad)
+    assert e.value.field == f"definition_gate.then.caps.{BRADY}" and e.value.value == 0.5
+
+
+def test_fit_served_chooses_the_second_gate_on_the_first_ones_output():
+    """Bradycardia false alarms whose fastest source beats at 60-90 bpm while their slowest reads a pause, true ones
+    slow on every source: the served reading cannot tell them apart, the second one gates the false ones."""
+    rng = np.random.default_rng(1)
+    n = 120
+    y = (np.arange(n) % 2).astype(int)
+    fast = np.where(y == 1, rng.uniform(20, 38, n), rng.uniform(60, 90, n))
+    X = _rows(ECG1_min_hr5_bpm=list(rng.uniform(5, 30, n)), PPG_min_hr5_bpm=list(fast))
+    p = np.where(y == 1, rng.uniform(0.3, 0.9, n), rng.uniform(0.2, 0.8, n))
+    gate, q = dg.fit_served(p, y, [BRADY] * n, X)
+    assert gate.margins == {} and gate.then is not None and BRADY in gate.then.margins
+    assert (q[y == 0] < dg.CUT).all() and np.array_equal(q[y == 1], p[y == 1])
+    p2, g = gate.apply_windows(p, None, None, [BRADY] * n, features=X)
+    assert np.array_equal(p2, q) and g.tolist() == (y == 0).tolist()
+
+
+def test_the_committed_second_gate_caps_a_false_bradycardia_alarm_whose_ecg_beats_on(data_dir):
+    """b553l: a false bradycardia alarm whose finger pulse reads 31 bpm while both ECG leads beat at ~78; b124s: a true
+    one, every source ~35 bpm. The served reading (the slowest source) gates neither; the second gate caps b553l."""
+    gate = load_shift().gate
+    assert gate.then is not None and gate.then.limits() == {BRADY: 48.0} and BRADY not in gate.margins
+    recs, _ = load_dataset(data_dir, ["b553l", "b124s"])
+    recs = sorted(recs, key=lambda r: r.name != "b553l")
+    W, M = np.stack([alarm_window(r) for r in recs]), np.stack([r.mask for r in recs])
+    X = extract_batch(W, M)
+    assert dg.readings(X, [BRADY] * 2)[0] < 40.0  # the slowest source: "slow enough" for the served reading
+    fast = dg.readings(X, [BRADY] * 2, dg.AGREE_READINGS)
+    assert fast[0] > 70.0 and fast[1] < 40.0
+    p, g = gate.apply_windows([0.9, 0.9], W, M, [BRADY] * 2)
+    assert g.tolist() == [True, False] and p[0] == gate.then.caps[BRADY] < dg.CUT and p[1] == 0.9
+
+
 @pytest.fixture(scope="module")
 def vt_records(data_dir):
     # v756s: a false VT alarm on a slow, regular rhythm (both ECG leads ~55 bpm; one lead noisy) that the models call true;

@@ -35,6 +35,7 @@ def test_the_committed_bag_holds_five_pipelines_each_fitted_on_four_folds(bag):
     for m in bag.members:
         assert 0 <= m.shift.k <= 4 and m.shift.k_row == 0
         assert m.shift.gate is not None and m.shift.vt_rescorer is not None and m.shift.vt_rescorer.coef[1] > 0
+        assert m.shift.gate.then is not None and "Bradycardia" in m.shift.gate.then.margins  # the second gate, each member's own
     assert bag.max_k == max(m.shift.k for m in bag.members)
 
 
