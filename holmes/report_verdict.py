@@ -41,11 +41,11 @@ def per_type(sel: dict | None, date: str) -> Section:
 
 
 def verdict(out_dir: Path, runs: list[tuple[str, dict | None, str]], png: Path,
-            rescored: list[tuple[str, dict | None, str]] = ()) -> Section:
+            rescored: list[tuple[str, dict | None, str]] = (), agree: tuple[dict | None, str] = (None, "")) -> Section:
     """The verdict lane as served (plan row + incremental model, shifted and mapped, then the definition gate and the
     VT re-scorer): its nested figures per fold-seed set (``runs``: label, bench/definition_gates.py's JSON, its date;
     ``rescored``: the same of bench/vt_spectral.py, whose re-scorer row is the verdict as served), and the gate bench's
-    picture ``png``."""
+    picture ``png``; ``agree``: bench/brady_agree_gate.py's JSON and date, the second gate's rows)."""
     title = "The served verdict: nested accuracy"
     runs = [(label, doc, date) for label, doc, date in runs if doc]
     if not runs:
@@ -65,6 +65,12 @@ def verdict(out_dir: Path, runs: list[tuple[str, dict | None, str]], png: Path,
         rows.append([f"as served: {RESCORED}", label, f"{sm['score']['mean']:.2f} +- {sm['score']['sd']:.2f}",
                      f"{d['mean']:+.2f} +- {d['sd']:.2f} ({d['seeds_better']}/{doc['fold_seeds']}) over the gate",
                      f"{sm['auroc']['mean']:.3f}", f"{sm['ece']['mean']:.3f}"] + [f"{sm['per_type'][t]['mean']:.1f}" for t in types])
+    adoc, adate = agree
+    if adoc:
+        for label, st in adoc["single_pipeline"]["sets"].items():
+            rows.append(["as served: + the second gate (bradycardia: the fastest source's 5-beat rate)", f"fold seeds {label}",
+                         f"{st['candidate_mean']:.2f}", f"{st['gain_mean']:+.2f} +- {st['gain_sd']:.2f} ({st['seeds_better']}/5) over the row above",
+                         "", ""] + [f"{st['brady_candidate']:.1f}" if t == "Bradycardia" else "" for t in types])
     served = [(label, doc["gated_outer"][next(iter(doc["margins"]))]) for label, doc, _ in runs]  # the first rule: the served gate
     gated = "; ".join(f"{label}: {g['windows']} outer windows gated, {g['true']} of them true alarms" for label, g in served)
     text = ("When a monitor raises an alarm, the service answers with the plan row on the alarm window averaged with the incremental "
@@ -72,13 +78,17 @@ def verdict(out_dir: Path, runs: list[tuple[str, dict | None, str]], png: Path,
             "the alarm's own definition by the fitted margin (a VT alarm whose fastest 5 ECG beats are under 80 bpm; an asystole alarm "
             "with no 3.2 s pause all voting sources agree on); every VT verdict is then re-scored, weighed against the spectral "
             "purity of the alarm window's last 10 s (a VT run gathers its power at one rate; the 'as served' rows, bench/vt_spectral.py). "
+            "A second gate then caps a bradycardia verdict when the fastest source's slowest 5-beat rate is over 48 bpm (a real "
+            "bradycardia slows every source; bench/brady_agree_gate.py; its reading was picked after looking at the bradycardia "
+            "alarms' labels, so that row's gain is optimistic by how lucky the pick was). "
             "Nested, record-grouped CV: everything chosen on inner folds, scored on "
             f"outer folds, 5 fold seeds per set; {gated}. The gate's 20 % margin floor was set after a first grid from 10 % gated "
             "true alarms; that grid's row is the figure with nothing chosen after looking. The two 'side maps' rows put each side "
             "through its own calibration map first, fitted on the inner folds, exactly as the service's fit does; the other rows "
             "average the two models' own probabilities. The picture: paired differences, and per alarm type the reading against the "
             "served probability with the limits chosen.")
-    return Section(title, text, _figure(png, out_dir, "verdict"), "; ".join(f"{doc['command']}, {date}" for _, doc, date in (*runs, *rescored)), rows)
+    sources = [(doc, date) for _, doc, date in (*runs, *rescored)] + ([(adoc, adate)] if adoc else [])
+    return Section(title, text, _figure(png, out_dir, "verdict"), "; ".join(f"{doc['command']}, {date}" for doc, date in sources), rows)
 
 
 def verdict_errors(out_dir: Path, doc: dict | None, date: str, png: Path, names_shown: int = 4) -> Section:
