@@ -69,7 +69,7 @@ def verdict(out_dir: Path, runs: list[tuple[str, dict | None, str]], png: Path,
     if adoc:
         for label, st in adoc["single_pipeline"]["sets"].items():
             rows.append(["as served: + the second gate (bradycardia: the fastest source's 5-beat rate)", f"fold seeds {label}",
-                         f"{st['candidate_mean']:.2f}", f"{st['gain_mean']:+.2f} +- {st['gain_sd']:.2f} ({st['seeds_better']}/5) over the row above",
+                         f"{st['candidate_mean']:.2f}", f"{st['gain_mean']:+.2f} +- {st['gain_sd']:.2f} ({st['seeds_better']}/5) over the served verdict before it, same set",
                          "", ""] + [f"{st['brady_candidate']:.1f}" if t == "Bradycardia" else "" for t in types])
     served = [(label, doc["gated_outer"][next(iter(doc["margins"]))]) for label, doc, _ in runs]  # the first rule: the served gate
     gated = "; ".join(f"{label}: {g['windows']} outer windows gated, {g['true']} of them true alarms" for label, g in served)

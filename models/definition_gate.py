@@ -155,8 +155,10 @@ class DefinitionGate:
             c = self.caps.get(typ)
             if not (isinstance(c, (int, float)) and 0.0 <= float(c) < CUT):
                 raise InvalidFieldError(f"definition_gate.caps.{typ}", f"must be a probability below the cut ({CUT:.4f})", c)
-        if self.then is not None and (not isinstance(self.then, DefinitionGate) or self.then.table is not AGREE_READINGS):
-            raise InvalidFieldError("definition_gate.then", "must be a gate on AGREE_READINGS (models.definition_gate)", type(self.then).__name__)
+        if self.then is not None and (not isinstance(self.then, DefinitionGate) or self.then.table != AGREE_READINGS
+                                      or self.then.then is not None):
+            raise InvalidFieldError("definition_gate.then", "must be one gate on AGREE_READINGS (models.definition_gate), without a then of its own",
+                                    type(self.then).__name__)
 
     def limits(self) -> dict[str, float]:
         """Per gated type, the reading beyond which the gate caps (e.g. VT: the fastest 5 beats under 80 bpm)."""
@@ -220,11 +222,14 @@ class DefinitionGate:
             return float(v)
 
         counts = d.get("fit_counts", {})
-        if not isinstance(counts, dict) or not all(isinstance(v, list) and len(v) == 2 for v in counts.values()):
+        if not isinstance(counts, dict) or not all(isinstance(v, list) and len(v) == 2 and all(isinstance(a, int) and not isinstance(a, bool)
+                                                                                                for a in v) for v in counts.values()):
             raise InvalidFieldError("definition_gate.fit_counts", "must map alarm types to [windows gated, true among them]", counts)
         then = None
         if d.get("then") is not None:
-            if table is not None:
+            if table is not None:  # only the outer call passes no table
+                raise InvalidFieldError("definition_gate.then", "must be absent inside a second gate: one second gate at most", "a third gate")
+            if isinstance(d["then"], dict) and d["then"].get("then") is not None:
                 raise InvalidFieldError("definition_gate.then.then", "must be absent: one second gate at most", "a third gate")
             try:
                 then = cls.from_dict(d["then"], AGREE_READINGS)

@@ -56,7 +56,7 @@ def _traverse(X, roots, left, right, feature, threshold, missing_left, p0, p1, o
 
 
 _KERNEL = None
-_FLAT: dict[int, tuple] = {}  # id(forest) -> (forest, arrays): the forest is held so its id is not reused
+_FLAT: dict[int, tuple] = {}  # id(forest) -> (forest, arrays, its trees list): the forest is held so its id is not reused
 
 
 def _kernel():
@@ -83,7 +83,7 @@ def _flat(forest):
     probabilities normalized as ``DecisionTreeClassifier.predict_proba`` does), built once; None without numba
     or for other forests (the per-tree loop then runs)."""
     hit = _FLAT.get(id(forest))
-    if hit is not None and hit[0] is forest:
+    if hit is not None and hit[0] is forest and hit[2] is forest.estimators_:  # not refitted since (a refit makes a new list)
         return hit[1]
     if importlib.util.find_spec("numba") is None:  # pragma: no cover
         return None
@@ -104,7 +104,7 @@ def _flat(forest):
         roots.append(base)
         base += tr.node_count
     flat = (np.array(roots, dtype=np.int64),) + tuple(np.ascontiguousarray(np.concatenate(c)) for c in zip(*parts))
-    _FLAT[id(forest)] = (forest, flat)
+    _FLAT[id(forest)] = (forest, flat, forest.estimators_)
     return flat
 
 

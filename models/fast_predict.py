@@ -7,7 +7,10 @@ features-typed call is 6 pipelines of 2-3 steps. On a stream tick's few rows tho
 
 ``fast_proba(estimator, X)`` checks ``X`` once (2-D, the fitted column count, no infinity; NaN only where an imputer
 comes first, as scikit-learn rules) and then does each step's arithmetic itself, in scikit-learn's order, so the values
-are bit-identical (``tests/foundation/test_fast_predict.py`` checks them against scikit-learn on real feature rows):
+are bit-identical (``tests/foundation/test_feature_models.py`` and ``test_typed_heads.py`` check them against
+scikit-learn on real feature rows). Input other than a non-empty C-ordered float64 2-D array, or with NaN where no
+imputer comes first, goes to scikit-learn's own call (its dtype and memory-order rules, and its errors, then apply).
+A plan is rebuilt when the estimator's fitted arrays are no longer the ones it was built from (a refit in place):
 
 - ``SimpleImputer`` (dense, NaN as missing): each NaN replaced by its column's statistic, then the missing indicator's
   columns (the fitted ``features_``) appended as 0/1;
@@ -28,7 +31,7 @@ import warnings
 
 import numpy as np
 
-_PLANS: dict[int, tuple] = {}  # id(estimator) -> (estimator, plan): the estimator is held so its id is not reused
+_PLANS: dict[int, tuple] = {}  # id(estimator) -> (estimator, fingerprint, plan): the estimator is held so its id is not reused
 _LOCK = threading.Lock()
 
 
@@ -153,13 +156,33 @@ def _plan(est):
     return None
 
 
+_FITTED = ("steps", "estimators_", "statistics_", "indicator_", "mean_", "scale_", "coef_", "intercept_", "classes_")
+
+
+def _fingerprint(est) -> tuple:
+    """The identities of the fitted objects a plan reads (a refit in place or a replaced attribute changes one; the plan
+    holds the old ones, so their ids are not reused while it lives)."""
+    out = []
+    for name in _FITTED:
+        v = getattr(est, name, None)
+        if v is None:
+            continue
+        out.append(id(v))
+        if name == "steps":
+            out.extend(x for _, step in v for x in _fingerprint(step))
+        elif name == "estimators_" and type(est).__name__ == "VotingClassifier":
+            out.extend(x for sub in v for x in _fingerprint(sub))
+    return tuple(out)
+
+
 def _entry(est):
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
 
     hit = _PLANS.get(id(est))
-    if hit is not None and hit[0] is est:
-        return hit[1]
+    fp = _fingerprint(est)
+    if hit is not None and hit[0] is est and hit[1] == fp:
+        return hit[2]
     run = _plan(est)
     if run is not None:
         first = est.steps[0][1] if isinstance(est, Pipeline) else None
@@ -170,22 +193,23 @@ def _entry(est):
             isinstance(sub, Pipeline) and isinstance(sub.steps[0][1], SimpleImputer) for sub in getattr(est, "estimators_", [None]))
         run = (run, n_in, nan_ok)
     with _LOCK:
-        _PLANS[id(est)] = (est, run)
+        _PLANS[id(est)] = (est, fp, run)
     return run
 
 
-def _checked(X: np.ndarray, n_in, nan_ok: bool) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2:
-        raise ValueError(f"Expected a 2-D array of feature rows, got shape {X.shape}")
+def _plain(X, n_in, nan_ok: bool) -> bool:
+    """Whether ``X`` is what a plan computes exactly as scikit-learn does: a non-empty C-ordered float64 2-D array of the
+    fitted width, NaN only where an imputer comes first (anything else goes to scikit-learn). Infinity is refused as
+    scikit-learn refuses it."""
+    if not (isinstance(X, np.ndarray) and X.dtype == np.float64 and X.ndim == 2 and X.flags.c_contiguous and len(X)):
+        return False
     if n_in is not None and X.shape[1] != n_in:
         raise ValueError(f"X has {X.shape[1]} features, but the model is expecting {n_in} features as input")
     if not np.isfinite(X).all():
         if np.isinf(X).any():
             raise ValueError("Input X contains infinity or a value too large for dtype('float64').")
-        if not nan_ok:
-            raise ValueError("Input X contains NaN.")
-    return X
+        return nan_ok
+    return True
 
 
 def fast_proba(estimator, X) -> np.ndarray:
@@ -196,9 +220,8 @@ def fast_proba(estimator, X) -> np.ndarray:
     if hasattr(estimator, "sub_estimators") and hasattr(estimator, "heads_"):  # models.typed_heads.TypedHeads
         return estimator.predict_proba(X, proba=fast_proba)
     entry = _entry(estimator)
-    if entry is None:
+    if entry is None or not _plain(X, entry[1], entry[2]):
         with warnings.catch_warnings(), fast_forests(estimator):
             warnings.simplefilter("ignore", RuntimeWarning)
             return estimator.predict_proba(X)
-    run, n_in, nan_ok = entry
-    return run(_checked(X, n_in, nan_ok))
+    return entry[0](X)

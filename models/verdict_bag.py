@@ -41,7 +41,7 @@ import numpy as np
 
 from .calibration import Calibrator, nested_calibrate
 from .data import ALARM_S, RecordInfo, alarm_window, cv_folds, load_dataset, resolve_data_dir
-from .definition_gate import DefinitionGate, MARGINS, readings
+from .definition_gate import DefinitionGate, MARGINS
 from .definition_gate import fit_served as fit_served_gate
 from .errors import InvalidFieldError
 from .verdict_shift import CUT, MAX_K, VerdictShift, averaged, best_k, candidates, default_cache, shift_features
@@ -229,7 +229,7 @@ def _task(X: dict, T: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray,
     return np.stack([_est_proba(est, X[f"{part}@{o}"][te], list(T[te])) for o in shifts])
 
 
-def fit_member(X: dict, T: np.ndarray, y: np.ndarray, infos: list, tr: np.ndarray, R_vt: np.ndarray, rate: np.ndarray,
+def fit_member(X: dict, T: np.ndarray, y: np.ndarray, infos: list, tr: np.ndarray, R_vt: np.ndarray,
                jobs: int = 2) -> tuple[BagMember, dict]:
     """The pipeline on records ``tr`` (as one outer fold of ``bench/shift_nested.py`` fits it): the inner out-of-fold
     probabilities of both sides, K and the map, the gate, the VT re-scorer, and the two models on all of ``tr``."""
@@ -267,7 +267,6 @@ def fit(data=None, out: str | Path = DEFAULT_DIR, jobs: int = 2, progress: bool 
     y = np.array([int(r.label) for r in records])
     infos = [RecordInfo(r.name, r.alarm_type, int(r.label)) for r in records]
     folds = cv_folds(infos, FOLDS, seed=SEED)
-    rate = readings(X["batch@0"], list(T))
     R = np.full((len(records), 2), np.nan)
     vt = np.flatnonzero(T == VT)
     R[vt] = vt_readings(np.stack([alarm_window(records[i]) for i in vt]))
@@ -278,7 +277,7 @@ def fit(data=None, out: str | Path = DEFAULT_DIR, jobs: int = 2, progress: bool 
                                    "registry's folds (models.data.cv_folds, seed 0); the bag publishes their mean"}
     for j in range(FOLDS):
         tr = np.flatnonzero(folds != j)
-        member, figures = fit_member(X, T, y, infos, tr, R, rate, jobs)
+        member, figures = fit_member(X, T, y, infos, tr, R, jobs)
         wf = d / f"member-{j}.joblib"
         joblib.dump({"row": member.row, "inc": member.inc}, wf, compress=("lzma", 3))  # as the registry packs forests
         s = member.shift

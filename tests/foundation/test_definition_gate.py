@@ -139,6 +139,20 @@ def test_the_second_gate_reads_the_fastest_source_and_caps_after_the_first():
     with pytest.raises(InvalidFieldError) as e:
         dg.DefinitionGate.from_dict(bad)
     assert e.value.field == f"definition_gate.then.caps.{BRADY}" and e.value.value == 0.5
+    third = gate.to_dict()
+    third["then"]["then"] = second.to_dict()
+    with pytest.raises(InvalidFieldError) as e:
+        dg.DefinitionGate.from_dict(third)
+    assert e.value.field == "definition_gate.then.then"
+    with pytest.raises(InvalidFieldError) as e:
+        dg.DefinitionGate({VT: 0.2}, {VT: 0.01}, then=dg.DefinitionGate({BRADY: 0.2}, {BRADY: 0.03}, None, dg.AGREE_READINGS, second))
+    assert e.value.field == "definition_gate.then"
+    with pytest.raises(InvalidFieldError, match="fit_counts"):
+        dg.DefinitionGate.from_dict({**gate.to_dict(), "fit_counts": {VT: [30, "x"]}})
+    import copy
+    import dataclasses
+
+    assert dataclasses.replace(copy.deepcopy(gate), caps={VT: 0.02}).then == second  # a copied table is still the second gate's
 
 
 def test_fit_served_chooses_the_second_gate_on_the_first_ones_output():

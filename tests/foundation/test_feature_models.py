@@ -132,5 +132,19 @@ def test_fast_predict_gives_scikit_learns_values_for_every_registry_feature_mode
     bad[3, 7] = np.inf
     with pytest.raises(ValueError, match="infinity"):
         fast_proba(vote, bad)
-    with pytest.raises(ValueError, match=f"X has {X.shape[1] - 1} features, but the model is expecting {X.shape[1]}"):
-        fast_proba(vote, X[:, 1:])
+    for narrow in (X[:, 1:], np.ascontiguousarray(X[:, 1:])):  # scikit-learn's refusal, then the plan's
+        with pytest.raises(ValueError, match=f"X has {X.shape[1] - 1} features, but .* is expecting {X.shape[1]}"):
+            fast_proba(vote, narrow)
+    # what a plan does not compute exactly as scikit-learn goes to scikit-learn: float32, Fortran order, no rows
+    for odd in (X.astype(np.float32), np.asfortranarray(X)):
+        assert np.array_equal(fast_proba(vote, odd), vote.predict_proba(odd))
+    with pytest.raises(ValueError):
+        fast_proba(vote, X[:0])
+    # a refit in place is seen (the plan is rebuilt from the new fitted arrays)
+    from sklearn.base import clone
+
+    lr = clone(reg.load("features-logreg").estimator_).fit(np.nan_to_num(X[:30]), np.arange(30) % 2)
+    Z = np.nan_to_num(X)
+    before = fast_proba(lr, Z)
+    lr.fit(Z[:30], (np.arange(30) // 15) % 2)
+    assert np.array_equal(fast_proba(lr, Z), lr.predict_proba(Z)) and not np.array_equal(fast_proba(lr, Z), before)
