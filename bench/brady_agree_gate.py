@@ -63,35 +63,44 @@ AGREE = dg.Reading(tuple(f"{s}_min_hr5_bpm" for s in dg.SOURCES), "max", False, 
 B = 5
 
 
-def candidate_verdicts(b, P_served: np.ndarray) -> tuple[np.ndarray, list]:
-    """[fold seeds, records]: the served verdicts with the bradycardia rows through the second gate, fitted per outer
-    fold on its inner verdicts after the served gate; and what the gate did on each outer fold."""
+def candidate_verdicts(b, P_served: np.ndarray, typ: str = BRADY, definition: dg.Reading = AGREE) -> tuple[np.ndarray, list]:
+    """[fold seeds, records]: the served verdicts with alarm type ``typ``'s rows through a second gate on
+    ``definition``, fitted per outer fold on its inner verdicts after the served (first) gate, as
+    ``models.definition_gate.fit_served`` fits the second gate; and what the gate did on each outer fold."""
     T, y = b.T, b.y
-    reading = dg.readings(b.F["batch@0"], T, {BRADY: AGREE})
+    reading = dg.readings(b.F["batch@0"], T, {typ: definition})
     P = P_served.copy()
     folds = []
     for si, s in enumerate(b.seeds):
         for k, tr, te, p_inner, p_te in gated_folds(b, s):
-            gate = dg.fit(p_inner, y[tr], T[tr], reading[tr], dg.MARGINS, table={BRADY: AGREE})
-            if not np.allclose(P_served[si, te][T[te] == BRADY], p_te[T[te] == BRADY]):
-                raise SystemExit("the served verdict's bradycardia rows are not the gated ones")
+            gate = dg.fit(p_inner, y[tr], T[tr], reading[tr], dg.MARGINS, table={typ: definition})
+            if not np.allclose(P_served[si, te][T[te] == typ], p_te[T[te] == typ]):
+                raise SystemExit(f"the served verdict's {typ} rows are not the gated ones")
             new, g = gate.apply(P_served[si, te], reading[te], T[te])
             flip = g & (P_served[si, te] >= dg.CUT)
             P[si, te] = new
-            folds.append({"seed": s, "fold": k, "margin": gate.margins.get(BRADY), "gated": int(g.sum()),
+            folds.append({"seed": s, "fold": k, "margin": gate.margins.get(typ), "gated": int(g.sum()),
                           "gated_true": int(y[te][g].sum()), "flipped_false": int((flip & (y[te] == 0)).sum()),
                           "flipped_true": int((flip & (y[te] == 1)).sum())})
     return P, folds
 
 
 def main() -> int:
+    return bench_main(__doc__, "brady_agree_gate.py", BRADY, AGREE, reference_agree=False, short="brady")
+
+
+def bench_main(doc: str, script: str, typ: str, definition: dg.Reading, reference_agree: bool, short: str) -> int:
+    """The whole bench for a second gate on alarm type ``typ`` (``short``: its name in the JSON keys), against the
+    verdict as served with (``reference_agree``) or without the served second gate."""
     import argparse
     import warnings
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    BRADY = typ  # noqa: N806 (the per-type figures below are this type's)
+    AGREE = definition  # noqa: N806
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="records folder (default: the shared development data)")
     ap.add_argument("--draws", type=int, default=2000)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "brady_agree_gate.json"))
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / script.replace(".py", ".json")))
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     S, C, folds, ref = [], [], [], None
@@ -99,8 +108,8 @@ def main() -> int:
         b = load_bench(args.data, 5, first)
         if ref is not None and b.names != ref.names:
             raise SystemExit("the two fold-seed sets read different records")
-        Ps = served_verdict(b, agree=False)[0]  # the verdict as served before this gate
-        Pc, f = candidate_verdicts(b, Ps)
+        Ps = served_verdict(b, agree=reference_agree)[0]  # the verdict as served before this gate
+        Pc, f = candidate_verdicts(b, Ps, typ, definition)
         S.append(Ps), C.append(Pc), folds.extend(f)
         ref = b
     S, C, y, T = np.vstack(S), np.vstack(C), ref.y, ref.T
@@ -113,8 +122,8 @@ def main() -> int:
         sets[name] = {"gain_mean": float(g.mean()), "gain_sd": float(g.std()), "seeds_better": int((g > 0).sum()),
                       "served_mean": float(np.mean([single[s]["served"] for s in idx])),
                       "candidate_mean": float(np.mean([single[s]["candidate"] for s in idx])),
-                      "brady_served": float(np.mean([_row(y, S[s], T)["per_type"][BRADY] for s in idx])),
-                      "brady_candidate": float(np.mean([_row(y, C[s], T)["per_type"][BRADY] for s in idx]))}
+                      f"{short}_served": float(np.mean([_row(y, S[s], T)["per_type"][BRADY] for s in idx])),
+                      f"{short}_candidate": float(np.mean([_row(y, C[s], T)["per_type"][BRADY] for s in idx]))}
     bag_gain, bag_s, bag_c, brady_s, brady_c = [], [], [], [], []
     for c in itertools.combinations(range(10), B):
         rs, rc = _row(y, S[list(c)].mean(0), T), _row(y, C[list(c)].mean(0), T)
@@ -135,13 +144,13 @@ def main() -> int:
     F = ref.F["batch@0"]
     cols = [FEATURE_NAMES.index(f) for f in AGREE.features]
     br = T == BRADY
-    out = {"command": "bench/brady_agree_gate.py " + " ".join(sys.argv[1:]), "records": len(y), "reading": dg.describe({BRADY: AGREE}),
+    out = {"command": f"bench/{script} " + " ".join(sys.argv[1:]), "records": len(y), "reading": dg.describe({BRADY: AGREE}),
            "single_pipeline": {"per_seed": single, "sets": sets},
            "bag": {"sets": len(bag_gain), "served": {"mean": float(np.mean(bag_s)), "sd": float(np.std(bag_s))},
                    "candidate": {"mean": float(np.mean(bag_c)), "sd": float(np.std(bag_c))},
                    "gain": {"mean": float(bag_gain.mean()), "sd": float(bag_gain.std()), "sets_better": int((bag_gain > 0).sum()),
                             "sets_worse": int((bag_gain < 0).sum())},
-                   "brady_served": float(np.mean(brady_s)), "brady_candidate": float(np.mean(brady_c))},
+                   f"{short}_served": float(np.mean(brady_s)), f"{short}_candidate": float(np.mean(brady_c))},
            "disjoint_five_bags": halves, "outer_folds": {
                "margins_chosen": dict(Counter(str(f["margin"]) for f in folds)),
                **{k: int(sum(f[k] for f in folds)) for k in ("gated", "gated_true", "flipped_false", "flipped_true")},
@@ -151,14 +160,14 @@ def main() -> int:
            "rule": rule, "kept": bool(all(rule.values())), "per_fold": folds}
     path = Path(args.out)
     path.write_text(json.dumps(out, indent=1, default=float))
-    _plot(F[br][:, cols], y[br], path.with_suffix(".png"))
+    _plot(F[br][:, cols], y[br], path.with_suffix(".png"), definition, typ, [f.split("_")[0] for f in definition.features])
     for name, v in sets.items():
         print(f"single pipeline, fold seeds {name}: {v['served_mean']:.2f} -> {v['candidate_mean']:.2f}, {v['gain_mean']:+.2f} ± "
-              f"{v['gain_sd']:.2f}, better on {v['seeds_better']}/5; bradycardia {v['brady_served']:.1f} -> {v['brady_candidate']:.1f}")
+              f"{v['gain_sd']:.2f}, better on {v['seeds_better']}/5; {typ} {v[short + '_served']:.1f} -> {v[short + '_candidate']:.1f}")
     bg = out["bag"]
     print(f"bag of {B} over {bg['sets']} sets: {bg['served']['mean']:.2f} -> {bg['candidate']['mean']:.2f} ± {bg['candidate']['sd']:.2f}; "
           f"gain {bg['gain']['mean']:+.2f} ± {bg['gain']['sd']:.2f}, better in {bg['gain']['sets_better']}, worse in "
-          f"{bg['gain']['sets_worse']}; bradycardia {bg['brady_served']:.1f} -> {bg['brady_candidate']:.1f}")
+          f"{bg['gain']['sets_worse']}; {typ} {bg[short + '_served']:.1f} -> {bg[short + '_candidate']:.1f}")
     for name, h in halves.items():
         d = h["paired_over_record_draws"]
         print(f"{name}: {h['served']['score']:.2f} -> {h['candidate']['score']:.2f} (AUROC {h['candidate']['auroc']:.3f}, ECE "
@@ -170,22 +179,26 @@ def main() -> int:
     return 0
 
 
-def _plot(R: np.ndarray, y: np.ndarray, path: Path) -> None:
+def _plot(R: np.ndarray, y: np.ndarray, path: Path, definition: dg.Reading = AGREE, typ: str = BRADY,
+          sources=dg.SOURCES) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    order = np.lexsort((np.nanmax(np.where(np.isfinite(R), R, -1), axis=1), -y))
-    for j, (src, mk) in enumerate(zip(dg.SOURCES, "os^v")):
+    key = np.where(np.isfinite(R), R, -1).max(axis=1) if definition.combine == "max" else np.where(np.isfinite(R), R, 1e9).min(axis=1)
+    order = np.lexsort((key, -y))
+    for j, (src, mk) in enumerate(zip(sources, "os^v")):
         ax.scatter(np.arange(len(y)), R[order, j], marker=mk, s=18, label=src, alpha=0.8)
     ax.axvline(int(y.sum()) - 0.5, color="k", lw=0.8)
-    ax.axhline(40, color="r", ls="--", lw=0.8, label="definition: 40 bpm")
-    ax.axhline(48, color="grey", ls=":", lw=0.8, label="smallest margin: 48 bpm")
-    ax.set_xlabel("bradycardia alarms: true (left of the line), then false; each sorted by the fastest source")
-    ax.set_ylabel("slowest 5-beat rate (bpm)")
-    ax.set_ylim(0, 130)
+    v = definition.value
+    first = v * (0.8 if definition.below else 1.2)
+    ax.axhline(v, color="r", ls="--", lw=0.8, label=f"definition: {v:g} {definition.unit}")
+    ax.axhline(first, color="grey", ls=":", lw=0.8, label=f"smallest margin: {first:g} {definition.unit}")
+    ax.set_xlabel(f"{typ} alarms: true (left of the line), then false; each sorted by {definition.words}")
+    ax.set_ylabel(f"{definition.features[0].split('_', 1)[1]} per source")
+    ax.set_ylim(0, max(130, float(np.nanmax(R)) * 1.05 if np.isfinite(R).any() else 130))
     ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
