@@ -24,6 +24,12 @@ tachycardia alarms was seen.
   better in >= 90 % of the 252 sets; both disjoint bags above 0 in >= 90 % of record draws; at most 2 outer folds
   turning a true alarm false.
 
+Result (one run, 40 s): **not kept; no inner fit chooses the gate** on any of the 50 outer folds, so the verdicts are
+the served ones (+0.00 everywhere). The reading does not separate here: all 6 false tachycardia alarms read under 112
+bpm (59-99), but so do 50 of the 87 true ones (median 104 bpm, a quarter under 59): at a fast rate some source, often
+a pulse, misses beats and reads slow, so "every source agrees" fails on real tachycardias too. The principle holds
+for bradycardia (a missed beat makes a rate slower, the direction the alarm claims) and not for tachycardia.
+
 Writes bench/results/tachy_agree_gate.json and .png (each tachycardia alarm's per-source readings).
 """
 
