@@ -89,9 +89,10 @@ def main() -> int:
     return bench_main(__doc__, "brady_agree_gate.py", BRADY, AGREE, reference_agree=False, short="brady")
 
 
-def bench_main(doc: str, script: str, typ: str, definition: dg.Reading, reference_agree: bool, short: str) -> int:
+def bench_main(doc: str, script: str, typ: str, definition: dg.Reading, reference_agree: bool, short: str, candidate=None) -> int:
     """The whole bench for a second gate on alarm type ``typ`` (``short``: its name in the JSON keys), against the
-    verdict as served with (``reference_agree``) or without the served second gate."""
+    verdict as served with (``reference_agree``) or without the served second gate. ``candidate(b, P_served)``: the
+    candidate's verdicts and per-fold records (default ``candidate_verdicts`` with ``typ`` and ``definition``)."""
     import argparse
     import warnings
 
@@ -109,7 +110,7 @@ def bench_main(doc: str, script: str, typ: str, definition: dg.Reading, referenc
         if ref is not None and b.names != ref.names:
             raise SystemExit("the two fold-seed sets read different records")
         Ps = served_verdict(b, agree=reference_agree)[0]  # the verdict as served before this gate
-        Pc, f = candidate_verdicts(b, Ps, typ, definition)
+        Pc, f = candidate(b, Ps) if candidate else candidate_verdicts(b, Ps, typ, definition)
         S.append(Ps), C.append(Pc), folds.extend(f)
         ref = b
     S, C, y, T = np.vstack(S), np.vstack(C), ref.y, ref.T

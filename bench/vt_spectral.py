@@ -76,21 +76,23 @@ def spectral_readings(b) -> np.ndarray:
                                        "spectral readings")
 
 
-def served_verdict(b, agree: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def served_verdict(b, agree: bool = True, table: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """[fold seeds, records] twice: the verdict as served now (the served procedure, the definition gate and its second
     gate on the fastest source's bradycardia rate, then the VT re-scorer on purity and high_share, each fitted on the
     outer fold's inner folds), and the same before the re-scorer. ``agree`` False: without the second gate (the verdict
-    as served before ``bench/brady_agree_gate.py``)."""
+    as served before ``bench/brady_agree_gate.py``). ``table``: the second gate's readings (default
+    ``models.definition_gate.AGREE_READINGS``; a bench tries others)."""
     from definition_gates import gated_folds
     from vt_rescorer import rescore
 
     R = spectral_readings(b)
-    second = dg.readings(b.F["batch@0"], b.T, dg.AGREE_READINGS)
+    table = dg.AGREE_READINGS if table is None else table
+    second = dg.readings(b.F["batch@0"], b.T, table)
     P, P_gated = np.zeros((len(b.seeds), b.n)), np.zeros((len(b.seeds), b.n))
     for si, s in enumerate(b.seeds):
         for _, tr, te, p_inner, p_te in gated_folds(b, s):
             if agree:  # fitted on the inner verdicts after the first gate, as models.definition_gate.fit_served does
-                g2 = dg.fit(p_inner, b.y[tr], b.T[tr], second[tr], dg.MARGINS, table=dg.AGREE_READINGS)
+                g2 = dg.fit(p_inner, b.y[tr], b.T[tr], second[tr], dg.MARGINS, table=table)
                 p_inner, p_te = g2.apply(p_inner, second[tr], b.T[tr])[0], g2.apply(p_te, second[te], b.T[te])[0]
             P_gated[si, te] = P[si, te] = p_te
             mi, mo = b.T[tr] == VT, b.T[te] == VT
