@@ -23,6 +23,12 @@ down **before looking at any VT reading of this kind or its labels**.
   sets; bag better in >= 90 % of the 252 sets; both disjoint bags above 0 in >= 90 % of record draws; at most 2 outer
   folds turning a true alarm false).
 
+Result (one run, 40 s): **not kept; it loses**. Single pipeline -0.48 +/- 0.88 (1/5) and -0.20 +/- 0.31 (0/5); the
+bag of 5 84.37 -> 84.32 (-0.05 +/- 0.16, better in 5, worse in 62 of the 252 sets); disjoint bags 84.91 -> 84.91 and
+84.91 -> 84.72. The inner folds chose a gate on 18 of 50 outer folds; it turned 5 true VT alarms false (on 3 folds)
+and only 1 false one. A true ventricular run is often slow or unseen on one lead (low amplitude, a lead that misses
+wide complexes), so "both leads run fast" fails on real VT as it did on real tachycardia.
+
 Writes bench/results/vt_agree_gate.json and .png (each VT alarm's two lead readings).
 """
 
