@@ -96,8 +96,6 @@ def bench_main(doc: str, script: str, typ: str, definition: dg.Reading, referenc
     import argparse
     import warnings
 
-    BRADY = typ  # noqa: N806 (the per-type figures below are this type's)
-    AGREE = definition  # noqa: N806
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="records folder (default: the shared development data)")
     ap.add_argument("--draws", type=int, default=2000)
@@ -123,13 +121,13 @@ def bench_main(doc: str, script: str, typ: str, definition: dg.Reading, referenc
         sets[name] = {"gain_mean": float(g.mean()), "gain_sd": float(g.std()), "seeds_better": int((g > 0).sum()),
                       "served_mean": float(np.mean([single[s]["served"] for s in idx])),
                       "candidate_mean": float(np.mean([single[s]["candidate"] for s in idx])),
-                      f"{short}_served": float(np.mean([_row(y, S[s], T)["per_type"][BRADY] for s in idx])),
-                      f"{short}_candidate": float(np.mean([_row(y, C[s], T)["per_type"][BRADY] for s in idx]))}
-    bag_gain, bag_s, bag_c, brady_s, brady_c = [], [], [], [], []
+                      f"{short}_served": float(np.mean([_row(y, S[s], T)["per_type"][typ] for s in idx])),
+                      f"{short}_candidate": float(np.mean([_row(y, C[s], T)["per_type"][typ] for s in idx]))}
+    bag_gain, bag_s, bag_c, type_s, type_c = [], [], [], [], []
     for c in itertools.combinations(range(10), B):
         rs, rc = _row(y, S[list(c)].mean(0), T), _row(y, C[list(c)].mean(0), T)
         bag_s.append(rs["score"]), bag_c.append(rc["score"]), bag_gain.append(rc["score"] - rs["score"])
-        brady_s.append(rs["per_type"][BRADY]), brady_c.append(rc["per_type"][BRADY])
+        type_s.append(rs["per_type"][typ]), type_c.append(rc["per_type"][typ])
     bag_gain = np.array(bag_gain)
     halves = {}
     for name, idx in (("fold seeds 0..4", slice(0, 5)), ("fold seeds 5..9", slice(5, 10))):
@@ -143,25 +141,25 @@ def bench_main(doc: str, script: str, typ: str, definition: dg.Reading, referenc
                               for h in halves.values()),
             "4_true_flipped_folds": bool(flipped_true_folds <= 2)}
     F = ref.F["batch@0"]
-    cols = [FEATURE_NAMES.index(f) for f in AGREE.features]
-    br = T == BRADY
-    out = {"command": f"bench/{script} " + " ".join(sys.argv[1:]), "records": len(y), "reading": dg.describe({BRADY: AGREE}),
+    cols = [FEATURE_NAMES.index(f) for f in definition.features]
+    rows = T == typ
+    out = {"command": f"bench/{script} " + " ".join(sys.argv[1:]), "records": len(y), "reading": dg.describe({typ: definition}),
            "single_pipeline": {"per_seed": single, "sets": sets},
            "bag": {"sets": len(bag_gain), "served": {"mean": float(np.mean(bag_s)), "sd": float(np.std(bag_s))},
                    "candidate": {"mean": float(np.mean(bag_c)), "sd": float(np.std(bag_c))},
                    "gain": {"mean": float(bag_gain.mean()), "sd": float(bag_gain.std()), "sets_better": int((bag_gain > 0).sum()),
                             "sets_worse": int((bag_gain < 0).sum())},
-                   f"{short}_served": float(np.mean(brady_s)), f"{short}_candidate": float(np.mean(brady_c))},
+                   f"{short}_served": float(np.mean(type_s)), f"{short}_candidate": float(np.mean(type_c))},
            "disjoint_five_bags": halves, "outer_folds": {
                "margins_chosen": dict(Counter(str(f["margin"]) for f in folds)),
                **{k: int(sum(f[k] for f in folds)) for k in ("gated", "gated_true", "flipped_false", "flipped_true")},
                "folds_with_a_true_alarm_flipped": int(flipped_true_folds)},
            "readings": {r: {"label": int(y[i]), "per_source": [None if not np.isfinite(v) else round(float(v), 1) for v in F[i, cols]]}
-                        for i, r in enumerate(ref.names) if br[i]},
+                        for i, r in enumerate(ref.names) if rows[i]},
            "rule": rule, "kept": bool(all(rule.values())), "per_fold": folds}
     path = Path(args.out)
     path.write_text(json.dumps(out, indent=1, default=float))
-    _plot(F[br][:, cols], y[br], path.with_suffix(".png"), definition, typ, [f.split("_")[0] for f in definition.features])
+    _plot(F[rows][:, cols], y[rows], path.with_suffix(".png"), definition, typ, [f.split("_")[0] for f in definition.features])
     for name, v in sets.items():
         print(f"single pipeline, fold seeds {name}: {v['served_mean']:.2f} -> {v['candidate_mean']:.2f}, {v['gain_mean']:+.2f} ± "
               f"{v['gain_sd']:.2f}, better on {v['seeds_better']}/5; {typ} {v[short + '_served']:.1f} -> {v[short + '_candidate']:.1f}")

@@ -288,8 +288,9 @@ def fit_served(p: np.ndarray, y: np.ndarray, alarm_types, features: np.ndarray, 
     from dataclasses import replace
 
     types = list(alarm_types)
-    first = fit(p, y, types, readings(features, types), margins)
-    p1, _ = first.apply(p, readings(features, types), types)
+    served = readings(features, types)
+    first = fit(p, y, types, served, margins)
+    p1, _ = first.apply(p, served, types)
     agree = readings(features, types, AGREE_READINGS)
     second = fit(p1, y, types, agree, margins, table=AGREE_READINGS)
     p2, _ = second.apply(p1, agree, types)

@@ -149,15 +149,16 @@ class VerdictBag:
         """The most earlier windows any member's incremental side averages."""
         return max(m.shift.k for m in self.members)
 
-    def probabilities(self, Xb, inc_rows, alarm_types, windows, masks) -> tuple[np.ndarray, dict]:
+    def probabilities(self, Xb, inc_rows, alarm_types, windows, masks, vt_readings=None) -> tuple[np.ndarray, dict]:
         """(the bag's published probability per alarm window: the members' mean, and per member its probabilities,
         gated and re-scored [members, n]). ``Xb``: the windows' batch features; ``inc_rows``: per window its incremental
-        features, its own first and then the earlier windows' (newest first, at least its own)."""
+        features, its own first and then the earlier windows' (newest first, at least its own); ``vt_readings``: the
+        windows' ``models.vt_spectral.vt_alarm_readings`` where the caller has them."""
         types = list(alarm_types)
         if len(inc_rows) != len(types) or any(len(r) == 0 for r in inc_rows):
             raise InvalidFieldError("inc_rows", "must give each alarm window at least its own incremental features",
                                     [len(r) for r in inc_rows])
-        R = vt_alarm_readings(windows, masks, types)  # once for every member
+        R = vt_alarm_readings(windows, masks, types) if vt_readings is None else vt_readings  # once for every member
         parts = [m.probabilities(Xb, inc_rows, types, R, windows, masks) for m in self.members]
         P = np.stack([p for p, _, _ in parts])
         return P.mean(0), {"members": P, "gated": np.stack([g for _, g, _ in parts]), "rescored": np.stack([r for _, _, r in parts])}

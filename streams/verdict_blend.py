@@ -13,6 +13,7 @@ import numpy as np
 
 from models.errors import InvalidFieldError
 from models.verdict_shift import NAME as SHIFT_NAME  # among a shifted verdict's models
+from models.vt_spectral import vt_alarm_readings
 
 from .scorer import ScoreOut, WindowBatch
 
@@ -121,21 +122,21 @@ class VerdictBlend:
                 "verdicts_bagged": self.bagged, "bag_failures": self.bag_failures, "bag_row_failures": self.row_failures,
                 "bag_skipped_deadline": self.bag_skipped}
 
-    def _gated(self, batch: WindowBatch, out: list[ScoreOut], blended: list[int], features=None) -> list[ScoreOut]:
+    def _gated(self, batch: WindowBatch, out: list[ScoreOut], blended: list[int], features=None, vt=None) -> list[ScoreOut]:
         """``_gate`` on the ``blended`` verdicts (both sides answered: the probability the gate was fitted on; a row's
         answer alone is left as it is) when there is a gate; if it fails, the verdicts go out ungated (counted, logged).
-        ``features``: the batch's feature rows where the lane has them already."""
+        ``features``, ``vt``: the batch's feature rows and VT readings where the lane has them already."""
         if self.gate is None or not blended:
             return out
         try:
-            return self._gate(batch, out, blended, features)
+            return self._gate(batch, out, blended, features, vt)
         except Exception as e:
             self.gate_failures += 1
             log.warning("verdict blend: the definition gate failed on %d alarm windows (%s: %s); verdicts go out ungated",
                         len(batch), type(e).__name__, e)
             return out
 
-    def _gate(self, batch: WindowBatch, out: list[ScoreOut], blended: list[int], features=None) -> list[ScoreOut]:
+    def _gate(self, batch: WindowBatch, out: list[ScoreOut], blended: list[int], features=None, vt=None) -> list[ScoreOut]:
         """``out`` with those of the ``blended`` verdicts whose alarm window reads beyond the gate's limit capped (their
         models then name the gate, also when the probability was already under the cap): the readings come from the
         window's batch features (``models.features``; extracted here when the batch does not carry them), the same the
@@ -146,7 +147,7 @@ class VerdictBlend:
         features = batch.features if features is None else features
         p, g, r = gate_and_rescore(self.gate, self.vt_rescorer, [out[i].probability for i in blended], batch.windows[blended],
                                    batch.masks[blended], [batch.alarm_types[i] for i in blended],
-                                   None if features is None else np.asarray(features)[blended])
+                                   None if features is None else np.asarray(features)[blended], None if vt is None else vt[blended])
         out = list(out)
         for i, q, hit, rescored in zip(blended, p, g, r):
             if hit or rescored:
@@ -262,18 +263,19 @@ class VerdictBlend:
                     reason = "; ".join(r for r in (reason, SHIFT_ROW_SKIPPED) if r)
             out.append(ScoreOut(p, bool(p >= self.cut), a.stage, models, reason, {**a.timings_ms, "blend_ms": ms}))
         plan = self._bag_plan(batch) if self.bag is not None else None
-        features = None
-        if plan is not None and not plan[1]:  # the bag will run: the batch features, extracted once for it and the gate
+        features = vt = None
+        if plan is not None and not plan[1]:  # the bag will run: what it and the single pipeline's last step both read, once
             try:
                 features = self._batch_features(batch)
-            except Exception as e:  # the gate extracts what it needs itself; the bag counts a failure
+                vt = vt_alarm_readings(batch.windows, batch.masks, batch.alarm_types)
+            except Exception as e:  # the gate and re-scorer compute what they need themselves; the bag counts a failure
                 log.warning("verdict blend: batch features failed on %d alarm windows (%s: %s)", len(batch), type(e).__name__, e)
-        out = self._gated(batch, out, blended, features)
+        out = self._gated(batch, out, blended, features, vt)
         if plan is None:
             if row_error is not None:
                 raise row_error
             return out
-        out, counts = self._bagged(batch, out, features, *plan)
+        out, counts = self._bagged(batch, out, features, vt, *plan)
         if row_error is not None and any(s.probability is None for s in out):
             raise row_error  # neither answered every window: the consumer retries, as without the bag (nothing counted)
         for name, n in counts.items():
@@ -308,7 +310,7 @@ class VerdictBlend:
 
         return extract_batch(batch.windows, batch.masks)
 
-    def _bagged(self, batch: WindowBatch, out: list[ScoreOut], features, idx: list[int], late: bool) -> tuple[list[ScoreOut], dict]:
+    def _bagged(self, batch: WindowBatch, out: list[ScoreOut], features, vt, idx: list[int], late: bool) -> tuple[list[ScoreOut], dict]:
         """(``out`` with the verdicts at ``idx`` replaced by the bag's, the counters to add). The bag's verdicts' models
         name the bag, the two sides' model, and the gate or the VT re-scorer where any member applied them; they keep
         the row's reasons but those about the row's own answer (its earlier windows skipped, its failure). ``late``: the
@@ -334,7 +336,7 @@ class VerdictBlend:
             rows = [np.vstack([self._inc_X[i][None], inc.earlier_features(batch.patient_ids[i], float(batch.window_end_s[i]), self.bag.max_k)])
                     for i in idx]
             p, parts = self.bag.probabilities(np.asarray(features)[idx], rows, [batch.alarm_types[i] for i in idx],
-                                              batch.windows[idx], batch.masks[idx])
+                                              batch.windows[idx], batch.masks[idx], None if vt is None else vt[idx])
         except Exception as e:
             log.warning("verdict blend: the bag failed on %d alarm windows (%s: %s); the single pipeline's verdicts go out",
                         len(idx), type(e).__name__, e)
