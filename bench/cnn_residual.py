@@ -21,7 +21,8 @@ Per outer fold (5 folds x each fold seed, ``models.data.cv_folds``), on the oute
    binary cross-entropy with no cost weight (the verdict is a calibrated probability cut at 1/6 afterwards), trained
    as the zoo recipe (``models.train_cnn.TrainConfig``: AdamW 2e-3, weight decay 1e-3, windows ending 0..8 s before
    the alarm, amplitude jitter, early stopping on a stratified 20 % of the training part, by its loss on the windows
-   ending 0..2 s before the alarm); the offset of a window is its record's verdict;
+   ending 0..2 s before the alarm, the zero residual (epoch 0) among the candidates: a net that never lowers that loss
+   below the verdict's own returns the verdict); the offset of a window is its record's verdict;
 3. the outer records' verdict: sigmoid(logit(served verdict) + net(alarm window)), then the fitted definition gate and
    second gate applied again (their caps: a window whose reading fails the alarm's definition stays capped).
 
@@ -149,7 +150,9 @@ def fit_residual(job: tuple) -> dict:
         z = net(x, aux) + torch.from_numpy(off[rows])
         return bce(z, torch.from_numpy(cache.labels[rows].astype(np.float32)))
 
-    best, history = (float("inf"), 0, None), []
+    labels_val = torch.from_numpy(cache.labels[val_rows].astype(np.float32))
+    base = float(bce(torch.from_numpy(off[val_rows]), labels_val))  # the verdict's own loss: the zero residual, epoch 0
+    best, history = (base, 0, {n: t.detach().clone() for n, t in net.state_dict().items()}), []
     t0 = time.perf_counter()
     for epoch in range(1, tc.max_epochs + 1):
         net.train()
@@ -167,7 +170,7 @@ def fit_residual(job: tuple) -> dict:
         with torch.inference_mode():
             vl = float(np.mean([float(loss_on(val_rows, np.full(len(val_rows), k), False)) for k in range(tc.val_shifts)]))
         history.append(round(vl, 5))
-        if vl < best[0] - 1e-4 or (epoch <= tc.min_epochs and best[2] is None):
+        if vl < best[0] - 1e-4:
             best = (vl, epoch, {n: t.detach().clone() for n, t in net.state_dict().items()})
         elif epoch - best[1] >= tc.patience and epoch >= tc.min_epochs:
             break
@@ -176,8 +179,6 @@ def fit_residual(job: tuple) -> dict:
     with torch.inference_mode():
         x, aux = _batch(cache, te, np.zeros(len(te), dtype=np.int64), cfg.slots)
         res = net(x, aux).double().numpy()
-    # the validation loss of the offset alone (epoch 0: the residual zero), for the record
-    base = float(np.mean([float(bce(torch.from_numpy(off[val_rows]), torch.from_numpy(cache.labels[val_rows].astype(np.float32))))]))
     return {"key": key, "residual": res, "best_epoch": best[1], "val_loss": history, "val_loss_offset_only": round(base, 5),
             "wall_s": round(time.perf_counter() - t0, 1)}
 
