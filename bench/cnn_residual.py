@@ -30,6 +30,14 @@ Paired against the served single pipeline on the same folds (seeds 0..4: 83.24; 
 fold-seed sets, the paired difference is positive in the mean and on at least 4 of 5 fold seeds, the mean AUROC is not
 lower and the ECE stays <= 0.05. A kept residual would then be measured in the bag (its own bench) before any serving.
 
+Its run (``--seeds 5 --first-seed 0``, 92 s after ``bench/shift_nested.py`` kept the fold predictions; the harness's
+served verdicts equal ``bench/vt_spectral.served_verdict``'s on every record, 83.235): **not kept**. With the residual
+83.33 +/- 1.39 against 83.23 +/- 1.67, **+0.10 +/- 0.30, better on 2 of 5 fold seeds** (equal on 1), AUROC 0.962 both,
+ECE 0.033 -> 0.031; VT 75.3 -> 75.7, VF 91.1 -> 90.1. On 17 of the 25 outer folds no epoch lowered the held-out loss
+below the verdict's own, so the residual stayed zero; where it did, the gain in held-out loss was 0.001-0.047. The rule
+failed on the first fold-seed set, so the second (seeds 5..9, ~27 min of fits first) was not run. What the verdict
+misses, the waveform net cannot find from 400 training records either.
+
 Writes bench/results/cnn_residual.json (score, AUROC, ECE, TPR, TNR, per type, paired difference; per outer fold the
 best epoch and the residual's spread) and cnn_residual.png (the paired differences per fold seed).
 """
