@@ -38,6 +38,10 @@ below the verdict's own, so the residual stayed zero; where it did, the gain in 
 failed on the first fold-seed set, so the second (seeds 5..9, ~27 min of fits first) was not run. What the verdict
 misses, the waveform net cannot find from 400 training records either.
 
+Afterwards, for the record and deciding nothing (the fold predictions of seeds 5..9 were rebuilt for
+``bench/brady_reading_nested.py``), ``--seeds 5 --first-seed 5``: 83.21 -> 83.39, +0.18 +/- 0.34, better on 3/5; the
+residual zero on 18 of 25 outer folds. Over the 10 fold seeds: better on 5, equal on 2, worse on 3.
+
 Writes bench/results/cnn_residual.json (score, AUROC, ECE, TPR, TNR, per type, paired difference; per outer fold the
 best epoch and the residual's spread) and cnn_residual.png (the paired differences per fold seed).
 """

@@ -382,7 +382,7 @@ def build(out_dir, registry=None, data=None, beds: int = 64, progress: bool = Tr
                 cascade_stages(out_dir, cascade, cdate, costs, kdate, vs_floor), calibration(out_dir, table, cascade),
                 risk_curves(out_dir, data), per_type(sel, seldate),
                 verdict(out_dir, [(label, *_json(name)) for name, label in VERDICT_RUNS], RESULTS / "definition_gates.png",
-                        [(label, *_json(name)) for name, label in RESCORER_RUNS], _json("brady_agree_gate")),
+                        [(label, *_json(name)) for name, label in RESCORER_RUNS], _json("brady_agree_gate"), _json("brady_reading_nested")),
                 verdict_bag(out_dir, *_json("verdict_bag"), RESULTS / "verdict_bag.png"),
                 verdict_errors(out_dir, *_json("verdict_errors"), RESULTS / "verdict_errors.png"),
                 verdict_uncertainty(out_dir, *_json("verdict_uncertainty"), RESULTS / "verdict_uncertainty.png"),

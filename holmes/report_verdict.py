@@ -41,11 +41,13 @@ def per_type(sel: dict | None, date: str) -> Section:
 
 
 def verdict(out_dir: Path, runs: list[tuple[str, dict | None, str]], png: Path,
-            rescored: list[tuple[str, dict | None, str]] = (), agree: tuple[dict | None, str] = (None, "")) -> Section:
+            rescored: list[tuple[str, dict | None, str]] = (), agree: tuple[dict | None, str] = (None, ""),
+            picked: tuple[dict | None, str] = (None, "")) -> Section:
     """The verdict lane as served (plan row + incremental model, shifted and mapped, then the definition gate and the
     VT re-scorer): its nested figures per fold-seed set (``runs``: label, bench/definition_gates.py's JSON, its date;
     ``rescored``: the same of bench/vt_spectral.py, whose re-scorer row is the verdict as served), and the gate bench's
-    picture ``png``; ``agree``: bench/brady_agree_gate.py's JSON and date, the second gate's rows)."""
+    picture ``png``; ``agree``: bench/brady_agree_gate.py's JSON and date, the second gate's rows; ``picked``:
+    bench/brady_reading_nested.py's, the same with the second gate's reading also chosen on inner folds)."""
     title = "The served verdict: nested accuracy"
     runs = [(label, doc, date) for label, doc, date in runs if doc]
     if not runs:
@@ -71,6 +73,12 @@ def verdict(out_dir: Path, runs: list[tuple[str, dict | None, str]], png: Path,
             rows.append(["as served: + the second gate (bradycardia: the fastest source's 5-beat rate)", f"fold seeds {label}",
                          f"{st['candidate_mean']:.2f}", f"{st['gain_mean']:+.2f} +- {st['gain_sd']:.2f} ({st['seeds_better']}/5) over the served verdict before it, same set",
                          "", ""] + [f"{st['brady_candidate']:.1f}" if t == "Bradycardia" else "" for t in types])
+    pdoc, pdate = picked
+    if pdoc:
+        for label, st in pdoc["single_pipeline"]["sets"].items():
+            rows.append(["+ the second gate, its reading also chosen on inner folds (bench/brady_reading_nested.py)", f"fold seeds {label}",
+                         f"{st['candidate_mean']:.2f}", f"{st['gain_mean']:+.2f} +- {st['gain_sd']:.2f} ({st['seeds_better']}/5) over the served verdict before it, same set",
+                         "", ""] + [f"{st['brady_candidate']:.1f}" if t == "Bradycardia" else "" for t in types])
     served = [(label, doc["gated_outer"][next(iter(doc["margins"]))]) for label, doc, _ in runs]  # the first rule: the served gate
     gated = "; ".join(f"{label}: {g['windows']} outer windows gated, {g['true']} of them true alarms" for label, g in served)
     text = ("When a monitor raises an alarm, the service answers with the plan row on the alarm window averaged with the incremental "
@@ -80,15 +88,23 @@ def verdict(out_dir: Path, runs: list[tuple[str, dict | None, str]], png: Path,
             "purity of the alarm window's last 10 s (a VT run gathers its power at one rate; the 'as served' rows, bench/vt_spectral.py). "
             "A second gate then caps a bradycardia verdict when the fastest source's slowest 5-beat rate is over 48 bpm (a real "
             "bradycardia slows every source; bench/brady_agree_gate.py; its reading was picked after looking at the bradycardia "
-            "alarms' labels, so that row's gain is optimistic by how lucky the pick was). "
+            "alarms' labels, so that row's gain is optimistic by how lucky the pick was" + (
+                f"; with the reading itself chosen on inner folds among {len(pdoc['family'])} written down first, the served one "
+                f"was chosen on {pdoc['readings_chosen'].get('served', 0)} of {sum(pdoc['readings_chosen'].values())} outer folds "
+                f"and the bag of 5 reads {pdoc['bag']['candidate']['mean']:.2f} against {_agree_bag(adoc)}, the rows marked "
+                "'also chosen on inner folds'" if pdoc else "") + "). "
             "Nested, record-grouped CV: everything chosen on inner folds, scored on "
             f"outer folds, 5 fold seeds per set; {gated}. The gate's 20 % margin floor was set after a first grid from 10 % gated "
             "true alarms; that grid's row is the figure with nothing chosen after looking. The two 'side maps' rows put each side "
             "through its own calibration map first, fitted on the inner folds, exactly as the service's fit does; the other rows "
             "average the two models' own probabilities. The picture: paired differences, and per alarm type the reading against the "
             "served probability with the limits chosen.")
-    sources = [(doc, date) for _, doc, date in (*runs, *rescored)] + ([(adoc, adate)] if adoc else [])
+    sources = [(doc, date) for _, doc, date in (*runs, *rescored)] + ([(adoc, adate)] if adoc else []) + ([(pdoc, pdate)] if pdoc else [])
     return Section(title, text, _figure(png, out_dir, "verdict"), "; ".join(f"{doc['command']}, {date}" for doc, date in sources), rows)
+
+
+def _agree_bag(adoc: dict | None) -> str:
+    return f"{adoc['bag']['candidate']['mean']:.2f} with the pick" if adoc else "the pick's figure (bench/brady_agree_gate.py not run)"
 
 
 def verdict_errors(out_dir: Path, doc: dict | None, date: str, png: Path, names_shown: int = 4) -> Section:
