@@ -94,7 +94,8 @@ def bench_main(doc: str, script: str, typ: str, definition: dg.Reading, referenc
     """The whole bench for a second gate on alarm type ``typ`` (``short``: its name in the JSON keys), against the
     verdict as served with (``reference_agree``) or without the served second gate. ``candidate(b, P_served)``: the
     candidate's verdicts and per-fold records (default ``candidate_verdicts`` with ``typ`` and ``definition``).
-    ``arrays_out``: a dict given the verdicts [10 fold seeds, records] (``served``, ``candidate``), ``y`` and ``types``."""
+    ``arrays_out``: a dict given the verdicts [10 fold seeds, records] (``served``, ``candidate``), ``y``, ``types`` and the
+    JSON's ``path``."""
     import argparse
     import warnings
 
@@ -115,7 +116,7 @@ def bench_main(doc: str, script: str, typ: str, definition: dg.Reading, referenc
         ref = b
     S, C, y, T = np.vstack(S), np.vstack(C), ref.y, ref.T
     if arrays_out is not None:
-        arrays_out.update(served=S, candidate=C, y=y, types=T)
+        arrays_out.update(served=S, candidate=C, y=y, types=T, path=Path(args.out))
     single = [{"seed": s, "served": _row(y, S[s], T)["score"], "candidate": _row(y, C[s], T)["score"]} for s in range(10)]
     for r in single:
         r["gain"] = r["candidate"] - r["served"]

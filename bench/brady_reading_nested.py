@@ -127,8 +127,7 @@ def main() -> int:
     arrays: dict = {}
     rc = bench_main(__doc__, "brady_reading_nested.py", BRADY, AGREE, reference_agree=False, short="brady", candidate=nested_choice,
                     arrays_out=arrays)
-    out = sys.argv[sys.argv.index("--out") + 1] if "--out" in sys.argv else ROOT / "bench" / "results" / "brady_reading_nested.json"
-    path = Path(out)
+    path = arrays["path"]
     doc = json.loads(path.read_text())
     doc["readings_chosen"] = dict(Counter(f["reading"] for f in doc["per_fold"]))
     doc["family"] = {n: (dg.describe({BRADY: r}) if r is not None else None) for n, r in FAMILY.items()}
@@ -138,12 +137,13 @@ def main() -> int:
     doc["bag"]["candidate_auroc"] = float(np.mean([r["auroc"] for r in bags]))
     doc["bag"]["candidate_ece"] = float(np.mean([r["ece"] for r in bags]))
     doc["bag"]["candidate_per_type"] = {t: float(np.mean([r["per_type"][t] for r in bags])) for t in bags[0]["per_type"]}
+    doc["rule_note"] = ("'rule' and 'kept' are bench/brady_agree_gate.py's keep rule, computed by the shared harness, and "
+                        "'reading' / 'readings' describe the served reading only; this bench serves nothing and is read for its "
+                        "figures ('family', 'readings_chosen', 'bag')")
+    path.write_text(json.dumps(doc, indent=1, default=float))
     S = arrays["served"]
     before = [_row(y, S[list(c)].mean(0), T)["score"] for c in itertools.combinations(range(10), 5)]
     _plot(doc, before, [r["score"] for r in bags], path.with_suffix(".png"))
-    doc["rule_note"] = ("'rule' and 'kept' are bench/brady_agree_gate.py's keep rule, computed by the shared harness; this bench "
-                        "serves nothing and is read for its figures")
-    path.write_text(json.dumps(doc, indent=1, default=float))
     print(f"readings chosen on the 50 outer folds: {doc['readings_chosen']}")
     print(f"bag of 5 with the reading chosen nested: {doc['bag']['candidate_sets_at_or_above_84']} of {len(bags)} sets >= 84, AUROC "
           f"{doc['bag']['candidate_auroc']:.3f}, ECE {doc['bag']['candidate_ece']:.3f}, per type "

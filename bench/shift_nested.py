@@ -105,22 +105,54 @@ def fold_predictions(F, T, y, outer, inner, seeds: list, jobs: int, n: int, fits
 
 
 COMMITTED = ROOT / "bench" / "results" / "fold_predictions"
+# the code the fold predictions come from: the features, the incremental features, the fitted model, the fit itself
+FIT_SOURCES = ("models/features.py", "models/beats.py", "models/beat_kernels.py", "models/incremental.py",
+               "models/incremental_kernels.py", "models/feature_models.py", "models/typed_heads.py", "models/verdict_shift.py",
+               "bench/verdict_ideas.py")
 
 
-def preds_path(n: int, seeds: int, first_seed: int = 0) -> Path:
+def fit_fingerprint() -> str:
+    """A hash of ``FIT_SOURCES`` and the scikit-learn / numpy versions: kept fold predictions made by other code are stale
+    (any edit counts, comments too: a refit costs time, a stale figure costs the truth)."""
+    import hashlib
+
+    import sklearn
+
+    h = hashlib.sha256(f"sklearn {sklearn.__version__} numpy {np.__version__}".encode())
+    for rel in FIT_SOURCES:
+        h.update(rel.encode())
+        h.update((ROOT / rel).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _stored_fingerprint(path: Path) -> str | None:
+    with np.load(path, allow_pickle=False) as z:
+        return str(z["fingerprint"]) if "fingerprint" in z.files else None
+
+
+def preds_path(n: int, seeds: int, first_seed: int = 0, restore: bool = True) -> Path:
     """Where the fold predictions of fold seeds ``first_seed`` .. ``first_seed + seeds - 1`` are kept (the fits take ~27 min
     on 2 cores; new rules re-use them). A fresh checkout has no cache: where the repository holds a copy of that file
-    (``COMMITTED``: fold seeds 0..4 and 5..9 of the 501 development records), it is copied into the cache first, so the
-    verdict benches run in seconds; ``--refit`` recomputes it (needed after a change to the fits or the features)."""
+    (``COMMITTED``: fold seeds 0..4 and 5..9 of the 501 development records) made by the code checked out now (same
+    ``fit_fingerprint``), ``restore`` copies it into the cache first, so the verdict benches run in seconds; otherwise the
+    fits are redone (``bench/shift_nested.py``; ``--refit`` always recomputes)."""
     path = cache_path(n).parent / f"shift_nested_preds_{n}_s{seeds}{f'_from{first_seed}' if first_seed else ''}.npz"
     kept = COMMITTED / path.name
-    if not path.is_file() and kept.is_file():
+    if restore and not path.is_file() and kept.is_file():
+        now, stored = fit_fingerprint(), _stored_fingerprint(kept)
+        if stored != now:
+            print(f"[fold predictions] the repository's {kept.name} was made by other code (fingerprint {stored}, now {now}): "
+                  "not used, the fits are redone", file=sys.stderr)
+            return path
+        import os
         import shutil
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(kept, path)
-        print(f"[fold predictions] {path.name}: copied the repository's kept fits into {path.parent} "
-              "(bench/shift_nested.py --refit recomputes them)", file=sys.stderr)
+        tmp = path.with_name(path.name + ".part")
+        shutil.copyfile(kept, tmp)
+        os.replace(tmp, path)
+        print(f"[fold predictions] {path.name}: copied the repository's kept fits (fingerprint {now}) into {path.parent}",
+              file=sys.stderr)
     return path
 
 
@@ -128,7 +160,11 @@ def save_preds(path: Path, names: list[str], P_out: dict, P_in: dict) -> None:
     arrays = {f"out|{s}|{f}|{o}": v for s, d in P_out.items() for (f, o), v in d.items()}
     arrays.update({f"in|{s}|{k}|{f}|{o}": v for (s, k), d in P_in.items() for (f, o), v in d.items()})
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, records=np.array(names), **arrays)
+    np.savez(path, records=np.array(names), fingerprint=np.array(fit_fingerprint()), **arrays)
+    kept = COMMITTED / path.name
+    if kept.is_file() and _stored_fingerprint(kept) != fit_fingerprint():
+        print(f"[fold predictions] new fits in {path}; the repository's {kept.name} is now stale: copy the new file over it "
+              "and commit it, so fresh checkouts skip the fits", file=sys.stderr)
 
 
 def load_preds(path: Path, names: list[str], seeds) -> tuple[dict, dict]:
@@ -136,6 +172,13 @@ def load_preds(path: Path, names: list[str], seeds) -> tuple[dict, dict]:
     z = np.load(path, allow_pickle=False)
     if list(z["records"]) != names:
         raise SystemExit(f"{path} holds other records: delete it or pass --refit")
+    stored = str(z["fingerprint"]) if "fingerprint" in z.files else None
+    if stored is not None and stored != fit_fingerprint():
+        raise SystemExit(f"{path} was fitted by other code (fingerprint {stored}, now {fit_fingerprint()}): run bench/shift_nested.py "
+                         "--refit with these fold seeds")
+    if stored is None:
+        print(f"[fold predictions] {path.name} carries no fingerprint (made before they were kept): trusted as it is",
+              file=sys.stderr)
     P_out: dict = {s: {} for s in seeds}
     P_in: dict = {}
     for key in z.files:
@@ -181,7 +224,7 @@ def main() -> int:
             f = np.full(n, -1)
             f[tr] = cv_folds([infos[i] for i in tr], INNER, seed=s)
             inner[s, k] = f
-    pred_cache = preds_path(n, args.seeds, args.first_seed)
+    pred_cache = preds_path(n, args.seeds, args.first_seed, restore=not args.refit)
     P_out, P_in = ({s: {} for s in seeds}, {})
     if pred_cache.is_file() and not args.refit:
         P_out, P_in = load_preds(pred_cache, [r.name for r in records], seeds)

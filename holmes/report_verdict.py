@@ -74,6 +74,7 @@ def verdict(out_dir: Path, runs: list[tuple[str, dict | None, str]], png: Path,
                          f"{st['candidate_mean']:.2f}", f"{st['gain_mean']:+.2f} +- {st['gain_sd']:.2f} ({st['seeds_better']}/5) over the served verdict before it, same set",
                          "", ""] + [f"{st['brady_candidate']:.1f}" if t == "Bradycardia" else "" for t in types])
     pdoc, pdate = picked
+    pdoc = pdoc if pdoc and "readings_chosen" in pdoc and "family" in pdoc else None  # a half-written run: left out
     if pdoc:
         for label, st in pdoc["single_pipeline"]["sets"].items():
             rows.append(["+ the second gate, its reading also chosen on inner folds (bench/brady_reading_nested.py)", f"fold seeds {label}",
