@@ -66,7 +66,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from definition_gates import load_bench, results_path, served_folds  # noqa: E402
-from feature_sets import _row, paired_bars, print_rules, summarize_rules  # noqa: E402
+from feature_sets import _row, paired_plot, print_rules, summarize_rules  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 from models.vt_spectral import fit as vt_fit  # noqa: E402
 
@@ -262,23 +262,10 @@ def main() -> int:
            "first_seed": args.first_seed, "member": MEMBER, "wall_s": round(time.perf_counter() - t0, 1),
            "fold_predictions": b.path.name, "summary": summary, "per_fold": per_fold, "per_seed": per_seed}
     out_path.write_text(json.dumps(out, indent=1))
-    _plot(out, out_path.with_suffix(".png"))
+    paired_plot(out, out_path.with_suffix(".png"), "a residual CNN on the served verdict", 2.4)
     print_rules(summary, 44)
     print(f"wrote {out_path} ({out['wall_s']:.0f} s)")
     return 0
-
-
-def _plot(out: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 2.4))
-    paired_bars(ax, out["summary"], out["fold_seeds"])
-    ax.set_title(f"a residual CNN on the served verdict (fold seeds {out['first_seed']}..{out['first_seed'] + out['fold_seeds'] - 1})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

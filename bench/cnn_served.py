@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from feature_sets import _row, paired_bars, print_rules, summarize_rules  # noqa: E402
+from feature_sets import _row, paired_plot, print_rules, summarize_rules  # noqa: E402
 from definition_gates import load_bench, results_path, served_folds  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 from models.calibration import Calibrator  # noqa: E402
@@ -116,24 +116,11 @@ def main() -> int:
            "weights_chosen_vt_only": dict(Counter(str(c["w_vt"]) for c in chosen)),
            "fold_predictions": b.path.name, "summary": summary, "per_fold": chosen, "per_seed": per_seed}
     out_path.write_text(json.dumps(out, indent=1))
-    _plot(out, out_path.with_suffix(".png"))
+    paired_plot(out, out_path.with_suffix(".png"), "the combined CNN in the served verdict", 2.8)
     print_rules(summary, 52)
     print(f"weights chosen per outer fold {out['weights_chosen']}; VT only {out['weights_chosen_vt_only']}")
     print(f"wrote {out_path}")
     return 0
-
-
-def _plot(out: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 2.8))
-    paired_bars(ax, out["summary"], out["fold_seeds"])
-    ax.set_title(f"the combined CNN in the served verdict (fold seeds {out['first_seed']}..{out['first_seed'] + out['fold_seeds'] - 1})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -131,6 +131,21 @@ def print_rules(summary: dict, width: int = 52) -> None:
               f"{s['auroc']['mean']:6.3f} {s['ece']['mean']:6.3f}  " + " ".join(f"{s['per_type'][a]['mean']:6.1f}" for a in ALARM_TYPES))
 
 
+def paired_plot(out: dict, path, title: str, height: float = 2.6) -> None:
+    """A one-panel picture of ``paired_bars`` for a bench's JSON ``out`` (its ``summary`` and ``fold_seeds``, the fold
+    seeds ``first_seed`` ..), titled ``title`` and the fold seeds."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, height))
+    paired_bars(ax, out["summary"], out["fold_seeds"])
+    ax.set_title(f"{title} (fold seeds {out['first_seed']}..{out['first_seed'] + out['fold_seeds'] - 1})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def paired_bars(ax, summary: dict, fold_seeds: int) -> None:
     """Each rule's paired score difference to the served blend (mean, spread over fold seeds; green: better on all)."""
     names = list(summary)
