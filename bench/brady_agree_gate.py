@@ -74,15 +74,25 @@ def candidate_verdicts(b, P_served: np.ndarray, typ: str = BRADY, definition: dg
     for si, s in enumerate(b.seeds):
         for k, tr, te, p_inner, p_te in gated_folds(b, s):
             gate = dg.fit(p_inner, y[tr], T[tr], reading[tr], dg.MARGINS, table={typ: definition})
-            if not np.allclose(P_served[si, te][T[te] == typ], p_te[T[te] == typ]):
-                raise SystemExit(f"the served verdict's {typ} rows are not the gated ones")
-            new, g = gate.apply(P_served[si, te], reading[te], T[te])
-            flip = g & (P_served[si, te] >= dg.CUT)
-            P[si, te] = new
-            folds.append({"seed": s, "fold": k, "margin": gate.margins.get(typ), "gated": int(g.sum()),
-                          "gated_true": int(y[te][g].sum()), "flipped_false": int((flip & (y[te] == 0)).sum()),
-                          "flipped_true": int((flip & (y[te] == 1)).sum())})
+            check_served_rows(P_served[si, te], p_te, T[te], typ)
+            P[si, te], rec = gate_outer(gate, P_served[si, te], reading[te], y[te], T[te], typ)
+            folds.append({"seed": s, "fold": k, **rec})
     return P, folds
+
+
+def check_served_rows(p_served: np.ndarray, p_gated: np.ndarray, types: np.ndarray, typ: str) -> None:
+    """Exit unless the served verdict's ``typ`` rows of an outer fold are the gated fold verdicts' (same folds, same fits)."""
+    if not np.allclose(p_served[types == typ], p_gated[types == typ]):
+        raise SystemExit(f"the served verdict's {typ} rows are not the gated ones")
+
+
+def gate_outer(gate, p: np.ndarray, reading: np.ndarray, y: np.ndarray, types: np.ndarray, typ: str) -> tuple[np.ndarray, dict]:
+    """A fitted second gate on an outer fold's served verdicts ``p``: (the verdicts after it, what it did: its margin,
+    windows gated and true among them, verdicts it turned from true to false on false and on true alarms)."""
+    new, g = gate.apply(p, reading, types)
+    flip = g & (p >= dg.CUT)
+    return new, {"margin": gate.margins.get(typ), "gated": int(g.sum()), "gated_true": int(y[g].sum()),
+                 "flipped_false": int((flip & (y == 0)).sum()), "flipped_true": int((flip & (y == 1)).sum())}
 
 
 def main() -> int:
@@ -94,8 +104,9 @@ def bench_main(doc: str, script: str, typ: str, definition: dg.Reading, referenc
     """The whole bench for a second gate on alarm type ``typ`` (``short``: its name in the JSON keys), against the
     verdict as served with (``reference_agree``) or without the served second gate. ``candidate(b, P_served)``: the
     candidate's verdicts and per-fold records (default ``candidate_verdicts`` with ``typ`` and ``definition``).
-    ``arrays_out``: a dict given the verdicts [10 fold seeds, records] (``served``, ``candidate``), ``y``, ``types`` and the
-    JSON's ``path``."""
+    ``arrays_out``: a dict given the verdicts [10 fold seeds, records] (``served``, ``candidate``), ``y``, ``types``, the
+    JSON's ``path`` and the figures (``_row``) of the bag of 5 of each of the 252 sets, served and candidate
+    (``bag_served``, ``bag_candidate``)."""
     import argparse
     import warnings
 
@@ -131,6 +142,8 @@ def bench_main(doc: str, script: str, typ: str, definition: dg.Reading, referenc
     bag_gain, bag_s, bag_c, type_s, type_c = [], [], [], [], []
     for c in itertools.combinations(range(10), B):
         rs, rc = _row(y, S[list(c)].mean(0), T), _row(y, C[list(c)].mean(0), T)
+        if arrays_out is not None:
+            arrays_out.setdefault("bag_served", []).append(rs), arrays_out.setdefault("bag_candidate", []).append(rc)
         bag_s.append(rs["score"]), bag_c.append(rc["score"]), bag_gain.append(rc["score"] - rs["score"])
         type_s.append(rs["per_type"][typ]), type_c.append(rc["per_type"][typ])
     bag_gain = np.array(bag_gain)

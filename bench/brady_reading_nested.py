@@ -62,7 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from brady_agree_gate import AGREE, BRADY, bench_main  # noqa: E402
+from brady_agree_gate import AGREE, BRADY, bench_main, check_served_rows, gate_outer  # noqa: E402
 from definition_gates import gated_folds  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 from models.metrics import challenge_score  # noqa: E402
@@ -92,8 +92,7 @@ def nested_choice(b, P_served: np.ndarray) -> tuple[np.ndarray, list]:
     folds = []
     for si, s in enumerate(b.seeds):
         for k, tr, te, p_inner, p_te in gated_folds(b, s):
-            if not np.allclose(P_served[si, te][T[te] == BRADY], p_te[T[te] == BRADY]):
-                raise SystemExit("the served verdict's bradycardia rows are not the gated ones")
+            check_served_rows(P_served[si, te], p_te, T[te], BRADY)
             best = ("none", challenge_score(y[tr], (p_inner >= dg.CUT).astype(int)), None)
             inner = {"none": round(best[1], 4)}
             for name, r in FAMILY.items():
@@ -105,24 +104,15 @@ def nested_choice(b, P_served: np.ndarray) -> tuple[np.ndarray, list]:
                 if sc > best[1] + 1e-12:
                     best = (name, sc, gate)
             name, _, gate = best
-            rec = {"seed": s, "fold": k, "reading": name, "inner_scores": inner, "margin": None, "gated": 0, "gated_true": 0,
-                   "flipped_false": 0, "flipped_true": 0}
+            rec = {"margin": None, "gated": 0, "gated_true": 0, "flipped_false": 0, "flipped_true": 0}
             if gate is not None:
-                new, g = gate.apply(P_served[si, te], read[name][te], T[te])
-                flip = g & (P_served[si, te] >= dg.CUT)
-                P[si, te] = new
-                rec.update(margin=gate.margins.get(BRADY), gated=int(g.sum()), gated_true=int(y[te][g].sum()),
-                           flipped_false=int((flip & (y[te] == 0)).sum()), flipped_true=int((flip & (y[te] == 1)).sum()))
-            folds.append(rec)
+                P[si, te], rec = gate_outer(gate, P_served[si, te], read[name][te], y[te], T[te], BRADY)
+            folds.append({"seed": s, "fold": k, "reading": name, "inner_scores": inner, **rec})
     return P, folds
 
 
 def main() -> int:
     from collections import Counter
-
-    import itertools
-
-    from feature_sets import _row
 
     arrays: dict = {}
     rc = bench_main(__doc__, "brady_reading_nested.py", BRADY, AGREE, reference_agree=False, short="brady", candidate=nested_choice,
@@ -131,8 +121,7 @@ def main() -> int:
     doc = json.loads(path.read_text())
     doc["readings_chosen"] = dict(Counter(f["reading"] for f in doc["per_fold"]))
     doc["family"] = {n: (dg.describe({BRADY: r}) if r is not None else None) for n, r in FAMILY.items()}
-    C, y, T = arrays["candidate"], arrays["y"], arrays["types"]
-    bags = [_row(y, C[list(c)].mean(0), T) for c in itertools.combinations(range(10), 5)]
+    bags = arrays["bag_candidate"]
     doc["bag"]["candidate_sets_at_or_above_84"] = int(sum(r["score"] >= 84 for r in bags))
     doc["bag"]["candidate_auroc"] = float(np.mean([r["auroc"] for r in bags]))
     doc["bag"]["candidate_ece"] = float(np.mean([r["ece"] for r in bags]))
@@ -141,9 +130,7 @@ def main() -> int:
                         "'reading' / 'readings' describe the served reading only; this bench serves nothing and is read for its "
                         "figures ('family', 'readings_chosen', 'bag')")
     path.write_text(json.dumps(doc, indent=1, default=float))
-    S = arrays["served"]
-    before = [_row(y, S[list(c)].mean(0), T)["score"] for c in itertools.combinations(range(10), 5)]
-    _plot(doc, before, [r["score"] for r in bags], path.with_suffix(".png"))
+    _plot(doc, [r["score"] for r in arrays["bag_served"]], [r["score"] for r in bags], path.with_suffix(".png"))
     print(f"readings chosen on the 50 outer folds: {doc['readings_chosen']}")
     print(f"bag of 5 with the reading chosen nested: {doc['bag']['candidate_sets_at_or_above_84']} of {len(bags)} sets >= 84, AUROC "
           f"{doc['bag']['candidate_auroc']:.3f}, ECE {doc['bag']['candidate_ece']:.3f}, per type "

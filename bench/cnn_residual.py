@@ -65,14 +65,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from definition_gates import load_bench, results_path, served_folds  # noqa: E402
+from definition_gates import load_bench, results_path  # noqa: E402
 from feature_sets import _row, paired_plot, print_rules, summarize_rules  # noqa: E402
-from models import definition_gate as dg  # noqa: E402
-from models.vt_spectral import fit as vt_fit  # noqa: E402
 
 SERVED = "served single pipeline"
 RESIDUAL = "served + residual CNN (gates re-applied)"
-VT = "Ventricular_Tachycardia"
 MEMBER = {"inputs": "ecgpulse", "width": 24, "depth": 2}
 EPS = 1e-4
 
@@ -86,34 +83,19 @@ def logit(p: np.ndarray) -> np.ndarray:
 
 def served_with_inner(b, s: int):
     """Per outer fold of fold seed ``s``: (fold, training rows, test rows, the training rows' verdicts, the test rows'
-    verdicts, a function that re-applies the fitted gates to test-row probabilities), as ``served_verdict`` fits them."""
-    from vt_spectral import spectral_readings
+    verdicts, which test rows a gate capped), as ``bench/vt_spectral.served_verdict`` fits them (``served_steps``); the
+    training rows' VT verdicts go through the re-scorer fitted on them."""
+    from vt_spectral import rescored, served_steps, spectral_readings
 
     R = spectral_readings(b)
-    first, second = dg.readings(b.F["batch@0"], b.T), dg.readings(b.F["batch@0"], b.T, dg.AGREE_READINGS)
-    for k, tr, te, _, p_inner, p_te in served_folds(b, s):
-        g1 = dg.fit(p_inner, b.y[tr], b.T[tr], first[tr], dg.MARGINS)
-        p_inner, p_te = g1.apply(p_inner, first[tr], b.T[tr])[0], g1.apply(p_te, first[te], b.T[te])[0]
-        g2 = dg.fit(p_inner, b.y[tr], b.T[tr], second[tr], dg.MARGINS, table=dg.AGREE_READINGS)
-        p_inner, p_te = g2.apply(p_inner, second[tr], b.T[tr])[0], g2.apply(p_te, second[te], b.T[te])[0]
-        mi, mo = b.T[tr] == VT, b.T[te] == VT
-        r = vt_fit(p_inner[mi], b.y[tr][mi], [VT] * int(mi.sum()), R[tr][mi])
-        f_in, f_te = p_inner.copy(), p_te.copy()
-        f_in[mi] = r.apply(p_inner[mi], R[tr][mi], [VT] * int(mi.sum()))[0]
-        f_te[mo] = r.apply(p_te[mo], R[te][mo], [VT] * int(mo.sum()))[0]
-
-        def regate(p, te=te, g1=g1, g2=g2):
-            p = g1.apply(p, first[te], b.T[te])[0]
-            return g2.apply(p, second[te], b.T[te])[0]
-
-        yield k, tr, te, f_in, f_te, regate
+    for k, tr, te, p_inner, p_te, capped, r in served_steps(b, s):
+        yield k, tr, te, rescored(r, p_inner, R[tr], b.T[tr]), rescored(r, p_te, R[te], b.T[te]), capped
 
 
-def with_residual(f_te: np.ndarray, res: np.ndarray, regate) -> np.ndarray:
-    """The outer verdicts with the residual: sigmoid(logit(verdict) + residual), where a window the fitted gates cap may
+def with_residual(f_te: np.ndarray, res: np.ndarray, capped: np.ndarray) -> np.ndarray:
+    """The outer verdicts with the residual: sigmoid(logit(verdict) + residual), where a window a fitted gate capped may
     go down but never above its served verdict (the served verdict itself where the residual is exactly 0)."""
     moved = 1.0 / (1.0 + np.exp(-(logit(f_te) + res)))
-    capped = regate(np.ones_like(f_te)) < 1.0  # the windows either fitted gate caps
     moved = np.where(capped, np.minimum(moved, f_te), moved)
     return np.where(res == 0.0, f_te, moved)
 
@@ -230,8 +212,8 @@ def main() -> int:
         raise SystemExit("the CNN cache and the bench disagree on the records' order")
     folds, jobs = {}, []
     for s in b.seeds:
-        for k, tr, te, f_in, f_te, regate in served_with_inner(b, s):
-            folds[(s, k)] = (te, f_te, regate)
+        for k, tr, te, f_in, f_te, capped in served_with_inner(b, s):
+            folds[(s, k)] = (te, f_te, capped)
             jobs.append(((s, k), tr, logit(f_in).astype(np.float32), te, 1000 * s + k))
     print(f"{len(jobs)} residual nets to train ({time.perf_counter() - t0:.0f} s so far)", flush=True)
     results = {}
@@ -246,10 +228,10 @@ def main() -> int:
     for s in b.seeds:
         probs = {SERVED: np.zeros(b.n), RESIDUAL: np.zeros(b.n)}
         for k in range(5):
-            te, f_te, regate = folds[(s, k)]
+            te, f_te, capped = folds[(s, k)]
             res = results[(s, k)]["residual"]
             probs[SERVED][te] = f_te
-            probs[RESIDUAL][te] = with_residual(f_te, res, regate)
+            probs[RESIDUAL][te] = with_residual(f_te, res, capped)
             r = results[(s, k)]
             per_fold.append({"seed": s, "fold": k, "best_epoch": r["best_epoch"], "val_loss_offset_only": r["val_loss_offset_only"],
                              "val_loss": r["val_loss"], "residual_sd": round(float(np.std(res)), 4),

@@ -145,13 +145,15 @@ def served_folds(b: Bench, s: int, side_maps: bool = False):
         yield k, tr, te, K, p_inner, cands[K]["map"].transform(averaged(row_te, inc_te, K, 0))
 
 
-def gated_folds(b: Bench, s: int):
+def gated_folds(b: Bench, s: int, capped: bool = False):
     """``served_folds`` then the served definition gate, fitted on each outer fold's inner probabilities: yields (fold,
-    training rows, test rows, the inner probabilities gated, the test rows' verdicts gated)."""
+    training rows, test rows, the inner probabilities gated, the test rows' verdicts gated) and, with ``capped``, which
+    test rows the gate capped."""
     rate = dg.readings(b.F["batch@0"], b.T)
     for k, tr, te, K, p_inner, p_te in served_folds(b, s):
         gate = dg.fit(p_inner, b.y[tr], b.T[tr], rate[tr], dg.MARGINS)
-        yield k, tr, te, gate.apply(p_inner, rate[tr], b.T[tr])[0], gate.apply(p_te, rate[te], b.T[te])[0]
+        p_te, hit = gate.apply(p_te, rate[te], b.T[te])
+        yield (k, tr, te, gate.apply(p_inner, rate[tr], b.T[tr])[0], p_te) + ((hit,) if capped else ())
 
 
 def main() -> int:

@@ -63,7 +63,7 @@ import second_gate  # noqa: E402
 from vt_rescorer import compare, write  # noqa: E402
 from models import definition_gate as dg  # noqa: E402
 from models.data import alarm_window  # noqa: E402
-from models.vt_spectral import readings  # noqa: E402
+from models.vt_spectral import fit as vt_fit, readings  # noqa: E402
 
 VT = second_gate.VT
 CANDIDATE = "served gate + VT re-scorer on spectral purity and high-band share (fitted inside)"
@@ -76,27 +76,48 @@ def spectral_readings(b) -> np.ndarray:
                                        "spectral readings")
 
 
-def served_verdict(b, agree: bool = True, table: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """[fold seeds, records] twice: the verdict as served now (the served procedure, the definition gate and its second
-    gate on the fastest source's bradycardia rate, then the VT re-scorer on purity and high_share, each fitted on the
-    outer fold's inner folds), and the same before the re-scorer. ``agree`` False: without the second gate (the verdict
-    as served before ``bench/brady_agree_gate.py``). ``table``: the second gate's readings (default
+def served_steps(b, s: int, agree: bool = True, table: dict | None = None):
+    """The served verdict's steps on each outer fold of fold seed ``s``, each fitted on the outer fold's inner verdicts
+    (the served procedure, the definition gate, its second gate unless not ``agree``, the VT re-scorer): yields (fold,
+    training rows, test rows, the inner verdicts gated, the test rows' verdicts gated, which test rows a gate capped, the
+    fitted re-scorer; ``rescored`` applies it). ``table``: the second gate's readings (default
     ``models.definition_gate.AGREE_READINGS``; a bench tries others)."""
     from definition_gates import gated_folds
-    from vt_rescorer import rescore
 
     R = spectral_readings(b)
     table = dg.AGREE_READINGS if table is None else table
     second = dg.readings(b.F["batch@0"], b.T, table)
+    for k, tr, te, p_inner, p_te, capped in gated_folds(b, s, capped=True):
+        if agree:  # fitted on the inner verdicts after the first gate, as models.definition_gate.fit_served does
+            g2 = dg.fit(p_inner, b.y[tr], b.T[tr], second[tr], dg.MARGINS, table=table)
+            p_inner = g2.apply(p_inner, second[tr], b.T[tr])[0]
+            p_te, hit = g2.apply(p_te, second[te], b.T[te])
+            capped = capped | hit
+        mi = b.T[tr] == VT
+        yield k, tr, te, p_inner, p_te, capped, vt_fit(p_inner[mi], b.y[tr][mi], [VT] * int(mi.sum()), R[tr][mi])
+
+
+def rescored(rescorer, p: np.ndarray, R: np.ndarray, types: np.ndarray) -> np.ndarray:
+    """Verdicts ``p`` with the VT ones through a fitted re-scorer (``served_steps``) on their readings ``R``
+    (``spectral_readings``' rows of the same records)."""
+    v = types == VT
+    out = np.array(p, dtype=np.float64)
+    out[v] = rescorer.apply(out[v], R[v], [VT] * int(v.sum()))[0]
+    return out
+
+
+def served_verdict(b, agree: bool = True, table: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """[fold seeds, records] twice: the verdict as served now (the served procedure, the definition gate and its second
+    gate on the fastest source's bradycardia rate, then the VT re-scorer on purity and high_share, each fitted on the
+    outer fold's inner folds: ``served_steps``), and the same before the re-scorer. ``agree`` False: without the second
+    gate (the verdict as served before ``bench/brady_agree_gate.py``). ``table``: the second gate's readings (default
+    ``models.definition_gate.AGREE_READINGS``; a bench tries others)."""
+    R = spectral_readings(b)
     P, P_gated = np.zeros((len(b.seeds), b.n)), np.zeros((len(b.seeds), b.n))
     for si, s in enumerate(b.seeds):
-        for _, tr, te, p_inner, p_te in gated_folds(b, s):
-            if agree:  # fitted on the inner verdicts after the first gate, as models.definition_gate.fit_served does
-                g2 = dg.fit(p_inner, b.y[tr], b.T[tr], second[tr], dg.MARGINS, table=table)
-                p_inner, p_te = g2.apply(p_inner, second[tr], b.T[tr])[0], g2.apply(p_te, second[te], b.T[te])[0]
-            P_gated[si, te] = P[si, te] = p_te
-            mi, mo = b.T[tr] == VT, b.T[te] == VT
-            P[si, te[mo]], _ = rescore(p_inner[mi], b.y[tr][mi], R[tr][mi], p_te[mo], R[te][mo])
+        for _, _, te, _, p_te, _, r in served_steps(b, s, agree, table):
+            P_gated[si, te] = p_te
+            P[si, te] = rescored(r, p_te, R[te], b.T[te])
     return P, P_gated
 
 

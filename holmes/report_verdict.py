@@ -68,17 +68,13 @@ def verdict(out_dir: Path, runs: list[tuple[str, dict | None, str]], png: Path,
                      f"{d['mean']:+.2f} +- {d['sd']:.2f} ({d['seeds_better']}/{doc['fold_seeds']}) over the gate",
                      f"{sm['auroc']['mean']:.3f}", f"{sm['ece']['mean']:.3f}"] + [f"{sm['per_type'][t]['mean']:.1f}" for t in types])
     adoc, adate = agree
-    if adoc:
-        for label, st in adoc["single_pipeline"]["sets"].items():
-            rows.append(["as served: + the second gate (bradycardia: the fastest source's 5-beat rate)", f"fold seeds {label}",
-                         f"{st['candidate_mean']:.2f}", f"{st['gain_mean']:+.2f} +- {st['gain_sd']:.2f} ({st['seeds_better']}/5) over the served verdict before it, same set",
-                         "", ""] + [f"{st['brady_candidate']:.1f}" if t == "Bradycardia" else "" for t in types])
     pdoc, pdate = picked
     pdoc = pdoc if pdoc and "readings_chosen" in pdoc and "family" in pdoc else None  # a half-written run: left out
-    if pdoc:
-        for label, st in pdoc["single_pipeline"]["sets"].items():
-            rows.append(["+ the second gate, its reading also chosen on inner folds (bench/brady_reading_nested.py)", f"fold seeds {label}",
-                         f"{st['candidate_mean']:.2f}", f"{st['gain_mean']:+.2f} +- {st['gain_sd']:.2f} ({st['seeds_better']}/5) over the served verdict before it, same set",
+    for doc, rule in ((adoc, "as served: + the second gate (bradycardia: the fastest source's 5-beat rate)"),
+                      (pdoc, "+ the second gate, its reading also chosen on inner folds (bench/brady_reading_nested.py)")):
+        for label, st in (doc["single_pipeline"]["sets"].items() if doc else ()):
+            rows.append([rule, f"fold seeds {label}", f"{st['candidate_mean']:.2f}",
+                         f"{st['gain_mean']:+.2f} +- {st['gain_sd']:.2f} ({st['seeds_better']}/5) over the served verdict before it, same set",
                          "", ""] + [f"{st['brady_candidate']:.1f}" if t == "Bradycardia" else "" for t in types])
     served = [(label, doc["gated_outer"][next(iter(doc["margins"]))]) for label, doc, _ in runs]  # the first rule: the served gate
     gated = "; ".join(f"{label}: {g['windows']} outer windows gated, {g['true']} of them true alarms" for label, g in served)
