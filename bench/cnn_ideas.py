@@ -28,6 +28,13 @@ Variants (everything else is the zoo recipe, ``models.train_cnn.TrainConfig``):
                      of 16 s ending 16, 24, ..., 272 s into each training record (every 8 s: twice SimCLR's windows),
                      6 epochs, per outer fold on its training records only (``bench/cnn_variants.py``, ``MASKED``)
     combined-masked  combined, its encoder starting from masked-pretrain's
+    distill-pretrain the stem and residual blocks first trained without labels to compute the 99 ``models.features`` of
+                     each unlabelled window (the hand-made features as free targets: what the encoder should learn to
+                     see in the waveform), on masked-pretrain's 33 windows per record; each target scaled by its median
+                     and IQR over the fold's training windows and clipped to +-5, a NaN target left out of the loss, a
+                     linear layer from the pooled [mean, max] map to the 99 targets, squared error, 6 epochs, per outer
+                     fold on its training records only (``bench/cnn_variants.py``, ``DISTILL``)
+    combined-distill combined, its encoder starting from distill-pretrain's
 
 The four before it were written down before their first run, with the rule for keeping one: its nested stacking with
 features-vote beats the baseline variant's (same run, same folds) by more than the two spreads, and the CNN alone
@@ -64,6 +71,15 @@ against the baseline's 0.843, stacked with features-vote 73.14 +/- 1.34 against 
 AUROC 0.915 against combined's 0.919, stacked 75.60 +/- 0.81 against 77.02 +/- 0.53 (-1.42). Masked reconstruction, like
 SimCLR above, gives the encoder no start that the 400 labelled training records can turn into a better verdict.
 
+The last two were written down on 2026-12-06 before their first run. Contrastive and masked pre-training gave the
+encoder no start the labelled records could use; this one gives it a clinical task (rates, spectra, widths, quality of
+every channel) on the same 16,533 unlabelled windows, so the net starts out seeing what the feature models see and
+training can add what they miss. Rule fixed then, as for the masked pair: distill-pretrain is kept when its nested
+stacking with features-vote beats the baseline's (same run, same folds) by more than the two spreads and the CNN alone
+gains AUROC over the baseline; combined-distill the same against combined. A kept one then goes to
+``bench/cnn_served.py`` under that bench's rule. Run: ``--variants baseline,distill-pretrain,combined,combined-distill
+--out bench/results/cnn_ideas_distill``.
+
 Figures per variant: OOF AUROC and challenge score (fold thresholds chosen on the other folds), and the nested
 stacking rule (``holmes.compose.nested``, 5 fold seeds) of features-vote + this CNN against features-vote alone
 on the same folds. Writes ``<out>.json`` and ``<out>.png``.
@@ -89,7 +105,7 @@ sys.path.insert(0, str(ROOT))
 from cnn_variants import native_cache, variant_patches  # noqa: E402
 
 VARIANTS = ("baseline", "no-cost-weight", "context-32s", "longer-training", "wider-deeper", "native-250hz", "hybrid-features",
-            "typed-heads", "ssl-pretrain", "combined", "masked-pretrain", "combined-masked")
+            "typed-heads", "ssl-pretrain", "combined", "masked-pretrain", "combined-masked", "distill-pretrain", "combined-distill")
 
 
 def variant(name: str, cfg, tcfg):
@@ -103,9 +119,10 @@ def variant(name: str, cfg, tcfg):
         return cfg, replace(tcfg, windows_per_record=4, max_epochs=40, patience=8)
     if name == "wider-deeper":
         return replace(cfg, width=int(cfg.width * 1.5), depth=cfg.depth + 1), tcfg
-    if name in ("combined", "combined-masked"):
+    if name in ("combined", "combined-masked", "combined-distill"):
         return cfg, replace(tcfg, pos_weight=1.0)
-    if name in ("native-250hz", "hybrid-features", "typed-heads", "ssl-pretrain", "masked-pretrain"):  # same config; the cache / the head differ (``main``)
+    if name in ("native-250hz", "hybrid-features", "typed-heads", "ssl-pretrain", "masked-pretrain",
+                "distill-pretrain"):  # same config; the cache / the head differ (``main``)
         return cfg, tcfg
     raise SystemExit(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
 

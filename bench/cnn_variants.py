@@ -1,5 +1,6 @@
 """The recipe changes ``bench/cnn_ideas.py`` tries that need more than a config: a cache at the native 250 Hz, the
-features in the head, one output per alarm type, and SimCLR or masked-reconstruction pre-training of the encoder. Each
+features in the head, one output per alarm type, and SimCLR, masked-reconstruction or feature-distillation
+pre-training of the encoder. Each
 is a context manager that patches ``models.train_cnn`` in the bench process only (the served CNN code is untouched);
 the fold workers fork after it is entered and inherit it.
 """
@@ -15,6 +16,8 @@ SSL = {"epochs": 8, "batch": 128, "lr": 2e-3, "temperature": 0.2, "proj": 64}
 # masked reconstruction: windows every 8 s (twice SimCLR's), 0.5 s spans hidden on every channel until 40 % of the
 # window is hidden, the encoder's map decoded back to the samples, squared error on the hidden samples of present leads
 MASKED = {"epochs": 6, "batch": 64, "lr": 2e-3, "stride_s": 8.0, "span_s": 0.5, "ratio": 0.4}
+# feature distillation: masked's windows, the encoder's pooled map regressed onto each window's 99 scaled features
+DISTILL = {"epochs": 6, "batch": 64, "lr": 2e-3, "stride_s": 8.0, "clip": 5.0}
 
 
 def variant_patches(name: str, cfg, records, cache, folds, workers: int) -> tuple[list, float]:
@@ -30,6 +33,12 @@ def variant_patches(name: str, cfg, records, cache, folds, workers: int) -> tupl
     if name in ("masked-pretrain", "combined-masked"):
         states, wall = pretrain_folds(cfg, records, folds, workers, method="masked")
         if name == "masked-pretrain":
+            return [pretrained_encoder(states)], wall
+        feats = scaled_features(records, cache.shifts_s)
+        return [hybrid_head(feats), typed_head(), pretrained_encoder(states)], wall
+    if name in ("distill-pretrain", "combined-distill"):
+        states, wall = pretrain_folds(cfg, records, folds, workers, method="distill")
+        if name == "distill-pretrain":
             return [pretrained_encoder(states)], wall
         feats = scaled_features(records, cache.shifts_s)
         return [hybrid_head(feats), typed_head(), pretrained_encoder(states)], wall
@@ -130,19 +139,52 @@ class typed_head:
         tc.ResNet1d = self.saved
 
 
+def _unlabelled_ends(window_s: float, stride_s: float | None) -> np.ndarray:
+    from models.data import ALARM_S
+
+    return np.arange(window_s, ALARM_S - window_s - 12 + 1e-9, stride_s or window_s)  # the last ends before the alarm window starts
+
+
 def unlabelled_windows(records, slots, window_s: float = 16.0, stride_s: float | None = None) -> np.ndarray:
     """[records, windows, len(slots), n] the CNN input of the 16 s windows ending 16, 16 + stride, ..., 272 s into each
     record (stride: the window; 17 windows)."""
     from models.data import ALARM_S, alarm_window
     from models.segments import preprocess
 
-    ends = np.arange(window_s, ALARM_S - window_s - 12 + 1e-9, stride_s or window_s)  # the last ends before the alarm window starts
+    ends = _unlabelled_ends(window_s, stride_s)
     out = []
     for r in records:
         w = np.stack([alarm_window(r, window_s, float(ALARM_S - e)) for e in ends])
         x, _, _ = preprocess(w, np.repeat(r.mask[None], len(ends), axis=0), r.fs_hz)
         out.append(x[:, list(slots)])
     return np.stack(out)
+
+
+def unlabelled_features(records, window_s: float, stride_s: float) -> np.ndarray:
+    """[records, windows, 99] ``models.features`` of ``unlabelled_windows``' windows (the raw 250 Hz samples), kept in
+    the cache folder: the free targets of the distillation pre-training."""
+    from models.data import ALARM_S, alarm_window
+    from models.features import extract_batch
+    from verdict_ideas import cache_path
+
+    ends = _unlabelled_ends(window_s, stride_s)
+    path = cache_path(len(records)).with_name(f"unlabelled_features_{len(records)}_w{window_s:g}_s{stride_s:g}.npz")
+    names = np.array([r.name for r in records])
+    if path.is_file():
+        z = np.load(path, allow_pickle=False)
+        if list(z["records"]) == list(names) and np.array_equal(z["ends"], ends):
+            return z["F"]
+    t0 = time.perf_counter()
+    out = []
+    for i, r in enumerate(records):
+        w = np.stack([alarm_window(r, window_s, float(ALARM_S - e)) for e in ends])
+        out.append(extract_batch(w, np.repeat(r.mask[None], len(ends), axis=0), r.fs_hz))
+        if (i + 1) % 100 == 0:
+            print(f"  features of unlabelled windows: {i + 1}/{len(records)} records ({time.perf_counter() - t0:.0f} s)", flush=True)
+    F = np.stack(out).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, records=names, ends=ends, F=F)
+    return F
 
 
 def _augment(x, rng):
@@ -264,6 +306,46 @@ def _pretrain_masked(args) -> tuple[int, dict]:
     return fold, _encoder_state(net)
 
 
+def _pretrain_distill(args) -> tuple[int, dict]:
+    """Feature distillation on the unlabelled windows of one outer fold's training records: the encoder's state."""
+    import torch
+    from torch import nn
+
+    fold, cfg_d, rows, seed = args
+    net, rng = _fresh(cfg_d, seed)
+    X = _UNLABELLED["X"][rows].reshape(-1, *_UNLABELLED["X"].shape[2:])
+    F = _UNLABELLED["F"][rows].reshape(-1, _UNLABELLED["F"].shape[-1])
+    keep = np.abs(X).reshape(len(X), -1).max(1) > 0
+    X, F = X[keep], F[keep]
+    med = np.nanmedian(F, axis=0)
+    iqr = np.nanpercentile(F, 75, axis=0) - np.nanpercentile(F, 25, axis=0)
+    iqr = np.where(np.isfinite(iqr) & (iqr > 0), iqr, 1.0)
+    valid = np.isfinite(F)
+    Z = np.clip(np.where(valid, (F - np.nan_to_num(med)) / iqr, 0.0), -DISTILL["clip"], DISTILL["clip"]).astype(np.float32)
+    zero_loss = float((Z ** 2).sum() / max(valid.sum(), 1))
+    c = net.bn.num_features
+    head = nn.Linear(2 * c, F.shape[1])
+    opt = torch.optim.AdamW(list(net.parameters()) + list(head.parameters()), lr=DISTILL["lr"], weight_decay=1e-3)
+    net.train()
+    losses = []
+    for _ in range(DISTILL["epochs"]):
+        order = rng.permutation(len(X))
+        losses.append([])
+        for s in range(0, len(order) - DISTILL["batch"] + 1, DISTILL["batch"]):
+            b = order[s:s + DISTILL["batch"]]
+            h = torch.relu(net.bn(net.blocks(net.stem(torch.from_numpy(X[b])))))
+            pred = head(torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1))
+            w = torch.from_numpy(valid[b].astype(np.float32))
+            loss = (w * (pred - torch.from_numpy(Z[b])) ** 2).sum() / w.sum().clamp(min=1.0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses[-1].append(float(loss.detach()))
+    print(f"  distill fold {fold}: scaled-feature error by epoch " + " ".join(f"{np.mean(e):.3f}" for e in losses)
+          + f" (predicting the median: {zero_loss:.3f})", flush=True)
+    return fold, _encoder_state(net)
+
+
 _CURRENT_FOLD = {"fold": None}
 
 
@@ -304,7 +386,8 @@ class pretrained_encoder:
 
 def pretrain_folds(cfg, records, folds, workers: int, seed: int = 0, method: str = "simclr") -> tuple[dict[int, dict], float]:
     """One encoder per outer fold, on its training records' unlabelled windows ({fold: state}, kept in the cache
-    folder), and the wall time. ``method``: "simclr" (``_pretrain``) or "masked" (``_pretrain_masked``)."""
+    folder), and the wall time. ``method``: "simclr" (``_pretrain``), "masked" (``_pretrain_masked``) or "distill"
+    (``_pretrain_distill``)."""
     import multiprocessing as mp
 
     import torch
@@ -312,7 +395,7 @@ def pretrain_folds(cfg, records, folds, workers: int, seed: int = 0, method: str
     from verdict_ideas import cache_path
 
     t0 = time.perf_counter()
-    prefix = {"simclr": "ssl", "masked": "masked"}[method]
+    prefix = {"simclr": "ssl", "masked": "masked", "distill": "distill"}[method]
     path = cache_path(len(records)).with_name(f"{prefix}_{cfg.name}_{len(records)}_s{seed}.pt")
     if path.is_file():
         return torch.load(path), time.perf_counter() - t0
@@ -322,6 +405,13 @@ def pretrain_folds(cfg, records, folds, workers: int, seed: int = 0, method: str
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
         jobs = [(int(k), asdict(cfg), np.flatnonzero(folds != k), seed * 1000 + int(k)) for k in np.unique(folds)]
         work = _pretrain_masked
+    elif method == "distill":
+        _UNLABELLED["F"] = unlabelled_features(records, cfg.window_s, DISTILL["stride_s"])
+        _UNLABELLED["X"] = unlabelled_windows(records, cfg.slots, cfg.window_s, DISTILL["stride_s"])
+        print(f"  {_UNLABELLED['X'].shape[0] * _UNLABELLED['X'].shape[1]} unlabelled windows with their features "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        jobs = [(int(k), asdict(cfg), np.flatnonzero(folds != k), seed * 1000 + int(k)) for k in np.unique(folds)]
+        work = _pretrain_distill
     else:
         X = unlabelled_windows(records, cfg.slots, cfg.window_s)
         jobs = [(int(k), asdict(cfg), X[folds != k], seed * 1000 + int(k)) for k in np.unique(folds)]
