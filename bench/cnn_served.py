@@ -37,6 +37,13 @@ Its run (both fold-seed sets, 9 s each; the first rule's figures identical to th
 0..4: 80.94 +/- 2.03, -0.36 +/- 0.43, better on 0/5 (w 0 chosen on 15 of 25 outer folds); seeds 5..9: 80.97 +/- 1.99,
 -0.05 +/- 0.23, 2/5 (w 0 on 14). On VT the CNN adds nothing the inner folds can find and the outer folds reward.
 
+The same two rules for ``bench/cnn_ideas.py``'s ``combined-distill`` (its encoder first pre-trained to compute the
+99 features of the unlabelled minutes; AUROC 0.937 alone), which passed that bench's rule on 2026-12-06:
+``--cnn bench/results/cnn_ideas_distill.json --variant combined-distill --out bench/results/cnn_served_distill.json``
+(and ``_seeds5to9.json`` with ``--first-seed 5``). **Not kept**: mixed -0.20 +/- 1.09 (2/5) and +0.05 +/- 0.94 (3/5), on
+VT only +0.11 +/- 0.51 (2/5) and +0.26 +/- 0.76 (4/5). Closer than combined (the inner folds give it weight: w = 0 on 6
+of 50 outer folds, against 14 for combined), still not a gain the outer folds confirm.
+
 Writes bench/results/cnn_served.json (per rule: score, AUROC, ECE, TPR, TNR, per type, mean and spread; the weights
 chosen) and cnn_served.png (the paired differences).
 """
@@ -64,8 +71,8 @@ from models.metrics import challenge_score  # noqa: E402
 
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 SERVED = "served verdict + gate"
-MIXED = "served + combined CNN (w chosen inside) + gate"
-VT_ONLY = "served + combined CNN on VT alarms only (w chosen inside on VT) + gate"
+MIXED = "served + {} CNN (w chosen inside) + gate"
+VT_ONLY = "served + {} CNN on VT alarms only (w chosen inside on VT) + gate"
 VT = "Ventricular_Tachycardia"
 
 
@@ -87,11 +94,12 @@ def main() -> int:
     pos = {r: i for i, r in enumerate(doc["records"])}
     cnn = np.array(doc["variants"][args.variant]["oof"])[[pos[r] for r in b.names]]
     rate = dg.readings(b.F["batch@0"], T)
+    mixed, vt_only = MIXED.format(args.variant), VT_ONLY.format(args.variant)
 
     per_seed: dict[str, list] = {}
     chosen = []
     for s in seeds:
-        probs = {SERVED: np.zeros(n), MIXED: np.zeros(n), VT_ONLY: np.zeros(n)}
+        probs = {SERVED: np.zeros(n), mixed: np.zeros(n), vt_only: np.zeros(n)}
         for k, tr, te, K, p_inner, p_te in served_folds(b, s):
             platt = Calibrator.fit("platt", cnn[tr], y[tr])
             c_tr, c_te = platt.transform(cnn[tr]), platt.transform(cnn[te])
@@ -100,7 +108,7 @@ def main() -> int:
             vt_in, vt_te = T[tr] == VT, T[te] == VT
             vt_scores = {v: challenge_score(y[tr][vt_in], ((1 - v) * p_inner[vt_in] + v * c_tr[vt_in] >= dg.CUT).astype(int)) for v in WEIGHTS}
             w_vt = min(WEIGHTS, key=lambda v: (-vt_scores[v], v))
-            for name, ww, on_in, on_te in ((SERVED, 0.0, True, True), (MIXED, w, True, True), (VT_ONLY, w_vt, vt_in, vt_te)):
+            for name, ww, on_in, on_te in ((SERVED, 0.0, True, True), (mixed, w, True, True), (vt_only, w_vt, vt_in, vt_te)):
                 m_in = np.where(on_in, (1 - ww) * p_inner + ww * c_tr, p_inner)
                 m_te = np.where(on_te, (1 - ww) * p_te + ww * c_te, p_te)
                 gate = dg.fit(m_in, y[tr], T[tr], rate[tr], dg.MARGINS)
@@ -116,7 +124,7 @@ def main() -> int:
            "weights_chosen_vt_only": dict(Counter(str(c["w_vt"]) for c in chosen)),
            "fold_predictions": b.path.name, "summary": summary, "per_fold": chosen, "per_seed": per_seed}
     out_path.write_text(json.dumps(out, indent=1))
-    paired_plot(out, out_path.with_suffix(".png"), "the combined CNN in the served verdict", 2.8)
+    paired_plot(out, out_path.with_suffix(".png"), f"the {args.variant} CNN in the served verdict", 2.8)
     print_rules(summary, 52)
     print(f"weights chosen per outer fold {out['weights_chosen']}; VT only {out['weights_chosen_vt_only']}")
     print(f"wrote {out_path}")
