@@ -1,6 +1,6 @@
 """Can a CNN earn a place by learning only what the served verdict misses? A residual CNN on top of the verdict, nested.
 
-    .venv/bin/python bench/cnn_residual.py [--seeds 5] [--first-seed 0] [--workers 2]
+    .venv/bin/python bench/cnn_residual.py [--seeds 5] [--first-seed 0] [--workers 2] [--encoder none|distill]
 
 Every CNN tried so far (``bench/cnn_ideas.py``, ``bench/cnn_served.py``) was trained to predict the label on its own and
 then mixed into the verdict; the mix never helped, because the CNN mostly re-learns, worse, what the features already
@@ -45,6 +45,16 @@ misses, the waveform net cannot find from 400 training records either.
 Afterwards, for the record and deciding nothing (the fold predictions of seeds 5..9 were rebuilt for
 ``bench/brady_reading_nested.py``), ``--seeds 5 --first-seed 5``: 83.21 -> 83.39, +0.18 +/- 0.34, better on 3/5; the
 residual zero on 18 of 25 outer folds. Over the 10 fold seeds: better on 5, equal on 2, worse on 3.
+
+A second start, written on 2026-12-06 before its first run, after ``bench/cnn_ideas.py``'s feature-distillation
+pre-training gave the strongest CNN yet (AUROC 0.937 in its combined recipe) yet nothing in the served verdict:
+``--encoder distill``. Each residual net's stem and residual blocks start from an encoder pre-trained as that bench's
+``distill-pretrain`` (``bench/cnn_variants.py``, ``DISTILL``: to compute the 99 features of the 33 unlabelled windows
+before each alarm), on that outer fold's training records only, one encoder per fold seed and outer fold (kept in the
+cache folder). A residual learner that already sees rates, widths and spectra in the waveform may find what the verdict
+misses where a fresh one could not. Everything else as above; the same keep rule against the same served pipeline,
+first on seeds 0..4 (``--seeds 5 --first-seed 0 --encoder distill --out bench/results/cnn_residual_distill.json``),
+then on seeds 5..9 only if the first set passes.
 
 Writes bench/results/cnn_residual.json (score, AUROC, ECE, TPR, TNR, per type, paired difference; per outer fold the
 best epoch and the residual's spread) and cnn_residual.png (the paired differences per fold seed).
@@ -125,12 +135,48 @@ def _net():
     return Residual(cfg), cfg
 
 
+_ENCODERS: dict = {}  # set before the pool forks: {(seed, fold): encoder state} with --encoder distill
+
+
 def _init(cache) -> None:
     import torch
 
     global _CACHE
     _CACHE = cache
     torch.set_num_threads(1)
+
+
+def distill_encoders(b, keys: list, workers: int) -> dict:
+    """{(fold seed, fold): the encoder ``bench/cnn_variants.py`` pre-trains by feature distillation on that outer fold's
+    training records' unlabelled windows}, kept in the cache folder."""
+    import multiprocessing as mp
+
+    import torch
+
+    from dataclasses import asdict
+
+    import cnn_variants as cv
+    from models.cnn import CNNConfig
+    from verdict_ideas import cache_path
+
+    path = cache_path(b.n).with_name(f"distill_residual_{b.n}_seeds{min(k[0] for k in keys)}to{max(k[0] for k in keys)}.pt")
+    if path.is_file():
+        states = torch.load(path)
+        if set(states) == {k for k, _ in keys}:
+            return states
+    cfg = CNNConfig(**MEMBER)
+    t0 = time.perf_counter()
+    cv._UNLABELLED["F"] = cv.unlabelled_features(b.records, cfg.window_s, cv.DISTILL["stride_s"])
+    cv._UNLABELLED["X"] = cv.unlabelled_windows(b.records, cfg.slots, cfg.window_s, cv.DISTILL["stride_s"])
+    jobs = [(key, asdict(cfg), tr, 1000 * key[0] + key[1]) for key, tr in keys]
+    states = {}
+    with mp.get_context("fork").Pool(workers) as pool:
+        for key, state in pool.imap_unordered(cv._pretrain_distill, jobs):
+            states[key] = state
+            print(f"  distill encoder {len(states)}/{len(jobs)} (seed {key[0]} fold {key[1]}) ready "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    torch.save(states, path)
+    return states
 
 
 def fit_residual(job: tuple) -> dict:
@@ -148,6 +194,8 @@ def fit_residual(job: tuple) -> dict:
     a, v = _inner_split(cache.labels[tr], tc.val_frac, rng)
     fit_rows, val_rows = tr[a], tr[v]
     net, cfg = _net()
+    if _ENCODERS:
+        net.load_state_dict(_ENCODERS[key], strict=False)
     opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     n_shift = len(cache.shifts_s)
@@ -200,6 +248,8 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--encoder", choices=("none", "distill"), default="none",
+                    help="where each residual net's encoder starts: fresh, or pre-trained by feature distillation")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     warnings.simplefilter("ignore")
@@ -215,6 +265,8 @@ def main() -> int:
         for k, tr, te, f_in, f_te, capped in served_with_inner(b, s):
             folds[(s, k)] = (te, f_te, capped)
             jobs.append(((s, k), tr, logit(f_in).astype(np.float32), te, 1000 * s + k))
+    if args.encoder == "distill":
+        _ENCODERS.update(distill_encoders(b, [(key, tr) for key, tr, *_ in jobs], args.workers))
     print(f"{len(jobs)} residual nets to train ({time.perf_counter() - t0:.0f} s so far)", flush=True)
     results = {}
     with mp.get_context("fork").Pool(args.workers, initializer=_init, initargs=(cache,)) as pool:
@@ -241,10 +293,11 @@ def main() -> int:
 
     summary = summarize_rules(per_seed, SERVED, "minus_served")
     out = {"command": "bench/cnn_residual.py " + " ".join(sys.argv[1:]), "records": b.n, "fold_seeds": args.seeds,
-           "first_seed": args.first_seed, "member": MEMBER, "wall_s": round(time.perf_counter() - t0, 1),
+           "first_seed": args.first_seed, "member": MEMBER, "encoder": args.encoder, "wall_s": round(time.perf_counter() - t0, 1),
            "fold_predictions": b.path.name, "summary": summary, "per_fold": per_fold, "per_seed": per_seed}
     out_path.write_text(json.dumps(out, indent=1))
-    paired_plot(out, out_path.with_suffix(".png"), "a residual CNN on the served verdict", 2.4)
+    paired_plot(out, out_path.with_suffix(".png"), "a residual CNN on the served verdict"
+                + (" (distilled encoder)" if args.encoder == "distill" else ""), 2.4)
     print_rules(summary, 44)
     print(f"wrote {out_path} ({out['wall_s']:.0f} s)")
     return 0
