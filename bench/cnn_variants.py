@@ -269,6 +269,26 @@ def _mask(b: int, n: int, rng) -> np.ndarray:
     return m
 
 
+def _train(net, extra, spec: dict, n: int, rng, step) -> list[list[float]]:
+    """AdamW on ``net`` and ``extra`` (the pre-training head) for ``spec["epochs"]`` passes over ``n`` rows in shuffled
+    batches of ``spec["batch"]``: ``step(rows)`` gives each batch's loss. The losses, per epoch."""
+    import torch
+
+    opt = torch.optim.AdamW(list(net.parameters()) + list(extra.parameters()), lr=spec["lr"], weight_decay=1e-3)
+    net.train()
+    losses = []
+    for _ in range(spec["epochs"]):
+        order = rng.permutation(n)
+        losses.append([])
+        for s in range(0, n - spec["batch"] + 1, spec["batch"]):
+            loss = step(order[s:s + spec["batch"]])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses[-1].append(float(loss.detach()))
+    return losses
+
+
 def _pretrain_masked(args) -> tuple[int, dict]:
     """Masked reconstruction on the unlabelled windows of one outer fold's training records: the encoder's state."""
     import torch
@@ -283,25 +303,18 @@ def _pretrain_masked(args) -> tuple[int, dict]:
     up = n // steps
     assert up * steps == n, (n, steps)
     dec = nn.Sequential(nn.Conv1d(net.bn.num_features, 64, 3, padding=1), nn.ReLU(), nn.Conv1d(64, c_in * up, 1))
-    opt = torch.optim.AdamW(list(net.parameters()) + list(dec.parameters()), lr=MASKED["lr"], weight_decay=1e-3)
-    net.train()
-    losses = []
-    for _ in range(MASKED["epochs"]):
-        order = rng.permutation(len(flat))
-        losses.append([])
-        for s in range(0, len(order) - MASKED["batch"] + 1, MASKED["batch"]):
-            xb = flat[order[s:s + MASKED["batch"]]]
-            hide = _mask(len(xb), n, rng)
-            x = torch.from_numpy(xb)
-            h = torch.relu(net.bn(net.blocks(net.stem(x * torch.from_numpy(~hide)[:, None, :]))))
-            rec = dec(h).reshape(len(xb), c_in, up, steps).permute(0, 1, 3, 2).reshape(len(xb), c_in, n)
-            present = torch.from_numpy((np.abs(xb).max(axis=2) > 0).astype(np.float32))[:, :, None]
-            w = present * torch.from_numpy(hide.astype(np.float32))[:, None, :]
-            loss = (w * (rec - x) ** 2).sum() / w.sum().clamp(min=1.0)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses[-1].append(float(loss.detach()))
+
+    def step(rows):
+        xb = flat[rows]
+        hide = _mask(len(xb), n, rng)
+        x = torch.from_numpy(xb)
+        h = torch.relu(net.bn(net.blocks(net.stem(x * torch.from_numpy(~hide)[:, None, :]))))
+        rec = dec(h).reshape(len(xb), c_in, up, steps).permute(0, 1, 3, 2).reshape(len(xb), c_in, n)
+        present = torch.from_numpy((np.abs(xb).max(axis=2) > 0).astype(np.float32))[:, :, None]
+        w = present * torch.from_numpy(hide.astype(np.float32))[:, None, :]
+        return (w * (rec - x) ** 2).sum() / w.sum().clamp(min=1.0)
+
+    losses = _train(net, dec, MASKED, len(flat), rng, step)
     print(f"  masked fold {fold}: hidden-sample error by epoch " + " ".join(f"{np.mean(e):.3f}" for e in losses), flush=True)
     return fold, _encoder_state(net)
 
@@ -325,22 +338,14 @@ def _pretrain_distill(args) -> tuple[int, dict]:
     zero_loss = float((Z ** 2).sum() / max(valid.sum(), 1))
     c = net.bn.num_features
     head = nn.Linear(2 * c, F.shape[1])
-    opt = torch.optim.AdamW(list(net.parameters()) + list(head.parameters()), lr=DISTILL["lr"], weight_decay=1e-3)
-    net.train()
-    losses = []
-    for _ in range(DISTILL["epochs"]):
-        order = rng.permutation(len(X))
-        losses.append([])
-        for s in range(0, len(order) - DISTILL["batch"] + 1, DISTILL["batch"]):
-            b = order[s:s + DISTILL["batch"]]
-            h = torch.relu(net.bn(net.blocks(net.stem(torch.from_numpy(X[b])))))
-            pred = head(torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1))
-            w = torch.from_numpy(valid[b].astype(np.float32))
-            loss = (w * (pred - torch.from_numpy(Z[b])) ** 2).sum() / w.sum().clamp(min=1.0)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses[-1].append(float(loss.detach()))
+
+    def step(rows):
+        h = torch.relu(net.bn(net.blocks(net.stem(torch.from_numpy(X[rows])))))
+        pred = head(torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1))
+        w = torch.from_numpy(valid[rows].astype(np.float32))
+        return (w * (pred - torch.from_numpy(Z[rows])) ** 2).sum() / w.sum().clamp(min=1.0)
+
+    losses = _train(net, head, DISTILL, len(X), rng, step)
     print(f"  distill fold {fold}: scaled-feature error by epoch " + " ".join(f"{np.mean(e):.3f}" for e in losses)
           + f" (predicting the median: {zero_loss:.3f})", flush=True)
     return fold, _encoder_state(net)
