@@ -56,6 +56,13 @@ misses where a fresh one could not. Everything else as above; the same keep rule
 first on seeds 0..4 (``--seeds 5 --first-seed 0 --encoder distill --out bench/results/cnn_residual_distill.json``),
 then on seeds 5..9 only if the first set passes.
 
+Its run (23 min, of which the 25 encoders 22 min; the served pipeline's figures as above to the digit): **not kept**.
+With the residual 83.14 +/- 1.91 against 83.23 +/- 1.67, **-0.10 +/- 0.52, better on 2 of 5 fold seeds** (+0.76, +0.12,
+-0.38, -0.19, -0.79), AUROC 0.963 against 0.962, ECE 0.032; VF 91.1 -> 89.1. The residual stayed zero on 16 of 25 outer
+folds (17 from a fresh encoder); where it moved, the held-out loss fell by 0.002-0.030. Seeds 5..9 not run (the rule
+failed on the first set). A start that already computes the features does not help the net find what the verdict
+misses.
+
 Writes bench/results/cnn_residual.json (score, AUROC, ECE, TPR, TNR, per type, paired difference; per outer fold the
 best epoch and the residual's spread) and cnn_residual.png (the paired differences per fold seed).
 """
