@@ -96,7 +96,7 @@ Two checks after that run, not written down before it, and both say the CNN stil
   bench/results/cnn_ideas_distill.json --variant combined-distill``): -0.20 +/- 1.09 (2/5 seeds better) and +0.05 +/- 0.94
   (3/5) on the two fold-seed sets, mixed into the VT verdicts only +0.11 +/- 0.51 (2/5) and +0.26 +/- 0.76 (4/5): not kept
   there (that bench's rule wants a positive mean and 4/5 on both sets). The inner folds now give it weight (w = 0 on 6 of
-  50 outer folds, 14 of 50 for combined), and the outer folds do not reward it.
+  50 outer folds, 21 of 50 for combined), and the outer folds do not reward it.
 
 Figures per variant: OOF AUROC and challenge score (fold thresholds chosen on the other folds), and the nested
 stacking rule (``holmes.compose.nested``, 5 fold seeds) of features-vote + this CNN against features-vote alone

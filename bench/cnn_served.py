@@ -42,7 +42,7 @@ The same two rules for ``bench/cnn_ideas.py``'s ``combined-distill`` (its encode
 ``--cnn bench/results/cnn_ideas_distill.json --variant combined-distill --out bench/results/cnn_served_distill.json``
 (and ``_seeds5to9.json`` with ``--first-seed 5``). **Not kept**: mixed -0.20 +/- 1.09 (2/5) and +0.05 +/- 0.94 (3/5), on
 VT only +0.11 +/- 0.51 (2/5) and +0.26 +/- 0.76 (4/5). Closer than combined (the inner folds give it weight: w = 0 on 6
-of 50 outer folds, against 14 for combined), still not a gain the outer folds confirm.
+of 50 outer folds, against 21 for combined), still not a gain the outer folds confirm.
 
 Writes bench/results/cnn_served.json (per rule: score, AUROC, ECE, TPR, TNR, per type, mean and spread; the weights
 chosen) and cnn_served.png (the paired differences).
