@@ -22,13 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .report_cnn import IDEAS, TESTS, cnn_members
 from .report_render import Section, html_page, markdown_page
 from .report_verdict import RESCORER_RUNS, VERDICT_RUNS, per_type, verdict, verdict_bag, verdict_errors, verdict_uncertainty
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 FIGURES = ("pareto", "slo", "cascade_stages", "calibration", "risk_curves", "verdict", "verdict_bag", "verdict_errors", "verdict_uncertainty",
-           "capacity")
+           "cnn_tried", "capacity")
 # The results that describe the served default (deploy/holmes.yaml: plan v0004, whose floor row is features-typed alone;
 # routine windows scored by features-typed-inc on incremental features, 2 consumers) and the ones of earlier defaults
 # (selection: plan v0002's; sweep: features-typed on each whole window, one consumer), which the report names as such.
@@ -386,6 +387,7 @@ def build(out_dir, registry=None, data=None, beds: int = 64, progress: bool = Tr
                 verdict_bag(out_dir, *_json("verdict_bag"), RESULTS / "verdict_bag.png"),
                 verdict_errors(out_dir, *_json("verdict_errors"), RESULTS / "verdict_errors.png"),
                 verdict_uncertainty(out_dir, *_json("verdict_uncertainty"), RESULTS / "verdict_uncertainty.png"),
+                *cnn_members(out_dir, [(name, *_json(name)) for name in IDEAS], [(name, seeds, *_json(name)) for name, seeds in TESTS]),
                 capacity(out_dir, sweep, swdate, previous)]
     meta = {"generated": _now(), "registry": reg, "records": len(table.records)}
     (out_dir / "report.md").write_text(markdown_page(sections, meta))
