@@ -20,6 +20,10 @@ MASKED = {"epochs": 6, "batch": 64, "lr": 2e-3, "stride_s": 8.0, "span_s": 0.5, 
 DISTILL = {"epochs": 6, "batch": 64, "lr": 2e-3, "stride_s": 8.0, "clip": 5.0}
 
 
+# the variants whose encoder starts pre-trained, and how; "combined-..." adds combined's heads
+PRETRAINED = {"masked-pretrain": "masked", "combined-masked": "masked", "distill-pretrain": "distill", "combined-distill": "distill"}
+
+
 def variant_patches(name: str, cfg, records, cache, folds, workers: int) -> tuple[list, float]:
     """The context managers variant ``name`` trains under, and the seconds spent preparing them (pre-training)."""
     if name in ("hybrid-features", "combined"):
@@ -30,15 +34,10 @@ def variant_patches(name: str, cfg, records, cache, folds, workers: int) -> tupl
     if name == "ssl-pretrain":
         states, wall = pretrain_folds(cfg, records, folds, workers)
         return [pretrained_encoder(states)], wall
-    if name in ("masked-pretrain", "combined-masked"):
-        states, wall = pretrain_folds(cfg, records, folds, workers, method="masked")
-        if name == "masked-pretrain":
-            return [pretrained_encoder(states)], wall
-        feats = scaled_features(records, cache.shifts_s)
-        return [hybrid_head(feats), typed_head(), pretrained_encoder(states)], wall
-    if name in ("distill-pretrain", "combined-distill"):
-        states, wall = pretrain_folds(cfg, records, folds, workers, method="distill")
-        if name == "distill-pretrain":
+    method = PRETRAINED.get(name)
+    if method:
+        states, wall = pretrain_folds(cfg, records, folds, workers, method=method)
+        if not name.startswith("combined-"):
             return [pretrained_encoder(states)], wall
         feats = scaled_features(records, cache.shifts_s)
         return [hybrid_head(feats), typed_head(), pretrained_encoder(states)], wall
