@@ -166,7 +166,7 @@ def distill_encoders(b, keys: list, workers: int) -> dict:
     from models.cnn import CNNConfig
     from verdict_ideas import cache_path
 
-    path = cache_path(b.n).with_name(f"distill_residual_{b.n}_seeds{min(k[0] for k in keys)}to{max(k[0] for k in keys)}.pt")
+    path = cache_path(b.n).with_name(f"distill_residual_{b.n}_seeds{min(key[0] for key, _ in keys)}to{max(key[0] for key, _ in keys)}.pt")
     if path.is_file():
         states = torch.load(path)
         if set(states) == {k for k, _ in keys}:
