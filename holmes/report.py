@@ -387,7 +387,7 @@ def build(out_dir, registry=None, data=None, beds: int = 64, progress: bool = Tr
                 verdict_bag(out_dir, *_json("verdict_bag"), RESULTS / "verdict_bag.png"),
                 verdict_errors(out_dir, *_json("verdict_errors"), RESULTS / "verdict_errors.png"),
                 verdict_uncertainty(out_dir, *_json("verdict_uncertainty"), RESULTS / "verdict_uncertainty.png"),
-                *cnn_members(out_dir, [(name, *_json(name)) for name in IDEAS], [(name, seeds, *_json(name)) for name, seeds in TESTS]),
+                *cnn_members(out_dir, [(name, *_json(name)) for name in IDEAS], [(name, *_json(name)) for name in TESTS]),
                 capacity(out_dir, sweep, swdate, previous)]
     meta = {"generated": _now(), "registry": reg, "records": len(table.records)}
     (out_dir / "report.md").write_text(markdown_page(sections, meta))
