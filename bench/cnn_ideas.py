@@ -26,14 +26,14 @@ Variants (everything else is the zoo recipe, ``models.train_cnn.TrainConfig``):
                      hidden on every channel until 40 % of the window is hidden, a 2-layer decoder maps the encoder's
                      map back to the samples, squared error on the hidden samples of present leads; on the 33 windows
                      of 16 s ending 16, 24, ..., 272 s into each training record (every 8 s: twice SimCLR's windows),
-                     6 epochs, per outer fold on its training records only (``bench/cnn_variants.py``, ``MASKED``)
+                     6 epochs, per outer fold on its training records only (``bench/cnn_pretrain.py``, ``MASKED``)
     combined-masked  combined, its encoder starting from masked-pretrain's
     distill-pretrain the stem and residual blocks first trained without labels to compute the 99 ``models.features`` of
                      each unlabelled window (the hand-made features as free targets: what the encoder should learn to
                      see in the waveform), on masked-pretrain's 33 windows per record; each target scaled by its median
                      and IQR over the fold's training windows and clipped to +-5, a NaN target left out of the loss, a
                      linear layer from the pooled [mean, max] map to the 99 targets, squared error, 6 epochs, per outer
-                     fold on its training records only (``bench/cnn_variants.py``, ``DISTILL``)
+                     fold on its training records only (``bench/cnn_pretrain.py``, ``DISTILL``)
     combined-distill combined, its encoder starting from distill-pretrain's
 
 The four before it were written down before their first run, with the rule for keeping one: its nested stacking with

@@ -49,7 +49,7 @@ residual zero on 18 of 25 outer folds. Over the 10 fold seeds: better on 5, equa
 A second start, written on 2026-12-06 before its first run, after ``bench/cnn_ideas.py``'s feature-distillation
 pre-training gave the strongest CNN yet (AUROC 0.937 in its combined recipe) yet nothing in the served verdict:
 ``--encoder distill``. Each residual net's stem and residual blocks start from an encoder pre-trained as that bench's
-``distill-pretrain`` (``bench/cnn_variants.py``, ``DISTILL``: to compute the 99 features of the 33 unlabelled windows
+``distill-pretrain`` (``bench/cnn_pretrain.py``, ``DISTILL``: to compute the 99 features of the 33 unlabelled windows
 before each alarm), on that outer fold's training records only, one encoder per fold seed and outer fold (kept in the
 cache folder). A residual learner that already sees rates, widths and spectra in the waveform may find what the verdict
 misses where a fresh one could not. Everything else as above; the same keep rule against the same served pipeline,
@@ -153,37 +153,17 @@ def _init(cache) -> None:
     torch.set_num_threads(1)
 
 
-def distill_encoders(b, keys: list, workers: int) -> dict:
-    """{(fold seed, fold): the encoder ``bench/cnn_variants.py`` pre-trains by feature distillation on that outer fold's
-    training records' unlabelled windows}, kept in the cache folder."""
-    import multiprocessing as mp
-
-    import torch
-
-    from dataclasses import asdict
-
-    import cnn_variants as cv
+def distill_encoders(b, rows: dict, workers: int) -> dict:
+    """{(fold seed, fold): the encoder ``bench/cnn_pretrain.py`` pre-trains by feature distillation on the unlabelled
+    windows of ``rows[(fold seed, fold)]`` (that outer fold's training records)}, kept in the cache folder."""
+    from cnn_pretrain import pretrain_encoders
     from models.cnn import CNNConfig
     from verdict_ideas import cache_path
 
-    path = cache_path(b.n).with_name(f"distill_residual_{b.n}_seeds{min(key[0] for key, _ in keys)}to{max(key[0] for key, _ in keys)}.pt")
-    if path.is_file():
-        states = torch.load(path)
-        if set(states) == {k for k, _ in keys}:
-            return states
-    cfg = CNNConfig(**MEMBER)
-    t0 = time.perf_counter()
-    cv._UNLABELLED["F"] = cv.unlabelled_features(b.records, cfg.window_s, cv.DISTILL["stride_s"])
-    cv._UNLABELLED["X"] = cv.unlabelled_windows(b.records, cfg.slots, cfg.window_s, cv.DISTILL["stride_s"])
-    jobs = [(key, asdict(cfg), tr, 1000 * key[0] + key[1]) for key, tr in keys]
-    states = {}
-    with mp.get_context("fork").Pool(workers) as pool:
-        for key, state in pool.imap_unordered(cv._pretrain_distill, jobs):
-            states[key] = state
-            print(f"  distill encoder {len(states)}/{len(jobs)} (seed {key[0]} fold {key[1]}) ready "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    torch.save(states, path)
-    return states
+    seeds = sorted({s for s, _ in rows})
+    path = cache_path(b.n).with_name(f"distill_residual_{b.n}_seeds{seeds[0]}to{seeds[-1]}.pt")
+    return pretrain_encoders(CNNConfig(**MEMBER), b.records, rows, {key: 1000 * key[0] + key[1] for key in rows}, workers,
+                             "distill", path)
 
 
 def fit_residual(job: tuple) -> dict:
@@ -273,7 +253,7 @@ def main() -> int:
             folds[(s, k)] = (te, f_te, capped)
             jobs.append(((s, k), tr, logit(f_in).astype(np.float32), te, 1000 * s + k))
     if args.encoder == "distill":
-        _ENCODERS.update(distill_encoders(b, [(key, tr) for key, tr, *_ in jobs], args.workers))
+        _ENCODERS.update(distill_encoders(b, {key: tr for key, tr, *_ in jobs}, args.workers))
     print(f"{len(jobs)} residual nets to train ({time.perf_counter() - t0:.0f} s so far)", flush=True)
     results = {}
     with mp.get_context("fork").Pool(args.workers, initializer=_init, initargs=(cache,)) as pool:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .report_cnn import IDEAS, TESTS, cnn_members
-from .report_render import Section, html_page, markdown_page
+from .report_render import Section, html_page, markdown_page, plt_agg as _plt, save_figure as _save
 from .report_verdict import RESCORER_RUNS, VERDICT_RUNS, per_type, verdict, verdict_bag, verdict_errors, verdict_uncertainty
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,22 +61,6 @@ def _json(name: str) -> tuple[dict | None, str]:
     doc = json.loads(p.read_text())
     own = doc.get("date") or (doc.get("machine") or {}).get("time") if isinstance(doc, dict) else None
     return doc, str(own) if own else _dated(p)  # the run's own date where the JSON has one
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, out_dir: Path, name: str) -> str:
-    fig.tight_layout()
-    fig.savefig(out_dir / f"{name}.png", dpi=100)
-    _plt().close(fig)
-    return name
 
 
 def pareto(out_dir: Path, table, plan, cascade: dict | None, serve: dict | None, serve_date: str, reg: dict,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .report_render import Section
+from .report_render import Section, plt_agg, save_figure
 
 # bench/cnn_ideas.py's runs on one zoo member, oldest first (cnn_ideas_all_w16_d2 is another member's)
 IDEAS = ("cnn_ideas", "cnn_ideas_native_hybrid", "cnn_ideas_typed_ssl", "cnn_ideas_combined", "cnn_ideas_masked", "cnn_ideas_distill")
@@ -110,9 +110,7 @@ def verdict_on_serving(rows: list[dict]) -> tuple[list[str], list[str], list[str
 
 
 def _plot(out_dir: Path, rec: dict, tests: list[dict]) -> str:
-    from .report import _plt, _save
-
-    plt = _plt()
+    plt = plt_agg()
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1, 1.25]})
     names = sorted((v for v in rec if not v.startswith("features-")), key=lambda v: rec[v]["auroc"])
     a.barh(np.arange(len(names)), [rec[v]["auroc"] for v in names], color="C0")
@@ -132,7 +130,7 @@ def _plot(out_dir: Path, rec: dict, tests: list[dict]) -> str:
     b.invert_yaxis()
     b.set_xlabel("minus its reference (paired, mean +- sd over fold seeds)")
     b.set_title("in the served verdict (nested)")
-    return _save(fig, out_dir, "cnn_tried")
+    return save_figure(fig, out_dir, "cnn_tried")
 
 
 def _short(candidate: str) -> str:

@@ -21,6 +21,24 @@ class Section:
 
 
 
+def plt_agg():
+    """matplotlib's pyplot on the Agg backend (figures written to files, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, out_dir: Path, name: str) -> str:
+    """``fig`` laid out and written as ``out_dir/<name>.png``, then closed; returns the figure id ``name``."""
+    fig.tight_layout()
+    fig.savefig(out_dir / f"{name}.png", dpi=100)
+    plt_agg().close(fig)
+    return name
+
+
 def markdown_page(sections, meta) -> str:
     out = ["# HOLMES-ICU trade-off report", "", f"Generated {meta['generated']} from registry {meta['registry']['version']} "
            f"({meta['records']} records).", ""]
